@@ -1,0 +1,64 @@
+// core/conv.h: the convolution family (PyTorch / torchvision semantics to the letter).
+// Raw kernels work on const float* plus a dims struct so they are testable without autograd; the public
+// functions check shapes, run the kernels and record the backward.
+#pragma once
+#include <array>
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace convlab {
+
+using Pair = std::array<int64_t, 2>;  // (h, w)
+
+struct Conv2dArgs {
+  Pair stride{1, 1};
+  Pair padding{0, 0};
+  Pair dilation{1, 1};
+  int64_t groups = 1;
+};
+
+// Everything a conv kernel needs. For conv2d: input [N, C_in, H, W], weight [C_out, C_in/G, kH, kW],
+// output [N, C_out, H_out, W_out] with H_out = (H + 2p - d(k-1) - 1) / s + 1.
+struct ConvDims {
+  int64_t N = 0, C_in = 0, H = 0, W = 0;
+  int64_t C_out = 0, kH = 0, kW = 0, G = 1;
+  int64_t sH = 1, sW = 1, pH = 0, pW = 0, dH = 1, dW = 1;
+  int64_t H_out = 0, W_out = 0;
+  int64_t cin_g() const { return C_in / G; }
+  int64_t cout_g() const { return C_out / G; }
+  int64_t k_rows() const { return cin_g() * kH * kW; }  // rows of the im2col matrix of one group
+  int64_t hw_out() const { return H_out * W_out; }
+};
+
+// Checks the hyper-parameters (stride >= 1, padding >= 0, dilation >= 1, groups >= 1) naming `op`.
+void check_conv_args(const Conv2dArgs& a, const char* op);
+
+// conv2d: checks input [N, C_in, H, W] against weight [C_out, C_in/groups, kH, kW] and bias [C_out].
+ConvDims conv2d_dims(const Shape& input, const Shape& weight, const Shape* bias, const Conv2dArgs& a,
+                     const char* op = "conv2d");
+
+// ---- raw kernels (core/im2col.cpp, core/conv2d.cpp, core/depthwise.cpp) ----
+// im2col of one image's group: x [C, H, W] (C = d.cin_g()) -> cols [C*kH*kW, H_out*W_out].
+void im2col(const float* x, const ConvDims& d, float* cols);
+// col2im: the adjoint of im2col; ACCUMULATES cols into x [C, H, W].
+void col2im(const float* cols, const ConvDims& d, float* x);
+
+// y [N, C_out, H_out, W_out] = conv(x, w) + b (b may be null). Overwrites y.
+void conv2d_forward(const float* x, const float* w, const float* b, const ConvDims& d, float* y);
+// Accumulates into whichever of dx [N, C_in, H, W], dw [C_out, C_in/G, kH, kW], db [C_out] is non-null.
+void conv2d_backward(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx,
+                     float* dw, float* db);
+// Direct kernels for depthwise convs (G == C_in, C_out = multiplier * C_in), same contracts.
+bool is_depthwise(const ConvDims& d);
+void depthwise_forward(const float* x, const float* w, const float* b, const ConvDims& d, float* y);
+void depthwise_backward(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx,
+                        float* dw, float* db);
+// db[c] += sum over n and pixels of dy[n, c, :, :] (fixed order, parallel over channels).
+void bias_backward(const float* dy, int64_t N, int64_t C, int64_t HW, float* db);
+
+// ---- differentiable ops ----
+// torch.nn.functional.conv2d. x [N, C_in, H, W], w [C_out, C_in/groups, kH, kW], b [C_out] or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dArgs& a = {});
+
+}  // namespace convlab

@@ -1,0 +1,186 @@
+// core/conv2d.cpp: conv2d forward and backward (im2col + GEMM), shape checks, and the autograd op.
+//
+// Forward, per image n and group g:   y[n,g] [C_out/G, HWo] = W_g [C_out/G, K] x cols [K, HWo],
+//   K = C_in/G * kH * kW, cols = im2col(x[n,g]) (or x itself for 1x1/stride-1/no-padding convs).
+// Backward:  dcols = W_g^T dy[n,g], dx[n,g] += col2im(dcols);   dW_g += sum_n dy[n,g] cols^T;
+//   db[c] += sum over n and pixels of dy[n,c].
+// Parallelism: (n, g) jobs across OpenMP threads, single-threaded GEMM inside; with one job the GEMM
+// itself is split (sgemm_parallel). dW is reduced over fixed batch chunks then summed in chunk order, so
+// 1 and 2 threads give bit-identical gradients.
+#include <omp.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/gemm.h"
+#include "core/ops.h"
+#include "core/workspace.h"
+
+namespace convlab {
+namespace {
+
+constexpr int64_t kWeightGradChunks = 4;  // fixed: independent of the thread count
+
+bool cols_are_input(const ConvDims& d) {
+  return d.kH == 1 && d.kW == 1 && d.sH == 1 && d.sW == 1 && d.pH == 0 && d.pW == 0;
+}
+
+// One GEMM of a job: split across threads only when the job is the whole op.
+void job_gemm(bool parallel_inside, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (parallel_inside) sgemm_parallel(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+  else sgemm(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
+
+void check_conv_args(const Conv2dArgs& a, const char* op) {
+  CL_CHECK(a.stride[0] >= 1 && a.stride[1] >= 1,
+           op << ": stride must be >= 1, got [" << a.stride[0] << "," << a.stride[1] << "]");
+  CL_CHECK(a.padding[0] >= 0 && a.padding[1] >= 0,
+           op << ": padding must be >= 0, got [" << a.padding[0] << "," << a.padding[1] << "]");
+  CL_CHECK(a.dilation[0] >= 1 && a.dilation[1] >= 1,
+           op << ": dilation must be >= 1, got [" << a.dilation[0] << "," << a.dilation[1] << "]");
+  CL_CHECK(a.groups >= 1, op << ": groups must be >= 1, got " << a.groups);
+}
+
+ConvDims conv2d_dims(const Shape& x, const Shape& w, const Shape* b, const Conv2dArgs& a, const char* op) {
+  check_conv_args(a, op);
+  CL_CHECK(x.size() == 4, op << ": input must be 4-D [N, C_in, H, W], got input " << shape_str(x));
+  CL_CHECK(w.size() == 4, op << ": weight must be 4-D [C_out, C_in/groups, kH, kW], got weight " << shape_str(w));
+  for (int64_t v : x) CL_CHECK(v >= 1, op << ": input " << shape_str(x) << " has an empty dimension");
+  for (int64_t v : w) CL_CHECK(v >= 1, op << ": weight " << shape_str(w) << " has an empty dimension");
+  ConvDims d;
+  d.N = x[0], d.C_in = x[1], d.H = x[2], d.W = x[3];
+  d.C_out = w[0], d.kH = w[2], d.kW = w[3], d.G = a.groups;
+  d.sH = a.stride[0], d.sW = a.stride[1], d.pH = a.padding[0], d.pW = a.padding[1];
+  d.dH = a.dilation[0], d.dW = a.dilation[1];
+  CL_CHECK(d.C_in % d.G == 0, op << ": input channels " << d.C_in << " not divisible by groups=" << d.G
+                                 << " (input " << shape_str(x) << ", weight " << shape_str(w) << ")");
+  CL_CHECK(d.C_out % d.G == 0, op << ": weight " << shape_str(w) << " has " << d.C_out
+                                  << " output channels, not divisible by groups=" << d.G);
+  CL_CHECK(w[1] * d.G == d.C_in, op << ": weight " << shape_str(w) << " expects input with " << w[1] * d.G
+                                    << " channels (groups=" << d.G << "), got input " << shape_str(x));
+  if (b) {
+    CL_CHECK(b->size() == 1 && (*b)[0] == d.C_out,
+             op << ": bias " << shape_str(*b) << " must be [" << d.C_out << "] for weight " << shape_str(w));
+  }
+  const int64_t ekH = d.dH * (d.kH - 1) + 1, ekW = d.dW * (d.kW - 1) + 1;
+  CL_CHECK(d.H + 2 * d.pH >= ekH && d.W + 2 * d.pW >= ekW,
+           op << ": kernel " << ekH << "x" << ekW << " (dilated) is larger than the padded input "
+              << d.H + 2 * d.pH << "x" << d.W + 2 * d.pW << " (input " << shape_str(x) << ", weight "
+              << shape_str(w) << ")");
+  d.H_out = (d.H + 2 * d.pH - ekH) / d.sH + 1;
+  d.W_out = (d.W + 2 * d.pW - ekW) / d.sW + 1;
+  return d;
+}
+
+void conv2d_forward(const float* x, const float* w, const float* b, const ConvDims& d, float* y) {
+  if (is_depthwise(d)) return depthwise_forward(x, w, b, d, y);
+  const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), Cg = d.cin_g();
+  const int64_t jobs = d.N * d.G;
+  const bool direct = cols_are_input(d);
+#pragma omp parallel for schedule(static) if (jobs > 1)
+  for (int64_t j = 0; j < jobs; ++j) {
+    const int64_t n = j / d.G, g = j % d.G;
+    const float* xg = x + (n * d.C_in + g * Cg) * d.H * d.W;
+    const float* cols = xg;
+    if (!direct) {
+      float* buf = workspace(0, K * HWo);
+      im2col(xg, d, buf);
+      cols = buf;
+    }
+    float* yg = y + (n * d.C_out + g * Mg) * HWo;
+    job_gemm(jobs == 1, false, false, Mg, HWo, K, w + g * Mg * K, K, cols, HWo, 0.f, yg, HWo);
+    if (b) {
+      for (int64_t m = 0; m < Mg; ++m) {
+        const float bv = b[g * Mg + m];
+        float* row = yg + m * HWo;
+        for (int64_t i = 0; i < HWo; ++i) row[i] += bv;
+      }
+    }
+  }
+}
+
+void bias_backward(const float* dy, int64_t N, int64_t C, int64_t HW, float* db) {
+#pragma omp parallel for schedule(static) if (C * N * HW > 32768)
+  for (int64_t c = 0; c < C; ++c) {
+    double acc = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* p = dy + (n * C + c) * HW;
+      float s = 0.f;
+      for (int64_t i = 0; i < HW; ++i) s += p[i];
+      acc += s;
+    }
+    db[c] += static_cast<float>(acc);
+  }
+}
+
+void conv2d_backward(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx, float* dw,
+                     float* db) {
+  if (is_depthwise(d)) return depthwise_backward(x, w, dy, d, dx, dw, db);
+  const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), Cg = d.cin_g();
+  const bool direct = cols_are_input(d);
+  if (db) bias_backward(dy, d.N, d.C_out, HWo, db);
+
+  if (dx) {  // dx[n,g] += col2im(W_g^T dy[n,g])
+    const int64_t jobs = d.N * d.G;
+#pragma omp parallel for schedule(static) if (jobs > 1)
+    for (int64_t j = 0; j < jobs; ++j) {
+      const int64_t n = j / d.G, g = j % d.G;
+      const float* dyg = dy + (n * d.C_out + g * Mg) * HWo;
+      float* dxg = dx + (n * d.C_in + g * Cg) * d.H * d.W;
+      if (direct) {
+        job_gemm(jobs == 1, true, false, K, HWo, Mg, w + g * Mg * K, K, dyg, HWo, 1.f, dxg, HWo);
+      } else {
+        float* dcols = workspace(1, K * HWo);
+        job_gemm(jobs == 1, true, false, K, HWo, Mg, w + g * Mg * K, K, dyg, HWo, 0.f, dcols, HWo);
+        col2im(dcols, d, dxg);
+      }
+    }
+  }
+
+  if (dw) {  // dW_g += sum_n dy[n,g] cols[n,g]^T, over fixed batch chunks
+    const int64_t chunks = std::min(d.N, kWeightGradChunks);
+    const int64_t wsize = d.C_out * K;
+    float* partial = shared_workspace(0, chunks * wsize);
+    const int64_t jobs = chunks * d.G;
+#pragma omp parallel for schedule(static) if (jobs > 1)
+    for (int64_t j = 0; j < jobs; ++j) {
+      const int64_t c = j / d.G, g = j % d.G;
+      const int64_t n0 = d.N * c / chunks, n1 = d.N * (c + 1) / chunks;
+      float* pw = partial + c * wsize + g * Mg * K;
+      for (int64_t n = n0; n < n1; ++n) {
+        const float* xg = x + (n * d.C_in + g * Cg) * d.H * d.W;
+        const float* cols = xg;
+        if (!direct) {
+          float* buf = workspace(0, K * HWo);
+          im2col(xg, d, buf);
+          cols = buf;
+        }
+        const float* dyg = dy + (n * d.C_out + g * Mg) * HWo;
+        job_gemm(jobs == 1, false, true, Mg, K, HWo, dyg, HWo, cols, HWo, n == n0 ? 0.f : 1.f, pw, K);
+      }
+    }
+#pragma omp parallel for schedule(static) if (wsize > 16384)
+    for (int64_t i = 0; i < wsize; ++i) {
+      float s = 0.f;
+      for (int64_t c = 0; c < chunks; ++c) s += partial[c * wsize + i];
+      dw[i] += s;
+    }
+  }
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dArgs& a) {
+  const ConvDims d = conv2d_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr, a);
+  Tensor y = Tensor::empty({d.N, d.C_out, d.H_out, d.W_out});  // [N, C_out, H_out, W_out]
+  conv2d_forward(x.data(), w.data(), b.defined() ? b.data() : nullptr, d, y.data());
+  record(y, "conv2d", {x, w, b}, [x, w, b, d](const Tensor& g) {
+    conv2d_backward(x.data(), w.data(), g.data(), d, x.requires_grad() ? grad_buffer(x) : nullptr,
+                    w.requires_grad() ? grad_buffer(w) : nullptr,
+                    b.defined() && b.requires_grad() ? grad_buffer(b) : nullptr);
+  });
+  return y;
+}
+
+}  // namespace convlab

@@ -1,0 +1,186 @@
+// core/elementwise.cpp: broadcasting binary ops and unary activations, forward and backward side by side.
+#include <cmath>
+
+#include "core/error.h"
+#include "core/ops.h"
+
+namespace convlab {
+
+Shape broadcast_shape(const Shape& a, const Shape& b, const char* op) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    CL_CHECK(da == db || da == 1 || db == 1,
+             op << ": shapes " << shape_str(a) << " and " << shape_str(b) << " do not broadcast");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+namespace {
+
+// Strides of `s` seen from a broadcast result of rank `rank` (0 on broadcast dimensions).
+std::vector<int64_t> bstrides(const Shape& s, const Shape& out) {
+  std::vector<int64_t> st(out.size(), 0);
+  int64_t stride = 1;
+  for (int64_t i = static_cast<int64_t>(s.size()) - 1; i >= 0; --i) {
+    const size_t o = i + (out.size() - s.size());
+    st[o] = s[i] == 1 ? 0 : stride;
+    stride *= s[i];
+  }
+  return st;
+}
+
+// Calls f(out_index, a_index, b_index) for every element of the broadcast result, in order.
+template <class F>
+void for_each_broadcast(const Shape& out, const Shape& sa, const Shape& sb, F&& f) {
+  const int64_t n = numel_of(out);
+  if (sa == out && sb == out) {
+    for (int64_t i = 0; i < n; ++i) f(i, i, i);
+    return;
+  }
+  const auto ta = bstrides(sa, out), tb = bstrides(sb, out);
+  const size_t r = out.size();
+  std::vector<int64_t> idx(r, 0);
+  int64_t ia = 0, ib = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    f(i, ia, ib);
+    for (int64_t d = static_cast<int64_t>(r) - 1; d >= 0; --d) {
+      if (++idx[d] < out[d]) {
+        ia += ta[d];
+        ib += tb[d];
+        break;
+      }
+      ia -= ta[d] * (out[d] - 1);
+      ib -= tb[d] * (out[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+template <class F>
+Tensor binary_forward(const Tensor& a, const Tensor& b, const char* op, F&& f) {
+  Tensor out = Tensor::empty(broadcast_shape(a.shape(), b.shape(), op));
+  const float* pa = a.data();
+  const float* pb = b.data();
+  float* po = out.data();
+  for_each_broadcast(out.shape(), a.shape(), b.shape(),
+                     [&](int64_t i, int64_t ia, int64_t ib) { po[i] = f(pa[ia], pb[ib]); });
+  return out;
+}
+
+template <class F>
+Tensor unary_forward(const Tensor& a, F&& f) {
+  Tensor out = Tensor::empty(a.shape());
+  const float* pa = a.data();
+  float* po = out.data();
+  for (int64_t i = 0, n = a.numel(); i < n; ++i) po[i] = f(pa[i]);
+  return out;
+}
+
+// Backward of a unary op whose local derivative is d(x, y) with x the input and y the output.
+template <class D>
+void unary_backward(const Tensor& a, const Tensor& y, const Tensor& g, D&& d) {
+  float* ga = grad_buffer(a);
+  const float* pa = a.data();
+  const float* py = y.data();
+  const float* pg = g.data();
+  for (int64_t i = 0, n = a.numel(); i < n; ++i) ga[i] += pg[i] * d(pa[i], py[i]);
+}
+
+template <class F, class D>
+Tensor unary(const Tensor& a, const char* name, F&& f, D d) {
+  Tensor out = unary_forward(a, f);
+  const Tensor y = out.detach();
+  record(out, name, {a}, [a, y, d](const Tensor& g) { unary_backward(a, y, g, d); });
+  return out;
+}
+
+}  // namespace
+
+Tensor sum_to(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  Tensor out = Tensor::zeros(shape);
+  const float* pg = g.data();
+  float* po = out.data();
+  for_each_broadcast(g.shape(), g.shape(), shape, [&](int64_t i, int64_t, int64_t io) { po[io] += pg[i]; });
+  return out;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(a, b, "add", [](float x, float y) { return x + y; });
+  record(out, "add", {a, b}, [a, b](const Tensor& g) {
+    accumulate_grad(a, sum_to(g, a.shape()));
+    accumulate_grad(b, sum_to(g, b.shape()));
+  });
+  return out;
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(a, b, "sub", [](float x, float y) { return x - y; });
+  record(out, "sub", {a, b}, [a, b](const Tensor& g) {
+    accumulate_grad(a, sum_to(g, a.shape()));
+    if (b.requires_grad()) accumulate_grad(b, sum_to(mul_scalar(g, -1.f), b.shape()));
+  });
+  return out;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(a, b, "mul", [](float x, float y) { return x * y; });
+  const Tensor ad = a.detach(), bd = b.detach();
+  record(out, "mul", {a, b}, [a, b, ad, bd](const Tensor& g) {
+    if (a.requires_grad()) accumulate_grad(a, sum_to(mul(g, bd), a.shape()));
+    if (b.requires_grad()) accumulate_grad(b, sum_to(mul(g, ad), b.shape()));
+  });
+  return out;
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(a, b, "div", [](float x, float y) { return x / y; });
+  const Tensor ad = a.detach(), bd = b.detach();
+  record(out, "div", {a, b}, [a, b, ad, bd](const Tensor& g) {
+    if (a.requires_grad()) accumulate_grad(a, sum_to(div(g, bd), a.shape()));
+    if (b.requires_grad())  // d(a/b)/db = -a/b^2
+      accumulate_grad(b, sum_to(neg(div(mul(g, ad), square(bd))), b.shape()));
+  });
+  return out;
+}
+
+Tensor add_scalar(const Tensor& a, float s) {
+  return unary(a, "add_scalar", [s](float x) { return x + s; }, [](float, float) { return 1.f; });
+}
+Tensor mul_scalar(const Tensor& a, float s) {
+  return unary(a, "mul_scalar", [s](float x) { return x * s; }, [s](float, float) { return s; });
+}
+Tensor neg(const Tensor& a) { return mul_scalar(a, -1.f); }
+Tensor exp(const Tensor& a) {
+  return unary(a, "exp", [](float x) { return std::exp(x); }, [](float, float y) { return y; });
+}
+Tensor log(const Tensor& a) {
+  return unary(a, "log", [](float x) { return std::log(x); }, [](float x, float) { return 1.f / x; });
+}
+Tensor sqrt(const Tensor& a) {
+  return unary(a, "sqrt", [](float x) { return std::sqrt(x); }, [](float, float y) { return 0.5f / y; });
+}
+Tensor square(const Tensor& a) {
+  return unary(a, "square", [](float x) { return x * x; }, [](float x, float) { return 2.f * x; });
+}
+Tensor relu(const Tensor& a) {
+  return unary(a, "relu", [](float x) { return x > 0.f ? x : 0.f; },
+               [](float x, float) { return x > 0.f ? 1.f : 0.f; });
+}
+Tensor leaky_relu(const Tensor& a, float slope) {
+  return unary(a, "leaky_relu", [slope](float x) { return x > 0.f ? x : slope * x; },
+               [slope](float x, float) { return x > 0.f ? 1.f : slope; });
+}
+Tensor sigmoid(const Tensor& a) {
+  return unary(a, "sigmoid", [](float x) { return 1.f / (1.f + std::exp(-x)); },
+               [](float, float y) { return y * (1.f - y); });
+}
+Tensor tanh(const Tensor& a) {
+  return unary(a, "tanh", [](float x) { return std::tanh(x); }, [](float, float y) { return 1.f - y * y; });
+}
+
+}  // namespace convlab

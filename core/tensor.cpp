@@ -1,0 +1,243 @@
+// core/tensor.cpp: storage, tensor handles and the backward walk.
+#include "core/tensor.h"
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <unordered_set>
+
+#include "core/error.h"
+
+namespace convlab {
+namespace {
+
+thread_local bool g_grad_enabled = true;
+
+// Keep freed blocks in the heap instead of returning them to the OS: re-faulting 1-10 MB buffers after
+// every op cost PyTorch 2-4x on the benchmark shapes. Done once, before the first tensor is allocated.
+struct MallocPolicy {
+  MallocPolicy() {
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
+};
+const MallocPolicy g_malloc_policy;
+
+}  // namespace
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
+  os << ']';
+  return os.str();
+}
+
+int64_t numel_of(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+Storage::Storage(int64_t n) : n_(n) {
+  const size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float)) + 63) / 64 * 64;
+  data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!data_) throw Error("out of memory allocating " + std::to_string(n) + " floats");
+}
+
+Storage::~Storage() { std::free(data_); }
+
+Tensor Tensor::empty(const Shape& shape) {
+  for (int64_t d : shape) CL_CHECK(d >= 0, "tensor: negative dimension in shape " << shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->storage = std::make_shared<Storage>(numel_of(shape));
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::zeros(const Shape& shape) { return full(shape, 0.f); }
+
+Tensor Tensor::full(const Shape& shape, float v) {
+  Tensor t = empty(shape);
+  std::fill_n(t.data(), t.numel(), v);
+  return t;
+}
+
+Tensor Tensor::from(const Shape& shape, const std::vector<float>& values) {
+  CL_CHECK(numel_of(shape) == static_cast<int64_t>(values.size()),
+           "tensor: shape " << shape_str(shape) << " needs " << numel_of(shape) << " values, got "
+                            << values.size());
+  Tensor t = empty(shape);
+  std::copy(values.begin(), values.end(), t.data());
+  return t;
+}
+
+const Shape& Tensor::shape() const {
+  CL_CHECK(impl_, "tensor: use of an undefined tensor");
+  return impl_->shape;
+}
+
+int64_t Tensor::size(int64_t d) const {
+  const int64_t n = dim();
+  CL_CHECK(d >= -n && d < n, "tensor: dimension " << d << " out of range for shape " << shape_str(shape()));
+  return shape()[d < 0 ? d + n : d];
+}
+
+int64_t Tensor::numel() const { return numel_of(shape()); }
+float* Tensor::data() { return impl_->storage->data() + impl_->offset; }
+const float* Tensor::data() const { return impl_->storage->data() + impl_->offset; }
+
+std::vector<float> Tensor::to_vector() const { return std::vector<float>(data(), data() + numel()); }
+
+float Tensor::item() const {
+  CL_CHECK(numel() == 1, "item: tensor of shape " << shape_str(shape()) << " has more than one element");
+  return data()[0];
+}
+
+float Tensor::at(std::initializer_list<int64_t> idx) const {
+  CL_CHECK(static_cast<int64_t>(idx.size()) == dim(),
+           "at: " << idx.size() << " indices for shape " << shape_str(shape()));
+  int64_t off = 0, d = 0;
+  for (int64_t i : idx) {
+    CL_CHECK(i >= 0 && i < shape()[d], "at: index " << i << " out of range for shape " << shape_str(shape()));
+    off = off * shape()[d++] + i;
+  }
+  return data()[off];
+}
+
+bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+
+Tensor& Tensor::set_requires_grad(bool r) {
+  CL_CHECK(is_leaf() || r, "set_requires_grad: only leaf tensors can stop requiring grad");
+  impl_->requires_grad = r;
+  return *this;
+}
+
+bool Tensor::is_leaf() const { return !impl_->grad_fn; }
+
+Tensor Tensor::grad() const {
+  if (!impl_ || !impl_->grad) return Tensor();
+  auto g = std::make_shared<TensorImpl>();
+  g->storage = impl_->grad;
+  g->shape = impl_->shape;
+  return Tensor(std::move(g));
+}
+
+void Tensor::zero_grad() { impl_->grad.reset(); }
+
+Tensor Tensor::detach() const {
+  auto d = std::make_shared<TensorImpl>();
+  d->storage = impl_->storage;
+  d->offset = impl_->offset;
+  d->shape = impl_->shape;
+  return Tensor(std::move(d));
+}
+
+Tensor Tensor::clone() const {
+  Tensor c = empty(shape());
+  std::copy_n(data(), numel(), c.data());
+  return c;
+}
+
+const std::shared_ptr<Node>& Tensor::grad_fn() const { return impl_->grad_fn; }
+
+float* grad_buffer(const Tensor& t) {
+  TensorImpl* impl = t.impl();
+  if (!impl->grad) {
+    impl->grad = std::make_shared<Storage>(numel_of(impl->shape));
+    std::fill_n(impl->grad->data(), numel_of(impl->shape), 0.f);
+  }
+  return impl->grad->data();
+}
+
+// Adds g (same numel as t) into t's gradient, when t wants one.
+void accumulate_grad(const Tensor& t, const Tensor& g) {
+  if (!t.defined() || !t.requires_grad()) return;
+  CL_CHECK(g.numel() == t.numel(), "backward: gradient " << shape_str(g.shape()) << " does not fit tensor "
+                                                          << shape_str(t.shape()));
+  float* dst = grad_buffer(t);
+  const float* src = g.data();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) dst[i] += src[i];
+}
+
+bool grad_mode_enabled() { return g_grad_enabled; }
+
+bool any_requires_grad(std::initializer_list<const Tensor*> ts) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor* t : ts)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool record(Tensor& out, const char* name, std::vector<Tensor> inputs,
+            std::function<void(const Tensor& grad_out)> backward) {
+  if (!g_grad_enabled) return false;
+  std::vector<Tensor> kept;
+  for (Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) kept.push_back(std::move(t));
+  if (kept.empty()) return false;
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->inputs = std::move(kept);
+  node->backward = std::move(backward);
+  out.impl()->grad_fn = std::move(node);
+  out.impl()->requires_grad = true;
+  return true;
+}
+
+NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
+
+void Tensor::backward(const Tensor& grad_output, bool keep_graph) const {
+  CL_CHECK(requires_grad(), "backward: tensor " << shape_str(shape()) << " does not require grad");
+  if (grad_output.defined()) {
+    CL_CHECK(grad_output.shape() == shape(), "backward: grad_output " << shape_str(grad_output.shape())
+                                                 << " does not match output " << shape_str(shape()));
+  } else {
+    CL_CHECK(numel() == 1, "backward: output " << shape_str(shape())
+                               << " is not a scalar; pass grad_output explicitly");
+  }
+  // Reverse topological order by an iterative depth-first search over grad_fn edges.
+  // `order` holds owning pointers: freeing a node's graph must not destroy tensors still to be visited.
+  std::vector<std::shared_ptr<TensorImpl>> order;
+  std::unordered_set<TensorImpl*> seen;
+  std::vector<std::pair<std::shared_ptr<TensorImpl>, size_t>> stack{{impl_, 0}};
+  seen.insert(impl_.get());
+  while (!stack.empty()) {
+    auto& [t, next] = stack.back();
+    if (t->grad_fn && next < t->grad_fn->inputs.size()) {
+      const auto& child = t->grad_fn->inputs[next++].impl_ptr();
+      if (seen.insert(child.get()).second) stack.push_back({child, 0});
+    } else {
+      order.push_back(t);
+      stack.pop_back();
+    }
+  }
+  // Seed the output gradient.
+  float* g = grad_buffer(*this);
+  const int64_t n = numel();
+  if (grad_output.defined()) {
+    const float* go = grad_output.data();
+    for (int64_t i = 0; i < n; ++i) g[i] += go[i];
+  } else {
+    g[0] += 1.f;
+  }
+  NoGradGuard no_grad;  // backward closures compute with plain tensors
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    TensorImpl* t = it->get();
+    if (!t->grad_fn) continue;  // a leaf: its gradient stays
+    if (t->grad) {
+      auto gi = std::make_shared<TensorImpl>();
+      gi->storage = t->grad;
+      gi->shape = t->shape;
+      t->grad.reset();  // intermediate gradients are not kept (PyTorch's retain_grad is not offered)
+      t->grad_fn->backward(Tensor(std::move(gi)));
+    }
+    if (!keep_graph) t->grad_fn.reset();
+  }
+}
+
+}  // namespace convlab
