@@ -208,6 +208,8 @@ void Tensor::backward(const Tensor& grad_output, bool keep_graph) const {
   seen.insert(impl_.get());
   while (!stack.empty()) {
     auto& [t, next] = stack.back();
+    CL_CHECK(!t->graph_freed, "backward: the graph behind tensor " << shape_str(t->shape)
+                                  << " was freed by an earlier backward (pass keep_graph to go through it twice)");
     if (t->grad_fn && next < t->grad_fn->inputs.size()) {
       const auto& child = t->grad_fn->inputs[next++].impl_ptr();
       if (seen.insert(child.get()).second) stack.push_back({child, 0});
@@ -236,7 +238,10 @@ void Tensor::backward(const Tensor& grad_output, bool keep_graph) const {
       t->grad.reset();  // intermediate gradients are not kept (PyTorch's retain_grad is not offered)
       t->grad_fn->backward(Tensor(std::move(gi)));
     }
-    if (!keep_graph) t->grad_fn.reset();
+    if (!keep_graph) {
+      t->grad_fn.reset();
+      t->graph_freed = true;
+    }
   }
 }
 

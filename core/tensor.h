@@ -90,6 +90,7 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<Storage> grad;  // same numel as the tensor, contiguous
   std::shared_ptr<Node> grad_fn;
+  bool graph_freed = false;  // a backward() already consumed (and freed) the graph that produced it
 };
 
 struct Node {

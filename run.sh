@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# ./run.sh: install what is missing, build Release, run the default demo (see README).
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup.sh
+scripts/build.sh --target convlab
+exec scripts/demo.sh "$@"
