@@ -184,3 +184,19 @@ Tensor tanh(const Tensor& a) {
 }
 
 }  // namespace convlab
+
+#include "core/random.h"
+
+namespace convlab {
+
+Tensor dropout(const Tensor& x, float p, bool training, Rng& rng) {
+  CL_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got " << p);
+  if (!training || p == 0.f) return x;
+  Tensor mask = Tensor::empty(x.shape());
+  const float keep = 1.f / (1.f - p);
+  float* m = mask.data();
+  for (int64_t i = 0, n = x.numel(); i < n; ++i) m[i] = rng.uniform() < p ? 0.f : keep;
+  return mul(x, mask);
+}
+
+}  // namespace convlab

@@ -50,6 +50,13 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end);  // [sta
 Tensor matmul(const Tensor& a, const Tensor& b);  // [M, K] x [K, N] -> [M, N]
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);  // [N, in] x [out, in]^T + [out]
 
+// ---- regularisation ----
+class Rng;
+// Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p); identity when
+// !training or p == 0. The mask is drawn from `rng` in element order (deterministic for a seed).
+Tensor dropout(const Tensor& x, float p, bool training, Rng& rng);
+
 }  // namespace convlab
 
+#include "core/batch_norm.h"
 #include "core/conv.h"

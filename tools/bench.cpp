@@ -1,1 +1,93 @@
-int main(){return 0;}
+// tools/bench.cpp: Google Benchmark timings of every conv type on the shapes of ../shared/bench/shapes.json
+// (embedded below so the benchmark runs without the shared folder), forward and forward+backward, at 1 and 2
+// threads, with GFLOP/s computed from the same FLOP counts as shapes.json.
+//   build/bench                                  # everything
+//   build/bench --benchmark_filter='seg_d1'      # one shape
+// Timings are medians of Google Benchmark's repetitions; compare with PyTorch side by side using
+// tools/torch_bench.py (docs/PERFORMANCE.md records both).
+#include <benchmark/benchmark.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/random.h"
+#include "core/threads.h"
+
+namespace {
+
+using namespace convlab;
+
+struct BenchShape {
+  std::string name, op;
+  int64_t N, C_in, C_out, H, W, k;
+  Conv2dArgs a;
+  double flops_fwd;
+};
+
+const std::vector<BenchShape>& conv_shapes() {
+  static const std::vector<BenchShape> s = {
+      {"seg_d1", "conv2d", 8, 32, 32, 64, 64, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, 603979776},
+      {"seg_d2", "conv2d", 8, 32, 32, 64, 64, 3, {{1, 1}, {2, 2}, {2, 2}, 1}, 603979776},
+      {"seg_d5", "conv2d", 8, 32, 32, 64, 64, 3, {{1, 1}, {5, 5}, {5, 5}, 1}, 603979776},
+      {"seg_wide", "conv2d", 8, 64, 64, 64, 64, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, 2415919104},
+      {"stem", "conv2d", 8, 3, 32, 64, 64, 3, {{1, 1}, {1, 1}, {1, 1}, 1}, 56623104},
+      {"classifier", "conv2d", 8, 32, 11, 64, 64, 1, {{1, 1}, {0, 0}, {1, 1}, 1}, 23068672},
+      {"dw", "conv2d", 8, 64, 64, 64, 64, 3, {{1, 1}, {1, 1}, {1, 1}, 64}, 37748736},
+      {"pw", "conv2d", 8, 64, 64, 64, 64, 1, {{1, 1}, {0, 0}, {1, 1}, 1}, 268435456},
+      {"dcgan_d1", "conv2d", 64, 1, 64, 28, 28, 4, {{2, 2}, {1, 1}, {1, 1}, 1}, 25690112},
+      {"dcgan_d2", "conv2d", 64, 64, 128, 14, 14, 4, {{2, 2}, {1, 1}, {1, 1}, 1}, 822083584},
+  };
+  return s;
+}
+
+Tensor rand(const Shape& s, uint64_t seed) {
+  Tensor t = Tensor::empty(s);
+  Rng rng(seed);
+  fill_uniform(t, rng, -1.f, 1.f);
+  return t;
+}
+
+void run(benchmark::State& st, const BenchShape& b, bool backward, int threads) {
+  set_num_threads(threads);
+  Tensor x = rand({b.N, b.C_in, b.H, b.W}, 1).set_requires_grad(backward);
+  Tensor w = rand({b.C_out, b.C_in / b.a.groups, b.k, b.k}, 2).set_requires_grad(backward);
+  Tensor bias = rand({b.C_out}, 3).set_requires_grad(backward);
+  Tensor go;
+  for (auto _ : st) {
+    Tensor y = conv2d(x, w, bias, b.a);
+    if (backward) {
+      if (!go.defined()) go = rand(y.shape(), 4);
+      y.backward(go);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double flops = b.flops_fwd * (backward ? 3.0 : 1.0);
+  st.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+int register_all() {
+  for (const BenchShape& b : conv_shapes())
+    for (int t : {1, 2})
+      for (bool bwd : {false, true}) {
+        const std::string name = b.op + (bwd ? "_fwdbwd/" : "_fwd/") + b.name + "/threads:" + std::to_string(t);
+        benchmark::RegisterBenchmark(name.c_str(), [b, bwd, t](benchmark::State& st) { run(st, b, bwd, t); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->MinTime(0.3);
+      }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  convlab::ensure_passive_wait(argc, argv);
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

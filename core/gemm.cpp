@@ -1,0 +1,319 @@
+// core/gemm.cpp: packed, cache-blocked SGEMM (micro-kernels in core/gemm_kernel.h) and the Eigen oracle.
+//
+// Loop nest (per call, single thread):  for pc (K chunks of kc)  for ic (M blocks of mc): pack A block
+//                                        for jc (N blocks of nc): pack B block, then jr (nr panels) x ir (mr).
+// Blocking targets one Zen3 core (32 KiB L1d, 512 KiB L2; the Haswell..Zen4 AVX2 family is similar):
+//  - kc: a packed B micro-panel (kc x nr floats) plus one A micro-panel must stay in L1 while the ir loop
+//    reuses the B panel for every A panel; kc is also the number of k steps between C loads/stores.
+//  - mc: the packed A block (mc x kc) stays in L2 and is re-read once per B micro-panel.
+//  - nc: the packed B block is written then consumed at once, so it only needs to sit in L2 next to A.
+// ic is outside jc so that for the conv shapes (M <= a few hundred) A is packed once per K chunk and B is
+// packed exactly once; a problem with M > mc re-packs B per M block, which is cheap next to its compute.
+// Sizes are balanced (equal blocks) and depend only on M, N, K and the tile shape: never on threads.
+#include "core/gemm.h"
+
+#include <Eigen/Core>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
+#include "core/gemm_kernel.h"
+
+namespace convlab {
+namespace {
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMat, Eigen::Unaligned, Eigen::OuterStride<>>;
+using MutMap = Eigen::Map<RowMat, Eigen::Unaligned, Eigen::OuterStride<>>;
+}  // namespace
+
+namespace gemm_detail {
+namespace {
+
+constexpr int64_t kL1PanelFloats = 5 * 1024;    // 20 KiB for the B micro-panel: kc = this / nr
+constexpr int64_t kABlockFloats = 48 * 1024;    // 192 KiB packed A block in L2
+constexpr int64_t kBBlockFloats = 32 * 1024;    // 128 KiB packed B block in L2
+constexpr int64_t kMaxKc = kL1PanelFloats / 16;  // the narrowest full panel (16) gets the deepest kc
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Register tile of the full micro-kernel: mr rows x (8 * nv) columns.
+struct Tile {
+  int mr;
+  int nv;
+  int nr() const { return nv * kLane; }
+};
+constexpr Tile kTiles[] = {{4, 3}, {6, 2}};  // on a cost tie the first wins: 4x24 measured faster
+
+// Cycles per k step of an r x (8*nv) tile: FMA throughput (2/cycle) or latency (4 cycles per chain).
+double tile_cycles(int r, int nv) { return std::max(4.0, 0.5 * r * nv); }
+
+// Modelled cost of covering M x N with a tile shape, edges included; the cheapest shape wins.
+double tile_cost(const Tile& t, int64_t M, int64_t N) {
+  const int64_t full_m = M / t.mr, full_n = N / t.nr();
+  const int rem_m = static_cast<int>(M % t.mr);
+  const int rem_nv = static_cast<int>(ceil_div(N % t.nr(), kLane));
+  double row_full = full_n * tile_cycles(t.mr, t.nv), row_rem = full_n * (rem_m ? tile_cycles(rem_m, t.nv) : 0);
+  if (rem_nv) {
+    row_full += tile_cycles(t.mr, rem_nv);
+    if (rem_m) row_rem += tile_cycles(rem_m, rem_nv);
+  }
+  return full_m * row_full + row_rem;
+}
+
+// Thread-local packing buffer, sized once for the largest block any call can ask for and reused after.
+struct PackBuffer {
+  float* data = nullptr;
+  int64_t cap = 0;
+  PackBuffer() = default;
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  ~PackBuffer() { std::free(data); }
+  float* get(int64_t floats, int64_t reserve) {
+    if (floats > cap) {
+      std::free(data);
+      cap = std::max(floats, reserve);
+      data = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(round_up(cap * 4, 64))));
+      if (!data) {
+        cap = 0;
+        throw std::bad_alloc();
+      }
+    }
+    return data;
+  }
+};
+thread_local PackBuffer tl_pack_a, tl_pack_b;
+
+// Slack after a packed A block: the AVX2 packer writes whole 8-float rows that overlap the next panel.
+constexpr int64_t kPackSlack = 2 * kLane;
+
+#ifdef CONVLAB_GEMM_AVX2
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+#endif
+
+// Packs rows [0, rows) x k [0, kc) of op(A) (src points at op(A)[0][0]) into one micro-panel of height
+// `rows`: dst[k * rows + r] = alpha * op(A)[r][k].
+void pack_a_panel(bool trans, const float* src, int64_t lda, int rows, int64_t kc, float alpha, float* dst) {
+  if (trans) {  // op(A)[r][k] = src[k * lda + r]: each k is a contiguous run of `rows` floats
+    for (int64_t k = 0; k < kc; ++k)
+      for (int r = 0; r < rows; ++r) dst[k * rows + r] = alpha * src[k * lda + r];
+    return;
+  }
+  int64_t k = 0;
+#ifdef CONVLAB_GEMM_AVX2
+  // op(A)[r][k] = src[r * lda + k]: transpose 8 k x rows blocks; each transposed row is stored whole
+  // (8 floats) at stride `rows`, the next store overwriting its padding, hence kPackSlack.
+  const __m256 va = _mm256_set1_ps(alpha);
+  for (; k + kLane <= kc; k += kLane) {
+    __m256 v[8];
+    for (int r = 0; r < 8; ++r)
+      v[r] = r < rows ? _mm256_mul_ps(va, _mm256_loadu_ps(src + r * lda + k)) : _mm256_setzero_ps();
+    transpose8(v);
+    for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst + (k + t) * rows, v[t]);
+  }
+#endif
+  for (; k < kc; ++k)
+    for (int r = 0; r < rows; ++r) dst[k * rows + r] = alpha * src[r * lda + k];
+}
+
+// Full nr-wide panels of a non-transposed B: dst panel p, row k = src[k * ldb + p * nr ...], n % nr == 0.
+template <int NR>
+void pack_b_rows(const float* src, int64_t ldb, int64_t n, int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* s = src + k * ldb;
+    float* d = dst + k * NR;
+    for (int64_t j = 0; j < n; j += NR, d += NR * kc) {
+#ifdef CONVLAB_GEMM_AVX2
+#pragma GCC unroll 3
+      for (int c = 0; c < NR; c += kLane) _mm256_store_ps(d + c, _mm256_loadu_ps(s + j + c));
+#else
+      for (int c = 0; c < NR; ++c) d[c] = s[j + c];
+#endif
+    }
+  }
+}
+
+// Packs columns [0, n) x k [0, kc) of op(B) (src points at op(B)[0][0]) into consecutive micro-panels of
+// width nr (the last one w = round_up(n mod nr, 8) wide, zero padded): dst[k * w + c] = op(B)[k][c].
+void pack_b_block(bool trans, const float* src, int64_t ldb, int64_t n, int nr, int64_t kc, float* dst) {
+  if (!trans) {
+    // op(B)[k][c] = src[k * ldb + c]. Walk each source row across the whole block: per panel instead, a
+    // short bite of every row touches kc different pages (ldb is often a power of two, so they also
+    // collide in a few L1/L2 sets and lines shared by two panels are fetched twice).
+    const int64_t full = n / nr * nr;
+    if (nr == 16) pack_b_rows<16>(src, ldb, full, kc, dst);
+    else pack_b_rows<24>(src, ldb, full, kc, dst);
+    if (full < n) {
+      const int n_valid = static_cast<int>(n - full), w = static_cast<int>(round_up(n_valid, kLane));
+      float* d = dst + full * kc;
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = src + k * ldb + full;
+        int c = 0;
+        for (; c < n_valid; ++c) d[k * w + c] = s[c];
+        for (; c < w; ++c) d[k * w + c] = 0.f;
+      }
+    }
+    return;
+  }
+  // op(B)[k][c] = src[c * ldb + k]: rows of the stored B are contiguous in k; transpose 8 x 8 blocks.
+  for (int64_t j = 0; j < n; j += nr) {
+    const int n_valid = static_cast<int>(std::min<int64_t>(nr, n - j));
+    const int w = static_cast<int>(round_up(n_valid, kLane));
+    float* dp = dst + j * kc;
+    for (int g = 0; g < w; g += kLane) {
+      const int cols = std::min(kLane, n_valid - g);
+      const float* s = src + (j + g) * ldb;
+      int64_t k = 0;
+#ifdef CONVLAB_GEMM_AVX2
+      for (; k + kLane <= kc; k += kLane) {
+        __m256 v[8];
+        for (int c = 0; c < 8; ++c) v[c] = c < cols ? _mm256_loadu_ps(s + c * ldb + k) : _mm256_setzero_ps();
+        transpose8(v);
+        for (int t = 0; t < 8; ++t) _mm256_store_ps(dp + (k + t) * w + g, v[t]);
+      }
+#endif
+      for (; k < kc; ++k)
+        for (int c = 0; c < kLane; ++c) dp[k * w + g + c] = c < cols ? s[c * ldb + k] : 0.f;
+    }
+  }
+}
+
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  if (beta == 1.f) return;
+  for (int64_t i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    if (beta == 0.f) std::fill(c, c + N, 0.f);
+    else
+      for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+  }
+}
+
+void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  Tile tile = kTiles[0];
+  for (const Tile& t : kTiles)
+    if (tile_cost(t, M, N) < tile_cost(tile, M, N)) tile = t;
+  const int mr = tile.mr, nr = tile.nr();
+
+  const int64_t kc_max = kL1PanelFloats / nr;
+  const int64_t kc = ceil_div(K, ceil_div(K, kc_max));
+  const int64_t mc_max = std::max<int64_t>(mr, kABlockFloats / kc / mr * mr);
+  const int64_t mc = round_up(ceil_div(M, ceil_div(M, mc_max)), mr);
+  const int64_t nc_max = std::max<int64_t>(nr, kBBlockFloats / kc / nr * nr);
+  const int64_t nc = round_up(ceil_div(N, ceil_div(N, nc_max)), nr);
+
+  // Reserve for the largest block any shape can produce, so later calls never reallocate.
+  float* pa = tl_pack_a.get(mc * kc + kPackSlack, kABlockFloats + 3 * kMaxR * kMaxKc + kPackSlack);
+  float* pb = tl_pack_b.get(nc * kc, kBBlockFloats + 3 * kMaxNV * kLane * kMaxKc);
+  const MicroKernel full = select_kernel(mr, tile.nv);
+
+  for (int64_t p0 = 0; p0 < K; p0 += kc) {
+    const int64_t kcur = std::min(kc, K - p0);
+    const float beta_p = p0 == 0 ? beta : 1.f;  // later K chunks accumulate onto the first
+    for (int64_t i0 = 0; i0 < M; i0 += mc) {
+      const int64_t mcur = std::min(mc, M - i0);
+      for (int64_t i = 0; i < mcur; i += mr) {
+        const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
+        const float* src = trans_a ? A + p0 * lda + (i0 + i) : A + (i0 + i) * lda + p0;
+        pack_a_panel(trans_a, src, lda, rows, kcur, alpha, pa + i * kcur);
+      }
+      for (int64_t j0 = 0; j0 < N; j0 += nc) {
+        const int64_t ncur = std::min(nc, N - j0);
+        pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, kcur, pb);
+        for (int64_t j = 0; j < ncur; j += nr) {
+          const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
+          const int nv = static_cast<int>(ceil_div(n_valid, kLane));
+          const float* bp = pb + j * kcur;
+          float* cj = C + i0 * ldc + j0 + j;
+          for (int64_t i = 0; i < mcur; i += mr) {
+            const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
+            const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_kernel(rows, nv);
+            kern(kcur, pa + i * kcur, bp, cj + i * ldc, ldc, beta_p, n_valid);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gemm_detail
+
+void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                     int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  MutMap c(C, M, N, Eigen::OuterStride<>(ldc));
+  if (beta == 0.f) c.setZero();
+  else if (beta != 1.f) c *= beta;
+  if (K <= 0) return;
+  ConstMap a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));
+  ConstMap b(B, trans_b ? N : K, trans_b ? K : N, Eigen::OuterStride<>(ldb));
+  if (!trans_a && !trans_b) c.noalias() += alpha * a * b;
+  else if (trans_a && !trans_b) c.noalias() += alpha * a.transpose() * b;
+  else if (!trans_a && trans_b) c.noalias() += alpha * a * b.transpose();
+  else c.noalias() += alpha * a.transpose() * b.transpose();
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  // BLAS convention: with nothing to add, A and B are not read at all (C = beta * C).
+  if (K <= 0 || alpha == 0.f) {
+    gemm_detail::scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  gemm_detail::sgemm_packed(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                    int64_t ldc) {
+  using gemm_detail::ceil_div;
+  using gemm_detail::round_up;
+  if (M <= 0 || N <= 0) return;
+  // C is cut along its longer side into at most kMaxBlocks equal blocks (each one a plain sgemm), a
+  // function of the shape alone. Block edges fall on multiples of both tile shapes (lcm of the widths
+  // 16/24 and heights 6/4), so blocking costs no extra edge tiles. kMinBlockFlops keeps small products
+  // from being cut into blocks too short to amortise packing and thread start.
+  constexpr int64_t kMaxBlocks = 8;
+  constexpr double kMinBlockFlops = 4e6;
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(std::max<int64_t>(K, 1));
+  const int64_t want = std::clamp<int64_t>(static_cast<int64_t>(flops / kMinBlockFlops), 1, kMaxBlocks);
+  const bool split_n = N >= M;
+  const int64_t len = split_n ? N : M, align = split_n ? 48 : 12;
+  const int64_t block = round_up(ceil_div(len, want), align);
+  const int64_t nb = ceil_div(len, block);
+#pragma omp parallel for schedule(static) if (nb > 1)
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t o = b * block, n = std::min(block, len - o);
+    if (split_n) {
+      const float* bb = trans_b ? B + o * ldb : B + o;
+      sgemm(trans_a, trans_b, M, n, K, alpha, A, lda, bb, ldb, beta, C + o, ldc);
+    } else {
+      const float* ab = trans_a ? A + o : A + o * lda;
+      sgemm(trans_a, trans_b, n, N, K, alpha, ab, lda, B, ldb, beta, C + o * ldc, ldc);
+    }
+  }
+}
+
+}  // namespace convlab

@@ -1,0 +1,140 @@
+// core/gemm_kernel.h: register-tile micro-kernels for core/gemm.cpp (internal, not part of the API).
+//
+// A micro-kernel multiplies one packed A micro-panel (kc steps of R floats: column k of R rows of op(A))
+// by one packed B micro-panel (kc steps of 8*NV floats: row k of 8*NV columns of op(B), zero padded) and
+// writes C = acc + beta * C for an R x n_valid tile (n_valid <= 8*NV). alpha is already folded into the
+// packed A. beta == 0 stores without reading C, so NaN/garbage in C never leaks into the result.
+//
+// AVX2/FMA: accumulators live in R*NV ymm registers. With 16 ymm registers, R*NV + NV + 1 <= 16 bounds
+// the tile: 6x16 (12 acc + 2 B + 1 broadcast) and 4x24 (12 + 3 + 1) are the two full shapes used.
+// One k step costs max(R*NV/2 cycles of FMA throughput, 4 cycles of FMA latency): tiles with fewer than
+// 8 accumulators are latency bound, which is why gemm.cpp's cost model prefers shapes with few edge rows.
+#pragma once
+#include <cstdint>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define CONVLAB_GEMM_AVX2 1
+#endif
+
+namespace convlab::gemm_detail {
+
+constexpr int kLane = 8;  // floats per ymm register; packed B panels are multiples of this wide
+
+// Stores an R x n_valid tile held in tmp (row stride W) into C with beta (edge tiles, scalar path).
+template <int R, int W>
+inline void store_tile_scalar(const float* tmp, float* c, int64_t ldc, float beta, int n_valid) {
+  for (int r = 0; r < R; ++r) {
+    float* cr = c + r * ldc;
+    const float* tr = tmp + r * W;
+    if (beta == 0.f) {
+      for (int j = 0; j < n_valid; ++j) cr[j] = tr[j];
+    } else {
+      for (int j = 0; j < n_valid; ++j) cr[j] = tr[j] + beta * cr[j];
+    }
+  }
+}
+
+#ifdef CONVLAB_GEMM_AVX2
+
+template <int R, int NV>
+void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
+                  int64_t ldc, float beta, int n_valid) {
+  static_assert(R * NV + NV + 1 <= 16, "tile does not fit the 16 ymm registers");
+  __m256 acc[R][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+
+  // Pull the C tile towards L1 while the k loop runs (its first touch would otherwise stall the stores).
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + kLane * NV - 1), _MM_HINT_T0);
+  }
+
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    __m256 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + v * kLane);
+    b += NV * kLane;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+    a += R;
+  }
+
+  if (n_valid == NV * kLane) {
+    if (beta == 0.f) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) _mm256_storeu_ps(c + r * ldc + v * kLane, acc[r][v]);
+    } else {
+      const __m256 vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          float* p = c + r * ldc + v * kLane;
+          _mm256_storeu_ps(p, _mm256_fmadd_ps(vb, _mm256_loadu_ps(p), acc[r][v]));
+        }
+    }
+    return;
+  }
+  alignas(32) float tmp[R * NV * kLane];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) _mm256_store_ps(tmp + (r * NV + v) * kLane, acc[r][v]);
+  store_tile_scalar<R, NV * kLane>(tmp, c, ldc, beta, n_valid);
+}
+
+#else  // portable fallback: same packed layout, plain loops (the compiler may still vectorise them)
+
+template <int R, int NV>
+void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
+                  int64_t ldc, float beta, int n_valid) {
+  constexpr int W = NV * kLane;
+  float acc[R * W] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int r = 0; r < R; ++r) {
+      const float ar = a[r];
+      for (int j = 0; j < W; ++j) acc[r * W + j] += ar * b[j];
+    }
+    a += R;
+    b += W;
+  }
+  store_tile_scalar<R, W>(acc, c, ldc, beta, n_valid);
+}
+
+#endif
+
+using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, float, int);
+
+// kKernels[R-1][NV-1]; shapes that would spill (R*NV + NV + 1 > 16) are never dispatched and stay null.
+constexpr int kMaxR = 6;
+constexpr int kMaxNV = 3;
+
+template <int R, int NV>
+constexpr MicroKernel kernel_or_null() {
+  if constexpr (R * NV + NV + 1 <= 16) return &micro_kernel<R, NV>;
+  else return nullptr;
+}
+
+template <int R>
+constexpr MicroKernel kKernelRow[kMaxNV] = {kernel_or_null<R, 1>(), kernel_or_null<R, 2>(),
+                                            kernel_or_null<R, 3>()};
+
+inline MicroKernel select_kernel(int r, int nv) {
+  static constexpr const MicroKernel* rows[kMaxR] = {kKernelRow<1>, kKernelRow<2>, kKernelRow<3>,
+                                                     kKernelRow<4>, kKernelRow<5>, kKernelRow<6>};
+  return rows[r - 1][nv - 1];
+}
+
+}  // namespace convlab::gemm_detail

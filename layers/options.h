@@ -1,0 +1,46 @@
+// layers/options.h: reading a layer's options from its JSON object, with the JSON path in every message
+// ("model.layers[3].dilation: expected an integer >= 1, got 0") and unknown keys refused with a
+// did-you-mean suggestion. Each layer's options struct is filled next to its definition with one of these.
+#pragma once
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/conv.h"
+
+namespace convlab {
+
+class Options {
+ public:
+  Options(const nlohmann::json& j, std::string path);  // j must be an object
+  const std::string& path() const { return path_; }
+  bool has(const std::string& key) const;
+  const nlohmann::json& raw(const std::string& key);  // marks the key as used
+
+  int64_t integer(const std::string& key, std::optional<int64_t> dflt, int64_t min = INT64_MIN);
+  double number(const std::string& key, std::optional<double> dflt);
+  bool boolean(const std::string& key, std::optional<bool> dflt);
+  std::string string(const std::string& key, std::optional<std::string> dflt,
+                     const std::vector<std::string>& allowed = {});
+  // An integer for both axes or a pair [h, w], each >= min.
+  Pair pair(const std::string& key, std::optional<Pair> dflt, int64_t min);
+  std::vector<int64_t> int_list(const std::string& key, std::optional<std::vector<int64_t>> dflt, int64_t min);
+
+  // Refuses keys that were never read, suggesting the closest known key. `also` lists keys the caller
+  // handles itself (e.g. "type").
+  void finish(const std::vector<std::string>& also = {}) const;
+
+ private:
+  std::string at(const std::string& key) const { return path_ + "." + key; }
+  const nlohmann::json& j_;
+  std::string path_;
+  std::set<std::string> used_, known_;
+};
+
+// The closest of `candidates` to `word` (edit distance), or "" when none is close.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace convlab
