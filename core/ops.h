@@ -59,4 +59,6 @@ Tensor dropout(const Tensor& x, float p, bool training, Rng& rng);
 }  // namespace convlab
 
 #include "core/batch_norm.h"
+#include "core/loss.h"
+#include "core/optim.h"
 #include "core/conv.h"
