@@ -22,7 +22,9 @@ few pixels, so no sample lands on a bilinear kink, except in the one zero-offset
 so the case files hold exactly the float32 values that the expected files were computed
 from. Every case draws from its own generator seeded by its name (splitmix64), so the
 script is deterministic, and adding or removing a case does not change the others.
-Re-running removes the old NNN_*.case.json / NNN_*.expected.json in DIR first.
+Re-running first removes the old NNN_*.case.json / NNN_*.expected.json in DIR for NNN in
+001-499 only: that range is this script's; other generators (gen_golden_resample.py: 500-599)
+write beside it and their files are left alone.
 
 Checks done on every run (the script fails if one does not hold):
   - the spec's worked example: conv2d gives [[122,148],[126,134]] and conv_transpose2d of
@@ -34,9 +36,8 @@ Checks done on every run (the script fails if one does not hold):
 """
 import argparse
 import json
-import math
 import os
-import sys
+import re
 import zlib
 
 import torch
@@ -50,6 +51,7 @@ DEFAULT_ORACLE = os.path.normpath(os.path.join(ROOT, "..", "shared", "oracle", "
 
 OPS = ("conv2d", "conv_transpose2d", "deform_conv2d", "depthwise_separable_conv2d")
 HYPER = ("stride", "padding", "dilation", "output_padding", "groups")
+FIRST, LAST = 1, 499    # the case numbers this script owns in the output folder
 
 
 # ----------------------------------------------------------------------------- random values
@@ -246,11 +248,15 @@ class Golden:
         self.items.append((name, text, {"error": True, "why": why}, "malformed:" + op))
 
     def write(self, out):
+        """Owns the numbers FIRST..LAST only: other generators write beside it (e.g.
+        gen_golden_resample.py uses 500-599), so only our range is removed before writing."""
+        assert len(self.items) <= LAST - FIRST + 1, "numbers %03d-%03d only" % (FIRST, LAST)
         os.makedirs(out, exist_ok=True)
         for f in os.listdir(out):
-            if f.endswith(".case.json") or f.endswith(".expected.json"):
+            m = re.match(r"^(\d{3})_.*\.(case|expected)\.json$", f)
+            if m and FIRST <= int(m.group(1)) <= LAST:
                 os.remove(os.path.join(out, f))
-        for i, (name, text, exp, _) in enumerate(self.items, 1):
+        for i, (name, text, exp, _) in enumerate(self.items, FIRST):
             stem = "%03d_%s" % (i, name)
             with open(os.path.join(out, stem + ".case.json"), "w") as fh:
                 fh.write(text)
@@ -762,8 +768,8 @@ def main():
     for _, _, _, kind in G.items:
         k = "malformed" if kind.startswith("malformed") else kind
         counts[k] = counts.get(k, 0) + 1
-    size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out)
-               if f.endswith(".json"))
+    size = sum(os.path.getsize(os.path.join(args.out, "%03d_%s.%s.json" % (i, it[0], kind)))
+               for i, it in enumerate(G.items, FIRST) for kind in ("case", "expected"))
     print("gen_golden: %d cases in %s (%s), %d bytes" % (
         len(G.items), os.path.relpath(args.out), ", ".join(
             "%s %d" % kv for kv in counts.items()), size))

@@ -1,0 +1,33 @@
+// models/config.h: the config language.
+//  - load_config(): reads a JSON file, resolves "extends" (a path relative to the file; the child's keys
+//    override the parent's, objects merge recursively, lists are replaced), then applies --set overrides.
+//  - apply_set(): one override "a.b[2].c=value"; value is parsed as JSON when it is valid JSON, else taken
+//    as a string ("--set model.layers[3].dilation=5", "--set name=run2").
+//  - build_layers(): a Sequential from a list of layer objects. Each object has a "type" from the layer
+//    registry (layers/registry.cpp) and that layer's options; any entry may carry "repeat": N; the
+//    container types "sequential" and "residual" take a nested "layers" list. in_channels flows from layer
+//    to layer through the shape-only pass, so a network that does not fit is refused before training with
+//    the layer's JSON path, type and both shapes.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/random.h"
+#include "layers/module.h"
+
+namespace convlab {
+
+nlohmann::json load_config(const std::string& path, const std::vector<std::string>& sets = {});
+void apply_set(nlohmann::json& config, const std::string& assignment);
+nlohmann::json merge_json(const nlohmann::json& base, const nlohmann::json& over);
+
+// Builds the layers at `path` (e.g. "model.layers") for input shape `in` ([N, C, H, W]).
+std::shared_ptr<Sequential> build_layers(const nlohmann::json& layers, const Shape& in, Rng& rng,
+                                         const std::string& path);
+
+// One line per layer: index, type, output shape, parameter count (for `convlab train` and `convlab info`).
+std::string describe_model(const Sequential& model, const Shape& in);
+
+}  // namespace convlab
