@@ -1,7 +1,7 @@
 // core/gemm.cpp: packed, cache-blocked SGEMM (micro-kernels in core/gemm_kernel.h) and the Eigen oracle.
 //
-// Loop nest (per call, single thread):  for pc (K chunks of kc)  for ic (M blocks of mc): pack A block
-//                                        for jc (N blocks of nc): pack B block, then jr (nr panels) x ir (mr).
+// Loop nest (one call, one thread): for pc (K chunks of kc), for ic (M blocks of mc): pack A block;
+//   for jc (N blocks of nc): pack B block, then jr (nr-wide panels) x ir (mr-high panels) micro-kernels.
 // Blocking targets one Zen3 core (32 KiB L1d, 512 KiB L2; the Haswell..Zen4 AVX2 family is similar):
 //  - kc: a packed B micro-panel (kc x nr floats) plus one A micro-panel must stay in L1 while the ir loop
 //    reuses the B panel for every A panel; kc is also the number of k steps between C loads/stores.
@@ -55,7 +55,8 @@ double tile_cost(const Tile& t, int64_t M, int64_t N) {
   const int64_t full_m = M / t.mr, full_n = N / t.nr();
   const int rem_m = static_cast<int>(M % t.mr);
   const int rem_nv = static_cast<int>(ceil_div(N % t.nr(), kLane));
-  double row_full = full_n * tile_cycles(t.mr, t.nv), row_rem = full_n * (rem_m ? tile_cycles(rem_m, t.nv) : 0);
+  double row_full = full_n * tile_cycles(t.mr, t.nv);
+  double row_rem = rem_m ? full_n * tile_cycles(rem_m, t.nv) : 0;
   if (rem_nv) {
     row_full += tile_cycles(t.mr, rem_nv);
     if (rem_m) row_rem += tile_cycles(rem_m, rem_nv);
@@ -207,6 +208,23 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   }
 }
 
+// Multiplies a packed A block (mcur rows) by a packed B block (ncur columns) into C, tile by tile; edge
+// tiles get the kernel of their own size. (Inlining the full-tile kernel here measured no faster.)
+void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, const float* pa, const float* pb,
+                  float* c, int64_t ldc, float beta) {
+  const int mr = tile.mr, nr = tile.nr();
+  const MicroKernel full = select_kernel(mr, tile.nv);
+  for (int64_t j = 0; j < ncur; j += nr) {
+    const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
+    const int nv = static_cast<int>(ceil_div(n_valid, kLane));
+    for (int64_t i = 0; i < mcur; i += mr) {
+      const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
+      const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_kernel(rows, nv);
+      kern(kc, pa + i * kc, pb + j * kc, c + i * ldc + j, ldc, beta, n_valid);
+    }
+  }
+}
+
 void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   Tile tile = kTiles[0];
@@ -224,7 +242,6 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   // Reserve for the largest block any shape can produce, so later calls never reallocate.
   float* pa = tl_pack_a.get(mc * kc + kPackSlack, kABlockFloats + 3 * kMaxR * kMaxKc + kPackSlack);
   float* pb = tl_pack_b.get(nc * kc, kBBlockFloats + 3 * kMaxNV * kLane * kMaxKc);
-  const MicroKernel full = select_kernel(mr, tile.nv);
 
   for (int64_t p0 = 0; p0 < K; p0 += kc) {
     const int64_t kcur = std::min(kc, K - p0);
@@ -239,17 +256,7 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
       for (int64_t j0 = 0; j0 < N; j0 += nc) {
         const int64_t ncur = std::min(nc, N - j0);
         pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, kcur, pb);
-        for (int64_t j = 0; j < ncur; j += nr) {
-          const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
-          const int nv = static_cast<int>(ceil_div(n_valid, kLane));
-          const float* bp = pb + j * kcur;
-          float* cj = C + i0 * ldc + j0 + j;
-          for (int64_t i = 0; i < mcur; i += mr) {
-            const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
-            const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_kernel(rows, nv);
-            kern(kcur, pa + i * kcur, bp, cj + i * ldc, ldc, beta_p, n_valid);
-          }
-        }
+        macro_kernel(tile, mcur, ncur, kcur, pa, pb, C + i0 * ldc + j0, ldc, beta_p);
       }
     }
   }
@@ -291,16 +298,22 @@ void sgemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
   using gemm_detail::ceil_div;
   using gemm_detail::round_up;
   if (M <= 0 || N <= 0) return;
-  // C is cut along its longer side into at most kMaxBlocks equal blocks (each one a plain sgemm), a
-  // function of the shape alone. Block edges fall on multiples of both tile shapes (lcm of the widths
-  // 16/24 and heights 6/4), so blocking costs no extra edge tiles. kMinBlockFlops keeps small products
-  // from being cut into blocks too short to amortise packing and thread start.
+  // C is cut along its longer side into equal blocks (each one a plain sgemm), as a function of the shape
+  // alone. The block count is a power of two (1..kMaxBlocks) so 2 or 4 threads get equal shares under
+  // schedule(static). Every block packs the shared operand (all of A for column blocks) again, costing
+  // about 16 / (block length) of its compute, hence the minimum length; kMinBlockFlops keeps blocks long
+  // enough to amortise waking a sleeping thread. Block edges fall on multiples of both tile shapes (lcm of
+  // the widths 16/24 and heights 6/4), so blocking adds no edge tiles.
   constexpr int64_t kMaxBlocks = 8;
-  constexpr double kMinBlockFlops = 4e6;
-  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(std::max<int64_t>(K, 1));
-  const int64_t want = std::clamp<int64_t>(static_cast<int64_t>(flops / kMinBlockFlops), 1, kMaxBlocks);
+  constexpr double kMinBlockFlops = 2e6;
   const bool split_n = N >= M;
-  const int64_t len = split_n ? N : M, align = split_n ? 48 : 12;
+  const int64_t len = split_n ? N : M, align = split_n ? 48 : 12, min_len = split_n ? 96 : 48;
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) *
+                       static_cast<double>(std::max<int64_t>(K, 1));
+  int64_t want = 1;
+  while (want < kMaxBlocks && flops >= 2.0 * static_cast<double>(want) * kMinBlockFlops &&
+         len >= 2 * want * min_len)
+    want *= 2;
   const int64_t block = round_up(ceil_div(len, want), align);
   const int64_t nb = ceil_div(len, block);
 #pragma omp parallel for schedule(static) if (nb > 1)

@@ -9,6 +9,8 @@
 // the tile: 6x16 (12 acc + 2 B + 1 broadcast) and 4x24 (12 + 3 + 1) are the two full shapes used.
 // One k step costs max(R*NV/2 cycles of FMA throughput, 4 cycles of FMA latency): tiles with fewer than
 // 8 accumulators are latency bound, which is why gemm.cpp's cost model prefers shapes with few edge rows.
+// Trap: every loop over the acc[R][NV] array must be fully unrolled (the GCC unroll pragmas). A single
+// runtime-indexed access makes GCC keep the whole array on the stack and the kernel runs at half speed.
 #pragma once
 #include <cstdint>
 
@@ -50,8 +52,10 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
   // Pull the C tile towards L1 while the k loop runs (its first touch would otherwise stall the stores).
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + kLane * NV - 1), _MM_HINT_T0);
+    const char* row = reinterpret_cast<const char*>(c + r * ldc);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) _mm_prefetch(row + v * kLane * sizeof(float), _MM_HINT_T0);
+    _mm_prefetch(row + (kLane * NV - 1) * sizeof(float), _MM_HINT_T0);
   }
 
 #pragma GCC unroll 4
@@ -117,7 +121,8 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
 
 using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, float, int);
 
-// kKernels[R-1][NV-1]; shapes that would spill (R*NV + NV + 1 > 16) are never dispatched and stay null.
+// select_kernel(R, NV) -> micro_kernel<R, NV>; shapes that would spill (R*NV + NV + 1 > 16) are never
+// dispatched and stay null.
 constexpr int kMaxR = 6;
 constexpr int kMaxNV = 3;
 

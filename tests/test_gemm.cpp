@@ -30,7 +30,8 @@ struct Case {
 std::string describe(const Case& c) {
   return "ta=" + std::to_string(c.ta) + " tb=" + std::to_string(c.tb) + " M=" + std::to_string(c.M) +
          " N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) + " alpha=" + std::to_string(c.alpha) +
-         " beta=" + std::to_string(c.beta) + " pad=" + std::to_string(c.pad) + " nanC=" + std::to_string(c.nan_c);
+         " beta=" + std::to_string(c.beta) + " pad=" + std::to_string(c.pad) +
+         " nanC=" + std::to_string(c.nan_c);
 }
 
 // Runs fn and the reference on identical inputs and compares C, including the padding columns of C
@@ -60,7 +61,8 @@ void check(GemmFn fn, const Case& c, uint32_t seed) {
   for (int64_t i = 0; i < c.M; ++i) {
     for (int64_t j = 0; j < ldc; ++j) {
       const float w = want[static_cast<size_t>(i * ldc + j)], g = got[static_cast<size_t>(i * ldc + j)];
-      const bool ok = j >= c.N ? g == 12345.f : (std::isfinite(g) && std::abs(g - w) <= tol * (1.0 + std::abs(w)));
+      const bool ok =
+          j >= c.N ? g == 12345.f : (std::isfinite(g) && std::abs(g - w) <= tol * (1.0 + std::abs(w)));
       if (!ok && reported++ < 5)
         ADD_FAILURE() << describe(c) << " at (" << i << "," << j << "): got " << g << " want " << w;
     }
