@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./run.sh: install what is missing, build Release, run the default demo (see README).
+# ./run.sh: install what is missing, build Release, train the default segmentation model (see README).
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh

@@ -62,3 +62,8 @@ Tensor dropout(const Tensor& x, float p, bool training, Rng& rng);
 #include "core/loss.h"
 #include "core/optim.h"
 #include "core/conv.h"
+#include "core/deform_conv2d.h"
+#include "core/separable.h"
+#include "core/upsample.h"
+#include "core/pool.h"
+#include "core/conv_transpose2d.h"

@@ -48,6 +48,11 @@ float Module::lr_multiplier(const Tensor& p) const {
   return 1.f;
 }
 
+void Module::scale_lr(float mult) {
+  for (Param& p : params_) p.lr_mult = mult;
+  for (auto& [n, c] : children_) c->scale_lr(mult);
+}
+
 Tensor& Module::register_parameter(const std::string& name, Tensor t, float lr_mult) {
   t.set_requires_grad(true);
   params_.push_back({name, std::move(t), lr_mult});

@@ -35,6 +35,8 @@ class Module {
 
   // Per-parameter learning-rate multiplier (1 by default), e.g. DeformConv2d's offset predictor.
   float lr_multiplier(const Tensor& p) const;
+  // Sets the learning-rate multiplier of every parameter of this module and its children.
+  void scale_lr(float mult);
 
  protected:
   Tensor& register_parameter(const std::string& name, Tensor t, float lr_mult = 1.f);

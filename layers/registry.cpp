@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "layers/basic_layers.h"
 #include "layers/conv_layers.h"
+#include "layers/family_layers.h"
 
 namespace convlab {
 
@@ -31,6 +32,36 @@ const std::vector<LayerType>& layer_types() {
       {"conv2d", "torch.nn.Conv2d (dilated, grouped, depthwise via groups)",
        [](Options& o, const Shape& in, Rng& rng) -> ModulePtr {
          return std::make_shared<Conv2d>(Conv2dOptions::from(o, in), rng);
+       }},
+      {"conv_transpose2d", "torch.nn.ConvTranspose2d (stride, padding, output_padding, dilation, groups)",
+       ConvTranspose2d::from},
+      {"separable_conv2d", "depthwise (multiplier) + pointwise 1x1 conv",
+       SeparableConv2d::from},
+      {"deform_conv2d", "torchvision DeformConv2d with its own offset (and v2 mask) predictor",
+       DeformConv2d::from},
+      {"resize_conv2d", "upsample (nearest x2 by default) then conv2d: no checkerboard",
+       ResizeConv2d::from},
+      {"upsample", "torch.nn.Upsample (nearest, bilinear; size or scale_factor; align_corners)",
+       [](Options& o, const Shape&, Rng&) -> ModulePtr { return std::make_shared<Upsample>(Upsample::args_from(o)); }},
+      {"max_pool2d", "torch.nn.MaxPool2d",
+       [](Options& o, const Shape&, Rng&) -> ModulePtr {
+         MaxPool2dArgs a;
+         a.kernel_size = o.pair("kernel_size", std::nullopt, 1);
+         if (o.has("stride")) a.stride = o.pair("stride", std::nullopt, 1);
+         a.padding = o.pair("padding", Pair{0, 0}, 0);
+         a.dilation = o.pair("dilation", Pair{1, 1}, 1);
+         a.ceil_mode = o.boolean("ceil_mode", false);
+         return std::make_shared<MaxPool2d>(a);
+       }},
+      {"avg_pool2d", "torch.nn.AvgPool2d",
+       [](Options& o, const Shape&, Rng&) -> ModulePtr {
+         AvgPool2dArgs a;
+         a.kernel_size = o.pair("kernel_size", std::nullopt, 1);
+         if (o.has("stride")) a.stride = o.pair("stride", std::nullopt, 1);
+         a.padding = o.pair("padding", Pair{0, 0}, 0);
+         a.ceil_mode = o.boolean("ceil_mode", false);
+         a.count_include_pad = o.boolean("count_include_pad", true);
+         return std::make_shared<AvgPool2d>(a);
        }},
       {"batch_norm2d", "torch.nn.BatchNorm2d",
        [](Options& o, const Shape& in, Rng&) -> ModulePtr {

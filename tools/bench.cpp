@@ -14,6 +14,10 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "core/threads.h"
+#include "models/config.h"
+
+#include <sys/resource.h>
+#include <cstdio>
 
 namespace {
 
@@ -67,7 +71,44 @@ void run(benchmark::State& st, const BenchShape& b, bool backward, int threads) 
   st.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The hdc_step network of ../shared/bench/README.md: stem 3->32 + six 3x3 32->32 convs (dilations
+// 1,2,5,1,2,5, padding = dilation), each BN + ReLU, 1x1 -> 11 classes; batch 16 x 3x64x64, per-pixel CE, Adam.
+void hdc_step(benchmark::State& st, int threads) {
+  set_num_threads(threads);
+  nlohmann::json layers = nlohmann::json::array();
+  auto cbr = [&](int d) {
+    layers.push_back({{"type", "conv2d"}, {"out_channels", 32}, {"kernel_size", 3}, {"padding", d}, {"dilation", d}});
+    layers.push_back({{"type", "batch_norm2d"}});
+    layers.push_back({{"type", "relu"}});
+  };
+  cbr(1);
+  for (int d : {1, 2, 5, 1, 2, 5}) cbr(d);
+  layers.push_back({{"type", "conv2d"}, {"out_channels", 11}, {"kernel_size", 1}});
+  Rng rng(0);
+  auto model = build_layers(layers, {16, 3, 64, 64}, rng, "hdc_step");
+  std::vector<ParamRef> ps;
+  for (auto& [n, t] : model->named_parameters()) ps.push_back({n, t});
+  Adam opt(ps, {.lr = 1e-3});
+  Tensor x = rand({16, 3, 64, 64}, 1);
+  std::vector<int32_t> labels(16 * 64 * 64);
+  for (auto& l : labels) l = int32_t(rng.randint(11));
+  for (auto _ : st) {
+    opt.zero_grad();
+    Tensor loss = cross_entropy(model->forward(x), labels);
+    loss.backward();
+    opt.step();
+    benchmark::DoNotOptimize(loss.data());
+  }
+  st.counters["img/s"] = benchmark::Counter(16, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 int register_all() {
+  for (int t : {1, 2})
+    benchmark::RegisterBenchmark(("hdc_step/threads:" + std::to_string(t)).c_str(),
+                                 [t](benchmark::State& st) { hdc_step(st, t); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(2.0);
   for (const BenchShape& b : conv_shapes())
     for (int t : {1, 2})
       for (bool bwd : {false, true}) {
@@ -89,5 +130,8 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  std::fprintf(stderr, "peak RSS: %.1f MiB\n", ru.ru_maxrss / 1024.0);
   return 0;
 }

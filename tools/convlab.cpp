@@ -8,7 +8,13 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "tools/lib/io.h"
+#include "models/config.h"
 #include "tools/lib/op_case.h"
+#include "tools/lib/train_seg.h"
+#include "tools/lib/classify.h"
+#include "tools/lib/gan_cli.h"
+#include "tools/lib/study_cli.h"
+#include "tools/lib/train_gan.h"
 
 namespace {
 
@@ -23,12 +29,34 @@ int cmd_op(const std::string& case_path, const std::string& out_path, bool stats
   return 0;
 }
 
+void print_json_or_summary(const nlohmann::json& j, bool as_json, const std::string& text) {
+  if (as_json) std::cout << j.dump(2) << "\n";
+  else std::cout << text;
+}
+
+std::string pct(const nlohmann::json& v) {
+  if (!v.is_number()) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f%%", 100 * v.get<double>());
+  return buf;
+}
+
+std::string metrics_text(const nlohmann::json& m) {
+  std::string s = "mIoU " + pct(m["miou"]) + ", pixel accuracy " + pct(m["pixel_accuracy"]) + "\n  per class:";
+  for (auto& [k, v] : m["class_iou"].items()) s += " " + k + " " + pct(v);
+  s += "\n  by object size:";
+  for (auto& [k, v] : m["bucket_miou"].items()) s += " " + k + " " + pct(v);
+  return s + "\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   convlab::ensure_passive_wait(argc, argv);
   CLI::App app{"convlab: a small deep-learning framework for studying convolution"};
   app.require_subcommand(1);
+  convlab::register_gan_commands(app);  // sample, gan-eval (tools/lib/gan_cli.h)
+  convlab::register_study_commands(app);  // rf, size, matrix, identities, gradcheck (tools/lib/study_cli.h)
   int threads = 0;
   app.add_option("--threads", threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
 
@@ -41,6 +69,29 @@ int main(int argc, char** argv) {
   op->add_flag("--stats", stats, "print each tensor as {shape, sum, abs_sum, min, max}");
   op->add_option("--repeat", repeat, "time N forward and N backward passes (median ms)");
 
+  std::string config_path, checkpoint, image, mask_out = "mask.png", runs_dir = "runs";
+  std::vector<std::string> sets;
+  bool resume = false, quiet = false, as_json = false;
+  CLI::App* train = app.add_subcommand("train", "Train a model from a JSON config (see configs/README.md)");
+  train->add_option("config", config_path, "config file")->required();
+  train->add_option("--set", sets, "override a config value: --set model.layers[3].dilation=5 (repeatable)");
+  train->add_flag("--resume", resume, "continue runs/<name>/ from its last checkpoint");
+  train->add_option("--runs", runs_dir, "folder for run folders (default runs)");
+  train->add_flag("-q,--quiet", quiet, "no progress output");
+  int64_t stop_after = -1;
+  train->add_option("--stop-after", stop_after, "stop after this step (checkpoint written), e.g. to resume later");
+  train->add_flag("--json", as_json, "print the summary as JSON");
+  CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on a config's validation set");
+  eval->add_option("config", config_path, "config file")->required();
+  eval->add_option("--checkpoint", checkpoint, "model.safetensors of a run")->required();
+  eval->add_option("--set", sets, "override a config value (repeatable)");
+  eval->add_flag("--json", as_json, "print JSON");
+  CLI::App* predict = app.add_subcommand("predict", "Segment one PNG image with a trained checkpoint");
+  predict->add_option("--checkpoint", checkpoint, "model.safetensors of a run")->required();
+  predict->add_option("image", image, "input PNG")->required();
+  predict->add_option("-o,--output", mask_out, "output PNG of the class map (palette colours)");
+  predict->add_flag("--json", as_json, "print JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -50,10 +101,38 @@ int main(int argc, char** argv) {
   } catch (const CLI::Error& e) {
     std::cerr << "convlab: " << e.what() << " (see convlab --help)\n";
     return 2;
+  } catch (const convlab::Error& e) {  // thrown by subcommand callbacks (gan_cli) inside parse()
+    std::cerr << "convlab: " << e.what() << "\n";
+    return 2;
   }
   try {
     if (threads > 0) convlab::set_num_threads(threads);
     if (*op) return cmd_op(case_path, out_path, stats, repeat);
+    if (*train) {
+      const auto cfg = convlab::load_config(config_path, sets);
+      const std::string task = cfg.contains("task") && cfg["task"].is_string() ? cfg["task"].get<std::string>() : "";
+      if (task == "gan" || task == "classification") {
+        const convlab::TrainFlags f{.runs_dir = runs_dir, .resume = resume, .quiet = quiet, .stop_after = stop_after};
+        const auto s = task == "gan" ? convlab::train_gan(cfg, f) : convlab::train_classifier(cfg, f);
+        print_json_or_summary(s, as_json, "done in " + std::to_string(int(s["train_seconds"].get<double>())) + " s" +
+                                              (task == "classification" ? "; held-out accuracy " + pct(s["final"]["accuracy"]) : "") +
+                                              "; run folder: " + s["run_dir"].get<std::string>() + "\n");
+        return 0;
+      }
+      const auto summary = convlab::train_segmentation(cfg, {.runs_dir = runs_dir, .resume = resume, .quiet = quiet, .stop_after = stop_after});
+      print_json_or_summary(summary, as_json,
+                            "done in " + std::to_string(int(summary["train_seconds"].get<double>())) + " s; final " +
+                                metrics_text(summary["final"]) + "run folder: " + summary["run_dir"].get<std::string>() +
+                                " (metrics.jsonl, summary.json, model.safetensors, val_*.png)\n");
+    }
+    if (*eval) {
+      const auto m = convlab::eval_segmentation(convlab::load_config(config_path, sets), checkpoint);
+      print_json_or_summary(m, as_json, metrics_text(m));
+    }
+    if (*predict) {
+      const auto r = convlab::predict_segmentation(checkpoint, image, mask_out);
+      print_json_or_summary(r, as_json, "wrote " + mask_out + "\n");
+    }
   } catch (const convlab::Error& e) {
     std::cerr << "convlab: " << e.what() << "\n";
     return 2;

@@ -1,0 +1,15 @@
+// data/files.h: binary file helpers for the data layer (PNG, checkpoints, MNIST).
+// Writes go through a temporary file in the same folder followed by rename(), so a reader never sees a
+// half-written PNG or checkpoint, even if the writer is killed mid-write.
+#pragma once
+#include <string>
+
+namespace convlab {
+
+// The whole file as bytes; throws convlab::Error "WHAT PATH: cannot open (reason)".
+std::string read_file_bytes(const std::string& path, const std::string& what = "file");
+// Writes PATH.tmp.<pid>.<n>, then renames it onto PATH; on failure removes the temporary and throws.
+void write_file_bytes_atomic(const std::string& path, const std::string& bytes, const std::string& what = "file");
+bool file_exists(const std::string& path);
+
+}  // namespace convlab

@@ -1,0 +1,173 @@
+// data/png.cpp: see png.h. This is the one translation unit that compiles stb_image / stb_image_write
+// (PNG decoder only); other files include <stb_image.h> for declarations if they must, but should call
+// read_png / write_png instead.
+#include "data/png.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "data/files.h"
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_NO_STDIO  // we read the bytes ourselves: errors then name the path and errno
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO  // we write to memory, then atomically to disk
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#include <stb_image.h>
+#include <stb_image_write.h>
+#pragma GCC diagnostic pop
+
+namespace convlab {
+
+void write_png(const std::string& path, const uint8_t* rgb, int64_t W, int64_t H) {
+  CL_CHECK(W > 0 && H > 0 && W < (1 << 24) && H < (1 << 24),
+           "png " << path << ": bad image size " << W << "x" << H);
+  CL_CHECK(rgb != nullptr, "png " << path << ": no pixels");
+  std::string bytes;
+  auto sink = [](void* ctx, void* data, int size) {
+    static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  const int ok = stbi_write_png_to_func(sink, &bytes, static_cast<int>(W), static_cast<int>(H), 3, rgb,
+                                        static_cast<int>(3 * W));
+  CL_CHECK(ok != 0, "png " << path << ": encoding failed");
+  write_file_bytes_atomic(path, bytes, "png");
+}
+
+void write_png(const std::string& path, const RgbImage& img) {
+  CL_CHECK(static_cast<int64_t>(img.rgb.size()) == img.W * img.H * 3,
+           "png " << path << ": image holds " << img.rgb.size() << " bytes, " << img.W << "x" << img.H
+                  << " RGB needs " << img.W * img.H * 3);
+  write_png(path, img.rgb.data(), img.W, img.H);
+}
+
+PngImage read_png(const std::string& path) {
+  const std::string bytes = read_file_bytes(path, "png");
+  static const unsigned char kSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  CL_CHECK(bytes.size() >= 8 && std::memcmp(bytes.data(), kSig, 8) == 0,
+           "png " << path << ": not a PNG file (bad signature)");
+  CL_CHECK(bytes.size() < (1ull << 31), "png " << path << ": file too large");
+  int w = 0, h = 0, c = 0;
+  stbi_uc* px = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
+                                      static_cast<int>(bytes.size()), &w, &h, &c, 0);
+  CL_CHECK(px != nullptr, "png " << path << ": cannot decode (" << stbi_failure_reason() << ")");
+  PngImage img;
+  img.W = w;
+  img.H = h;
+  img.channels = c;
+  img.pixels.assign(px, px + static_cast<size_t>(w) * h * c);
+  stbi_image_free(px);
+  return img;
+}
+
+RgbImage to_rgb(const PngImage& img) {
+  CL_CHECK(img.channels >= 1 && img.channels <= 4, "png: unsupported channel count " << img.channels);
+  RgbImage out(img.W, img.H);
+  for (int64_t p = 0; p < img.W * img.H; ++p) {
+    const uint8_t* s = img.pixels.data() + p * img.channels;
+    for (int c = 0; c < 3; ++c) out.rgb[3 * p + c] = img.channels >= 3 ? s[c] : s[0];
+  }
+  return out;
+}
+
+namespace {
+uint8_t to_byte(float v, float lo, float hi) {
+  const float u = (v - lo) / (hi - lo);
+  if (!(u > 0.f)) return 0;  // also NaN
+  if (u >= 1.f) return 255;
+  return static_cast<uint8_t>(std::lround(u * 255.f));
+}
+
+RgbImage planes_to_rgb(const float* p, int64_t C, int64_t H, int64_t W, float lo, float hi) {
+  RgbImage out(W, H);
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int64_t c = 0; c < 3; ++c) out.at(y, x)[c] = to_byte(p[(C == 3 ? c : 0) * H * W + y * W + x], lo, hi);
+  return out;
+}
+}  // namespace
+
+RgbImage tensor_to_rgb(const Tensor& t, float lo, float hi) {
+  CL_CHECK(hi > lo, "tensor_to_rgb: need hi > lo, got [" << lo << ", " << hi << "]");
+  const Shape& s = t.shape();
+  if (s.size() == 2) return planes_to_rgb(t.data(), 1, s[0], s[1], lo, hi);
+  CL_CHECK(s.size() == 3 && (s[0] == 1 || s[0] == 3),
+           "tensor_to_rgb: expected an image [3, H, W], [1, H, W] or [H, W], got " << shape_str(s));
+  return planes_to_rgb(t.data(), s[0], s[1], s[2], lo, hi);
+}
+
+RgbImage tensor_to_rgb(const Tensor& batch, int64_t b, float lo, float hi) {
+  CL_CHECK(hi > lo, "tensor_to_rgb: need hi > lo, got [" << lo << ", " << hi << "]");
+  const Shape& s = batch.shape();
+  CL_CHECK(s.size() == 4 && (s[1] == 1 || s[1] == 3),
+           "tensor_to_rgb: expected a batch [B, 1 or 3, H, W], got " << shape_str(s));
+  CL_CHECK(b >= 0 && b < s[0], "tensor_to_rgb: item " << b << " out of range for batch " << shape_str(s));
+  return planes_to_rgb(batch.data() + b * s[1] * s[2] * s[3], s[1], s[2], s[3], lo, hi);
+}
+
+std::array<uint8_t, 3> palette_colour(int64_t cls) {
+  // Background black, then saturated hues ordered so neighbouring ids contrast.
+  static const uint8_t kPalette[16][3] = {
+      {0, 0, 0},       {230, 25, 75},  {60, 180, 75},   {255, 225, 25}, {0, 130, 200},   {245, 130, 48},
+      {145, 30, 180},  {70, 240, 240}, {240, 50, 230},  {210, 245, 60}, {250, 190, 212}, {0, 128, 128},
+      {220, 190, 255}, {170, 110, 40}, {255, 250, 200}, {128, 0, 0}};
+  if (cls < 0) return {128, 128, 128};
+  const uint8_t* c = kPalette[cls % 16];
+  return {c[0], c[1], c[2]};
+}
+
+RgbImage labels_to_rgb(const int32_t* labels, int64_t H, int64_t W) {
+  CL_CHECK(labels != nullptr && H > 0 && W > 0, "labels_to_rgb: empty label map " << H << "x" << W);
+  RgbImage out(W, H);
+  for (int64_t p = 0; p < H * W; ++p) {
+    const auto c = palette_colour(labels[p]);
+    std::copy(c.begin(), c.end(), out.rgb.begin() + 3 * p);
+  }
+  return out;
+}
+
+RgbImage upscale(const RgbImage& img, int64_t f) {
+  CL_CHECK(f >= 1, "upscale: factor must be >= 1, got " << f);
+  RgbImage out(img.W * f, img.H * f);
+  for (int64_t y = 0; y < out.H; ++y)
+    for (int64_t x = 0; x < out.W; ++x) std::copy_n(img.at(y / f, x / f), 3, out.at(y, x));
+  return out;
+}
+
+RgbImage compose_grid(const std::vector<std::vector<RgbImage>>& rows, int64_t sep, uint8_t sep_value) {
+  CL_CHECK(!rows.empty(), "compose_grid: no rows");
+  CL_CHECK(sep >= 0, "compose_grid: separator must be >= 0, got " << sep);
+  std::vector<int64_t> col_w, row_h(rows.size(), 0);
+  for (size_t r = 0; r < rows.size(); ++r)
+    for (size_t c = 0; c < rows[r].size(); ++c) {
+      if (col_w.size() <= c) col_w.push_back(0);
+      col_w[c] = std::max(col_w[c], rows[r][c].W);
+      row_h[r] = std::max(row_h[r], rows[r][c].H);
+    }
+  CL_CHECK(!col_w.empty(), "compose_grid: no tiles");
+  int64_t W = sep, H = sep;
+  for (int64_t w : col_w) W += w + sep;
+  for (int64_t h : row_h) H += h + sep;
+  RgbImage out(W, H, sep_value);
+  int64_t y0 = sep;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    int64_t x0 = sep;
+    for (size_t c = 0; c < rows[r].size(); ++c) {
+      const RgbImage& t = rows[r][c];
+      CL_CHECK(static_cast<int64_t>(t.rgb.size()) == t.W * t.H * 3,
+               "compose_grid: tile (" << r << ", " << c << ") holds " << t.rgb.size() << " bytes for " << t.W
+                                      << "x" << t.H);
+      for (int64_t y = 0; y < t.H; ++y) std::copy_n(t.at(y, 0), 3 * t.W, out.at(y0 + y, x0));
+      x0 += col_w[c] + sep;
+    }
+    y0 += row_h[r] + sep;
+  }
+  return out;
+}
+
+}  // namespace convlab

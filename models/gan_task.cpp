@@ -1,0 +1,186 @@
+// models/gan_task.cpp: reading a GAN config into two networks, their optimizers and the MNIST training set.
+#include "models/gan_task.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "layers/basic_layers.h"
+#include "layers/options.h"
+#include "models/config.h"
+
+namespace convlab {
+
+using nlohmann::json;
+
+namespace {
+
+const json kEmpty = json::object();
+const json& section(const json& c, const char* key) {
+  if (!c.contains(key)) return kEmpty;
+  CL_CHECK(c[key].is_object(), key << ": expected an object");
+  return c[key];
+}
+
+// The layer list of "generator" / "discriminator", refusing a config that lacks it.
+const json& net_layers(const json& c, const char* key) {
+  CL_CHECK(c.contains(key) && c[key].is_object() && c[key].contains("layers") && c[key]["layers"].is_array() &&
+               !c[key]["layers"].empty(),
+           key << ".layers: missing; a GAN config needs both a \"generator\" and a \"discriminator\", each {\"layers\": [...]}");
+  Options o(c[key], key);
+  o.raw("layers");
+  o.finish({"description"});
+  return c[key]["layers"];
+}
+
+}  // namespace
+
+void dcgan_init(Module& m, Rng& rng) {
+  const bool bn = dynamic_cast<BatchNorm2d*>(&m) != nullptr;
+  // Only this module's own parameters (children are visited below): named_parameters() recurses, so take
+  // the names without a dot.
+  for (auto& [name, p] : m.named_parameters()) {
+    if (name.find('.') != std::string::npos) continue;
+    Tensor t = p;
+    if (name == "bias") std::fill(t.data(), t.data() + t.numel(), 0.f);
+    else if (name == "weight") fill_normal(t, rng, bn ? 1.f : 0.f, 0.02f);
+  }
+  for (auto& [n, c] : m.children()) dcgan_init(*c, rng);
+}
+
+NamedTensors module_state(const Module& m) {
+  NamedTensors s = m.named_parameters();
+  for (auto& kv : m.named_buffers()) s.push_back(kv);
+  return s;
+}
+
+GanTask make_gan_task(const json& config, bool with_data) {
+  GanTask t;
+  t.config = config;
+  Options top(config, "config");
+  t.name = top.string("name", "gan");
+  CL_CHECK(!t.name.empty() && t.name.find('/') == std::string::npos && t.name != "." && t.name != "..",
+           "name: '" << t.name << "' cannot name a run folder");
+  t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0));
+  top.string("task", "gan", {"gan"});
+  for (const char* k : {"gan", "data", "generator", "discriminator", "optimizer", "optimizer_g", "optimizer_d", "train",
+                        "description"})
+    if (top.has(k)) top.raw(k);
+  top.finish();
+
+  Options g(section(config, "gan"), "gan");
+  t.latent = g.integer("latent_size", 100, 1);
+  t.channels = g.integer("image_channels", 1, 1);
+  t.image_size = g.integer("image_size", 28, 1);
+  const std::string init = g.string("init", "dcgan", {"dcgan", "default"});
+  t.sample_batch_stats = g.string("sample_bn", "eval", {"eval", "batch"}) == "batch";
+  g.finish();
+
+  Options tr(section(config, "train"), "train");
+  t.train.steps = tr.integer("steps", 2500, 1);
+  t.train.batch_size = tr.integer("batch_size", 64, 1);
+  t.train.log_every = tr.integer("log_every", 50, 1);
+  t.train.sample_every = tr.integer("sample_every", 0, 0);
+  t.train.checkpoint_every = tr.integer("checkpoint_every", 0, 0);
+  t.train.samples = tr.integer("samples", 64, 1);
+  tr.finish();
+
+  const json& gl = net_layers(config, "generator");
+  const json& dl = net_layers(config, "discriminator");
+  const int64_t B = t.train.batch_size;
+  const Shape z = t.z_shape(B), img = t.image_shape(B);
+  // The latent size must be what the generator's first layer takes (checked here for a one-line message
+  // naming both shapes; build_layers would only name the layer).
+  if (gl[0].is_object() && gl[0].contains("in_channels") && gl[0]["in_channels"].is_number_integer()) {
+    const int64_t c = gl[0]["in_channels"].get<int64_t>();
+    CL_CHECK(c == t.latent, "generator.layers[0].in_channels: the generator's first layer takes ["
+                                << B << "," << c << ",1,1] but the latent z is " << shape_str(z) << " (gan.latent_size "
+                                << t.latent << ")");
+  }
+  Rng rng(t.seed);
+  t.generator = build_layers(gl, z, rng, "generator.layers");
+  const Shape gout = t.generator->output_shape(z);
+  CL_CHECK(gout == img, "generator: its output " << shape_str(gout) << " is not the discriminator's input "
+                                                 << shape_str(img) << " (gan.image_channels " << t.channels
+                                                 << ", gan.image_size " << t.image_size << ")");
+  t.discriminator = build_layers(dl, img, rng, "discriminator.layers");
+  const Shape dout = t.discriminator->output_shape(img);
+  CL_CHECK(!dout.empty() && dout[0] == B && numel_of(dout) == B,
+           "discriminator: it maps " << shape_str(img) << " to " << shape_str(dout) << ", but needs one logit per image ["
+                                     << B << ",1,1,1] or [" << B << ",1]");
+  if (init == "dcgan") {
+    Rng irng(t.seed ^ 0xDC6A7ull);
+    dcgan_init(*t.generator, irng);
+    dcgan_init(*t.discriminator, irng);
+  }
+
+  const json opt_default = {{"type", "adam"}, {"lr", 2e-4}, {"betas", {0.5, 0.999}}};
+  const json shared = config.contains("optimizer") ? config["optimizer"] : opt_default;
+  t.optimizer_g = config.contains("optimizer_g") ? config["optimizer_g"] : shared;
+  t.optimizer_d = config.contains("optimizer_d") ? config["optimizer_d"] : shared;
+
+  Options d(section(config, "data"), "data");
+  d.string("dataset", "mnist", {"mnist"});
+  const std::string dir = d.string("mnist_dir", default_mnist_dir());
+  const int64_t train_size = d.integer("train_size", 0, 0);  // 0: the whole train split (8,000)
+  d.finish();
+  if (with_data) {
+    CL_CHECK(t.channels == 1 && t.image_size == 28, "gan: MNIST digits are [1,28,28]; gan.image_channels "
+                                                        << t.channels << " and gan.image_size " << t.image_size
+                                                        << " do not fit");
+    t.mnist = std::make_shared<const Mnist>(load_mnist(dir));
+    t.train_indices = mnist_indices(*t.mnist, MnistSplit::kTrain);
+    if (train_size > 0 && train_size < int64_t(t.train_indices.size())) t.train_indices.resize(size_t(train_size));
+    CL_CHECK(int64_t(t.train_indices.size()) >= B, "train.batch_size: " << B << " is larger than the "
+                                                                         << t.train_indices.size() << " training digits");
+  }
+  return t;
+}
+
+Tensor sample_latent(const GanTask& t, int64_t B, Rng& rng) {
+  Tensor z = Tensor::empty(t.z_shape(B));
+  fill_normal(z, rng, 0.f, 1.f);
+  return z;
+}
+
+Tensor generate(GanTask& t, const Tensor& z) {
+  NoGradGuard ng;
+  Sequential& G = *t.generator;
+  const bool was_training = G.training();
+  Tensor out;
+  if (t.sample_batch_stats) {
+    // Batch statistics update the running ones as a side effect: save and restore them.
+    std::vector<Tensor> saved;
+    for (auto& [n, b] : G.named_buffers()) saved.push_back(b.clone());
+    G.train();
+    out = G.forward(z);
+    size_t i = 0;
+    for (auto& [n, b] : G.named_buffers()) {
+      Tensor dst = b;
+      std::copy(saved[i].data(), saved[i].data() + dst.numel(), dst.data());
+      ++i;
+    }
+  } else {
+    G.eval();
+    out = G.forward(z);
+  }
+  G.train(was_training);
+  return out;
+}
+
+GanTask load_generator(const std::string& checkpoint) {
+  const auto f = safetensors::load(checkpoint);
+  auto it = f.metadata.find("config");
+  CL_CHECK(it != f.metadata.end() && f.metadata.count("format") && f.metadata.at("format") == "convlab-gan-generator",
+           "checkpoint " << checkpoint << ": not a convlab generator checkpoint (generator.safetensors of a GAN run)");
+  json config;
+  try {
+    config = json::parse(it->second);
+  } catch (const json::parse_error&) {
+    CL_FAIL("checkpoint " << checkpoint << ": its config metadata is not valid JSON");
+  }
+  GanTask t = make_gan_task(config, /*with_data=*/false);
+  safetensors::copy_into(f, module_state(*t.generator), checkpoint);
+  return t;
+}
+
+}  // namespace convlab

@@ -1,0 +1,174 @@
+// models/seg_task.cpp: reading a segmentation config into datasets, model, loss and optimizer settings.
+#include "models/seg_task.h"
+
+#include "core/error.h"
+#include "data/digit_scenes.h"
+#include "data/mnist.h"
+#include "data/shapes.h"
+#include "layers/options.h"
+#include "models/config.h"
+
+namespace convlab {
+
+using nlohmann::json;
+
+namespace {
+const json kEmpty = json::object();
+const json& section(const json& c, const char* key) {
+  if (!c.contains(key)) return kEmpty;
+  CL_CHECK(c[key].is_object(), key << ": expected an object");
+  return c[key];
+}
+}  // namespace
+
+std::unique_ptr<SegDataset> make_dataset(const json& data, uint64_t seed, const std::string& split) {
+  Options o(data, "data");
+  const std::string kind = o.string("dataset", "shapes", {"shapes", "digits"});
+  const int64_t S = o.integer("image_size", 64, 16);
+  const int64_t train_size = o.integer("train_size", 100000, 1), val_size = o.integer("val_size", 256, 1);
+  const uint64_t s = seed * 1000003ull + (split == "val" ? 7919ull : 0ull);
+  const int64_t n = split == "val" ? val_size : train_size;
+  std::unique_ptr<SegDataset> ds;
+  if (kind == "shapes") {
+    ShapesOptions so;
+    so.image_size = S;
+    so.seed = s;
+    so.size = n;
+    so.line_share = float(o.number("line_share", so.line_share));
+    so.min_objects = o.integer("min_objects", so.min_objects, 0);
+    so.max_objects = o.integer("max_objects", so.max_objects, 0);
+    so.max_radius = float(o.number("max_radius", 0));
+    if (o.has("classes")) {
+      so.classes.clear();
+      for (const auto& c : o.raw("classes")) {
+        CL_CHECK(c.is_string(), "data.classes: expected a list of class names");
+        so.classes.push_back(c.get<std::string>());
+      }
+    }
+    ds = std::make_unique<ShapesDataset>(so);
+  } else {
+    const std::string dir = o.string("mnist_dir", default_mnist_dir());
+    auto mnist = std::make_shared<const Mnist>(load_mnist(dir));
+    DigitScenesOptions d;
+    d.image_size = S;
+    d.seed = s;
+    d.size = n;
+    d.split = split == "val" ? MnistSplit::kTest : MnistSplit::kTrain;
+    ds = std::make_unique<DigitScenes>(mnist, d);
+  }
+  o.boolean("hflip", true);  // read by make_seg_task; listed here so finish() knows them
+  o.boolean("vflip", true);
+  o.integer("crop", 0, 0);
+  o.finish();
+  return ds;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const json& cfg, const Module& model, double lr_override) {
+  Options o(cfg, "optimizer");
+  const std::string type = o.string("type", "adam", {"adam", "adamw", "sgd"});
+  const double lr = o.number("lr", type == "sgd" ? 0.01 : 1e-3);
+  const double wd = o.number("weight_decay", type == "adamw" ? 0.01 : 0.0);
+  std::vector<ParamRef> ps;
+  for (auto& [name, t] : model.named_parameters()) ps.push_back({name, t, model.lr_multiplier(t)});
+  std::unique_ptr<Optimizer> opt;
+  if (type == "sgd") {
+    SgdOptions s{.lr = lr, .momentum = o.number("momentum", 0.9), .weight_decay = wd,
+                 .nesterov = o.boolean("nesterov", false)};
+    opt = std::make_unique<Sgd>(std::move(ps), s);
+  } else {
+    AdamOptions a{.lr = lr, .weight_decay = wd, .decoupled = type == "adamw"};
+    if (o.has("betas")) {
+      const json& b = o.raw("betas");
+      CL_CHECK(b.is_array() && b.size() == 2 && b[0].is_number() && b[1].is_number(),
+               "optimizer.betas: expected [beta1, beta2]");
+      a.beta1 = b[0].get<double>();
+      a.beta2 = b[1].get<double>();
+      CL_CHECK(a.beta1 >= 0 && a.beta1 < 1 && a.beta2 >= 0 && a.beta2 < 1, "optimizer.betas: each must be in [0, 1)");
+    }
+    a.eps = o.number("eps", 1e-8);
+    opt = std::make_unique<Adam>(std::move(ps), a);
+  }
+  CL_CHECK(lr > 0, "optimizer.lr: expected a positive number, got " << lr);
+  if (lr_override > 0) opt->set_lr(lr_override);
+  o.finish();
+  return opt;
+}
+
+SegTask make_seg_task(const json& config, bool with_data) {
+  SegTask t;
+  t.config = config;
+  Options top(config, "config");
+  t.name = top.string("name", "run");
+  CL_CHECK(!t.name.empty() && t.name.find('/') == std::string::npos && t.name != "." && t.name != "..",
+           "name: '" << t.name << "' cannot name a run folder");
+  t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0));
+  top.string("task", "segmentation", {"segmentation"});
+  for (const char* k : {"data", "model", "loss", "optimizer", "schedule", "train", "description"})
+    if (top.has(k)) top.raw(k);
+  top.finish();
+
+  const json& data = section(config, "data");
+  Options d(data, "data");
+  t.augment.hflip = d.boolean("hflip", true);
+  t.augment.vflip = d.boolean("vflip", true);
+  t.augment.crop = d.integer("crop", 0, 0);
+  const int64_t S = d.integer("image_size", 64, 16);
+  if (with_data) {
+    t.train_set = make_dataset(data, t.seed, "train");
+    t.val_set = make_dataset(data, t.seed, "val");
+  }
+
+  Options tr(section(config, "train"), "train");
+  t.train.steps = tr.integer("steps", 600, 1);
+  t.train.batch_size = tr.integer("batch_size", 16, 1);
+  t.train.val_every = tr.integer("val_every", std::max<int64_t>(1, t.train.steps / 4), 1);
+  t.train.log_every = tr.integer("log_every", 20, 1);
+  t.train.checkpoint_every = tr.integer("checkpoint_every", t.train.val_every, 1);
+  t.train.grid_images = tr.integer("grid_images", 4, 0);
+  tr.finish();
+
+  const int64_t in_ch = 3, crop = t.augment.crop > 0 ? t.augment.crop : S;
+  CL_CHECK(crop <= S, "data.crop: " << crop << " is larger than image_size " << S);
+  t.input_shape = {t.train.batch_size, in_ch, crop, crop};
+  CL_CHECK(config.contains("model") && config["model"].is_object() && config["model"].contains("layers"),
+           "model.layers: missing (the network, a list of layers)");
+  Options mo(config["model"], "model");
+  mo.raw("layers");
+  mo.finish({"description"});
+  Rng rng(t.seed);
+  t.model = build_layers(config["model"]["layers"], t.input_shape, rng, "model.layers");
+  const Shape out = t.model->output_shape(t.input_shape);
+  const int64_t classes = with_data ? t.train_set->num_classes() : (out.size() == 4 ? out[1] : -1);
+  CL_CHECK(out.size() == 4 && out[1] == classes && out[2] == crop && out[3] == crop,
+           "model.layers: the network maps " << shape_str(t.input_shape) << " to " << shape_str(out)
+                                             << ", but segmentation needs [" << t.input_shape[0] << "," << classes
+                                             << "," << crop << "," << crop << "] (one logit per class and pixel)");
+
+  Options lo(section(config, "loss"), "loss");
+  lo.string("type", "cross_entropy", {"cross_entropy"});
+  t.ignore_index = int32_t(lo.integer("ignore_index", -100));
+  if (lo.has("class_weights")) {
+    const json& w = lo.raw("class_weights");
+    CL_CHECK(w.is_array() && int64_t(w.size()) == classes,
+             "loss.class_weights: expected " << classes << " numbers (one per class)");
+    for (const auto& v : w) {
+      CL_CHECK(v.is_number() && v.get<double>() >= 0, "loss.class_weights: expected non-negative numbers");
+      t.class_weights.push_back(v.get<float>());
+    }
+  }
+  lo.finish();
+
+  t.optimizer_config = config.contains("optimizer") ? config["optimizer"] : json::object();
+  Options so(section(config, "schedule"), "schedule");
+  t.schedule.kind = so.string("type", "poly", {"constant", "poly", "step", "cosine"});
+  t.schedule.total_steps = t.train.steps;
+  t.schedule.power = so.number("power", 0.9);
+  t.schedule.step_size = so.integer("step_size", std::max<int64_t>(1, t.train.steps / 3), 1);
+  t.schedule.gamma = so.number("gamma", 0.1);
+  t.schedule.min_lr = so.number("min_lr", 0.0);
+  t.schedule.warmup_steps = so.integer("warmup_steps", 0, 0);
+  so.finish();
+  return t;
+}
+
+}  // namespace convlab

@@ -1,0 +1,234 @@
+// tests/test_gan.cpp: the GAN pieces on tiny configs: the eigen-solver, Frechet distance, Inception Score and
+// checkerboard measure against closed forms; GAN config validation (one line naming both shapes); DCGAN
+// initialisation; a few training steps (run folder, metrics, bit-identical --resume, NaN stop); the classifier;
+// gan-eval; and `convlab sample` / `gan-eval` from the command line. Tests needing MNIST skip without it.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "data/mnist.h"
+#include "data/safetensors.h"
+#include "models/config.h"
+#include "models/gan_task.h"
+#include "tests/testing.h"
+#include "tools/lib/classify.h"
+#include "tools/lib/gan_eval.h"
+#include "tools/lib/train_gan.h"
+
+namespace convlab {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string runs_dir() {
+  const fs::path d = fs::temp_directory_path() / ("convlab_gan_test_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d.string();
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// dcgan_mnist with narrow networks (16/8 channels), batch 8: a step takes a few ms.
+json tiny_gan(const std::string& name) {
+  json c = load_config(testing::source_path("configs/dcgan_mnist.json"));
+  c["name"] = name;
+  c["generator"]["layers"][0]["out_channels"] = 16;
+  c["generator"]["layers"][3]["out_channels"] = 8;
+  c["discriminator"]["layers"][0]["out_channels"] = 8;
+  c["discriminator"]["layers"][2]["out_channels"] = 16;
+  c["gan"]["latent_size"] = 12;
+  c["generator"]["layers"][0]["in_channels"] = 12;
+  c["data"]["train_size"] = 64;
+  c["train"] = {{"steps", 6}, {"batch_size", 8}, {"log_every", 2}, {"sample_every", 3}, {"samples", 8}};
+  return c;
+}
+
+json tiny_classifier() {
+  json c = load_config(testing::source_path("configs/mnist_classifier.json"));
+  c["name"] = "tiny_classifier";
+  c["model"]["layers"][0]["out_channels"] = 4;
+  c["model"]["layers"][2]["out_channels"] = 4;
+  c["model"]["layers"][7]["out_features"] = 16;
+  c["data"]["train_size"] = 64;
+  c["data"]["test_size"] = 50;
+  c["train"] = {{"steps", 4}, {"batch_size", 16}, {"log_every", 2}, {"eval_every", 4}};
+  return c;
+}
+
+TEST(GanEval, JacobiEigenReconstructs) {
+  const int64_t n = 7;
+  Tensor r = testing::random_tensor({n, n}, 3);
+  std::vector<double> a(n * n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) a[i * n + j] = double(r.data()[i * n + j]) + r.data()[j * n + i];
+  std::vector<double> w, v;
+  symmetric_eigen(a, n, w, v);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double rec = 0, orth = 0;
+      for (int64_t k = 0; k < n; ++k) rec += v[i * n + k] * w[k] * v[j * n + k], orth += v[k * n + i] * v[k * n + j];
+      EXPECT_NEAR(rec, a[i * n + j], 1e-10);
+      EXPECT_NEAR(orth, i == j ? 1.0 : 0.0, 1e-10);
+    }
+  // sqrt of a PSD matrix A^T A squares back to it
+  std::vector<double> p(n * n, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t k = 0; k < n; ++k) p[i * n + j] += a[k * n + i] * a[k * n + j];
+  const auto s = sqrt_psd(p, n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double sq = 0;
+      for (int64_t k = 0; k < n; ++k) sq += s[i * n + k] * s[k * n + j];
+      EXPECT_NEAR(sq, p[i * n + j], 1e-8 * (1 + std::fabs(p[i * n + j])));
+    }
+  EXPECT_NE(error_of([] { std::vector<double> w2, v2; symmetric_eigen({1, 2, 3, 4}, 2, w2, v2); }), "");
+}
+
+TEST(GanEval, FrechetClosedForms) {
+  // Diagonal covariances: FD = |dm|^2 + sum (sqrt(a_i) - sqrt(b_i))^2, unchanged by a common rotation.
+  Gaussian x{3, {1, 2, 3}, {4, 0, 0, 0, 1, 0, 0, 0, 9}}, y{3, {0, 2, 5}, {1, 0, 0, 0, 1, 0, 0, 0, 16}};
+  const double expect = 1 + 4 + (1 + 0 + 1);
+  EXPECT_NEAR(frechet_distance(x, y), expect, 1e-9);
+  EXPECT_NEAR(frechet_distance(x, x), 0.0, 1e-9);
+  const double c = std::cos(0.7), s = std::sin(0.7);  // rotation in the (0, 1) plane
+  auto rot = [&](const Gaussian& g) {
+    Gaussian o = g;
+    const double q[9] = {c, -s, 0, s, c, 0, 0, 0, 1};
+    std::vector<double> t(9, 0.0);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        o.mean[i] = 0;
+        for (int k = 0; k < 3; ++k)
+          for (int l = 0; l < 3; ++l) t[i * 3 + j] += q[i * 3 + k] * g.cov[k * 3 + l] * q[j * 3 + l];
+      }
+    for (int i = 0; i < 3; ++i)
+      for (int k = 0; k < 3; ++k) o.mean[i] += q[i * 3 + k] * g.mean[k];
+    o.cov = t;
+    return o;
+  };
+  EXPECT_NEAR(frechet_distance(rot(x), rot(y)), expect, 1e-8);
+  const Gaussian f = fit_gaussian({1, 2, 3, 4, 5, 9}, 2);  // samples (1,2), (3,4), (5,9)
+  EXPECT_NEAR(f.mean[1], 5.0, 1e-12);
+  EXPECT_NEAR(f.cov[0], 4.0, 1e-12);  // var of 1, 3, 5 (n - 1)
+  EXPECT_NEAR(f.cov[1], 7.0, 1e-12);  // cov((1,3,5), (2,4,9)) = (-2*-3 + 0 + 2*4) / 2
+}
+
+TEST(GanEval, InceptionScoreAndCheckerboard) {
+  std::vector<double> onehot, same;
+  for (int i = 0; i < 20; ++i)
+    for (int k = 0; k < 10; ++k) onehot.push_back(k == i % 10), same.push_back(k == 3 ? 0.5 : 0.5 / 9);
+  EXPECT_NEAR(inception_score(onehot, 10), 10.0, 1e-9);
+  EXPECT_NEAR(inception_score(same, 10), 1.0, 1e-9);
+  Tensor checker = Tensor::empty({2, 1, 4, 4}), flat = Tensor::empty({2, 1, 4, 4});
+  for (int64_t i = 0; i < 32; ++i) checker.data()[i] = ((i / 4) % 2 + i % 2) % 2 ? 1.f : -1.f, flat.data()[i] = float(i / 16);
+  EXPECT_NEAR(checkerboard_strength(checker), 1.0, 1e-9);
+  EXPECT_NEAR(checkerboard_strength(flat), 0.0, 1e-9);
+}
+
+TEST(GanConfig, RefusesMisfitsNamingBothShapes) {
+  json c = tiny_gan("t_bad");
+  json no_d = c;
+  no_d.erase("discriminator");
+  EXPECT_NE(error_of([&] { make_gan_task(no_d, false); }).find("discriminator.layers: missing"), std::string::npos);
+  json big = c;  // 1 -> 7 -> 14 -> 30 (padding 0 on the last layer): not D's 28x28
+  big["generator"]["layers"][6]["padding"] = 0;
+  const std::string e1 = error_of([&] { make_gan_task(big, false); });
+  EXPECT_NE(e1.find("[8,1,30,30]"), std::string::npos) << e1;
+  EXPECT_NE(e1.find("[8,1,28,28]"), std::string::npos) << e1;
+  json lat = c;
+  lat["gan"]["latent_size"] = 100;
+  const std::string e2 = error_of([&] { make_gan_task(lat, false); });
+  EXPECT_NE(e2.find("[8,12,1,1]"), std::string::npos) << e2;
+  EXPECT_NE(e2.find("[8,100,1,1]"), std::string::npos) << e2;
+  json d2 = c;  // D ending in 16 channels of 7x7: not one logit per image
+  d2["discriminator"]["layers"].erase(5);
+  EXPECT_NE(error_of([&] { make_gan_task(d2, false); }).find("one logit per image"), std::string::npos);
+  for (const char* f : {"configs/dcgan_mnist.json", "configs/dcgan_mnist_k3.json", "configs/dcgan_mnist_resize.json"})
+    EXPECT_EQ(error_of([&] { make_gan_task(load_config(testing::source_path(f)), false); }), "") << f;
+}
+
+TEST(GanConfig, DcganInit) {
+  GanTask t = make_gan_task(load_config(testing::source_path("configs/dcgan_mnist.json")), false);
+  for (auto& [name, p] : t.generator->named_parameters()) {
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < p.numel(); ++i) s += p.data()[i], s2 += double(p.data()[i]) * p.data()[i];
+    const double m = s / p.numel(), sd = std::sqrt(s2 / p.numel() - m * m);
+    const bool gamma = p.dim() == 1;  // the only 1-D parameters are batch-norm weights / biases
+    if (name.find("bias") != std::string::npos) {
+      EXPECT_EQ(s2, 0.0) << name;
+    } else {
+      EXPECT_NEAR(m, gamma ? 1.0 : 0.0, 0.01) << name;
+      EXPECT_NEAR(sd, 0.02, 0.006) << name;
+    }
+  }
+}
+
+TEST(GanTrain, RunsResumesAndStopsOnNan) {
+  if (!mnist_available()) GTEST_SKIP() << "MNIST digits not present (scripts/get_mnist.sh)";
+  const std::string runs = runs_dir();
+  const json s = train_gan(tiny_gan("t_full"), {.runs_dir = runs, .quiet = true});
+  const std::string dir = s["run_dir"];
+  for (const char* f : {"config.json", "metrics.jsonl", "summary.json", "generator.safetensors",
+                        "discriminator.safetensors", "optimizer.safetensors", "samples_3.png", "samples_6.png"})
+    EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
+  std::ifstream mf(dir + "/metrics.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(mf, line));
+  const json m = json::parse(line);
+  for (const char* k : {"loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2"}) EXPECT_TRUE(m.contains(k)) << k;
+  // 3 steps, stop, resume to 6: the same weights bit for bit
+  train_gan(tiny_gan("t_half"), {.runs_dir = runs, .quiet = true, .stop_after = 3});
+  train_gan(tiny_gan("t_half"), {.runs_dir = runs, .resume = true, .quiet = true});
+  const auto a = safetensors::load(dir + "/generator.safetensors"),
+             b = safetensors::load(runs + "/t_half/generator.safetensors");
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) EXPECT_EQ(a.tensors[i].second.to_vector(), b.tensors[i].second.to_vector());
+  // An absurd learning rate blows the weights up: the run stops naming the step, keeping step 3's checkpoint.
+  json bad = tiny_gan("t_nan");
+  bad["optimizer"]["lr"] = 1e36;
+  const std::string e = error_of([&] { train_gan(bad, {.runs_dir = runs, .quiet = true}); });
+  EXPECT_NE(e.find("at step"), std::string::npos) << e;
+  EXPECT_NE(e.find("last good checkpoint"), std::string::npos) << e;
+}
+
+TEST(GanTrain, ClassifierAndEval) {
+  if (!mnist_available()) GTEST_SKIP() << "MNIST digits not present (scripts/get_mnist.sh)";
+  const std::string runs = runs_dir();
+  const json s = train_classifier(tiny_classifier(), {.runs_dir = runs, .quiet = true});
+  EXPECT_TRUE(s["final"]["accuracy"].is_number());
+  const std::string cpath = runs + "/tiny_classifier/model.safetensors";
+  Classifier c = load_classifier(cpath);
+  EXPECT_EQ(c.classes, 10);
+  EXPECT_EQ(c.features, 16);
+  train_gan(tiny_gan("t_eval"), {.runs_dir = runs, .quiet = true});
+  GanEvalOptions o;
+  o.classifier = cpath;
+  o.checkpoint = runs + "/t_eval/generator.safetensors";
+  o.n = 40;
+  const json r = gan_eval(o);
+  ASSERT_EQ(r["rows"].size(), 3u);
+  for (const auto& row : r["rows"]) {
+    EXPECT_GE(row["inception_score"].get<double>(), 1.0 - 1e-9);
+    EXPECT_GE(row["frechet_distance"].get<double>(), -1e-6);
+  }
+  // not a classifier checkpoint
+  EXPECT_NE(error_of([&] { load_classifier(runs + "/t_eval/generator.safetensors"); }).find("not a convlab classifier"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace convlab

@@ -1,0 +1,242 @@
+// tools/lib/classify.cpp: training the digit classifier, loading it, and its probabilities and features.
+// Determinism: the batch of step s is EpochOrder(seed).batch(s, B) over the train split, its shifts are drawn
+// from Rng(sample_seed(seed ^ kShift, s)); dropout draws from its own seeded RNG.
+#include "tools/lib/classify.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "core/error.h"
+#include "core/loss.h"
+#include "data/batch.h"
+#include "data/dataset.h"
+#include "data/mnist.h"
+#include "data/safetensors.h"
+#include "layers/options.h"
+#include "models/config.h"
+#include "models/gan_task.h"  // module_state
+#include "models/seg_task.h"  // make_optimizer
+#include "tools/lib/io.h"
+
+namespace convlab {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kShift = 0x5A1F7ull;
+const json kEmpty = json::object();
+const json& section(const json& c, const char* key) {
+  if (!c.contains(key)) return kEmpty;
+  CL_CHECK(c[key].is_object(), key << ": expected an object");
+  return c[key];
+}
+
+struct ClassTask {
+  std::string name;
+  uint64_t seed = 0;
+  int64_t steps = 1500, batch_size = 64, log_every = 50, eval_every = 250, max_shift = 2;
+  Classifier c;
+  std::shared_ptr<const Mnist> mnist;
+  std::vector<int64_t> train_idx, test_idx;
+};
+
+// Builds the network for [B, 1, 28, 28] and checks it ends in a linear layer giving [B, classes].
+Classifier build_classifier(const json& config, int64_t B) {
+  Classifier c;
+  c.config = config;
+  CL_CHECK(config.contains("model") && config["model"].is_object() && config["model"].contains("layers"),
+           "model.layers: missing (the classifier network, a list of layers)");
+  Options mo(config["model"], "model");
+  mo.raw("layers");
+  mo.finish({"description"});
+  Rng rng(config.value("seed", 0));
+  const Shape in = {B, 1, Mnist::kSide, Mnist::kSide};
+  c.model = build_layers(config["model"]["layers"], in, rng, "model.layers");
+  const Shape out = c.model->output_shape(in);
+  CL_CHECK(c.model->size() >= 2 && c.model->at(c.model->size() - 1)->type() == "linear" && out.size() == 2,
+           "model.layers: a classifier must end in a linear layer giving [" << B << ", classes], got "
+                                                                         << shape_str(in) << " -> " << shape_str(out));
+  c.classes = out[1];
+  Shape f = in;
+  for (size_t i = 0; i + 1 < c.model->size(); ++i) f = c.model->at(i)->output_shape(f);
+  c.features = numel_of(f) / B;
+  return c;
+}
+
+ClassTask make_task(const json& config) {
+  ClassTask t;
+  Options top(config, "config");
+  t.name = top.string("name", "classifier");
+  CL_CHECK(!t.name.empty() && t.name.find('/') == std::string::npos && t.name != "." && t.name != "..",
+           "name: '" << t.name << "' cannot name a run folder");
+  t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0));
+  top.string("task", "classification", {"classification"});
+  for (const char* k : {"data", "model", "optimizer", "train", "description"})
+    if (top.has(k)) top.raw(k);
+  top.finish();
+  Options tr(section(config, "train"), "train");
+  t.steps = tr.integer("steps", 1500, 1);
+  t.batch_size = tr.integer("batch_size", 64, 1);
+  t.log_every = tr.integer("log_every", 50, 1);
+  t.eval_every = tr.integer("eval_every", 250, 1);
+  tr.finish();
+  Options d(section(config, "data"), "data");
+  d.string("dataset", "mnist", {"mnist"});
+  const std::string dir = d.string("mnist_dir", default_mnist_dir());
+  const int64_t train_size = d.integer("train_size", 0, 0), test_size = d.integer("test_size", 0, 0);
+  t.max_shift = d.integer("max_shift", 2, 0);
+  d.finish();
+  t.c = build_classifier(config, t.batch_size);
+  t.mnist = std::make_shared<const Mnist>(load_mnist(dir));
+  t.train_idx = mnist_indices(*t.mnist, MnistSplit::kTrain);
+  t.test_idx = mnist_indices(*t.mnist, MnistSplit::kTest);
+  // A truncated split keeps every class: take a stride through the (class-grouped) indices.
+  auto cut = [](std::vector<int64_t>& v, int64_t n) {
+    if (n <= 0 || n >= int64_t(v.size())) return;
+    std::vector<int64_t> out;
+    for (int64_t i = 0; i < n; ++i) out.push_back(v[size_t(i * int64_t(v.size()) / n)]);
+    v = out;
+  };
+  cut(t.train_idx, train_size);
+  cut(t.test_idx, test_size);
+  CL_CHECK(int64_t(t.train_idx.size()) >= t.batch_size,
+           "train.batch_size: " << t.batch_size << " is larger than the " << t.train_idx.size() << " training digits");
+  return t;
+}
+
+json held_out(Classifier& c, const Mnist& m, const std::vector<int64_t>& idx) {
+  std::vector<double> probs, feats;
+  classify(c, mnist_images(m, idx), probs, feats);
+  const auto labels = mnist_labels(m, idx);
+  double nll = 0;
+  for (size_t i = 0; i < labels.size(); ++i) nll -= std::log(std::max(probs[i * c.classes + labels[i]], 1e-30));
+  return {{"accuracy", accuracy(probs, labels, c.classes)}, {"loss", nll / double(labels.size())},
+          {"digits", idx.size()}};
+}
+
+}  // namespace
+
+void classify(Classifier& c, const Tensor& images, std::vector<double>& probs, std::vector<double>& feats) {
+  NoGradGuard ng;
+  c.model->eval();
+  const int64_t N = images.size(0), chunk = 250, per = numel_of(images.shape()) / N;
+  for (int64_t s = 0; s < N; s += chunk) {
+    const int64_t b = std::min(chunk, N - s);
+    Shape sh = images.shape();
+    sh[0] = b;
+    Tensor x = Tensor::from(sh, std::vector<float>(images.data() + s * per, images.data() + (s + b) * per));
+    for (size_t i = 0; i + 1 < c.model->size(); ++i) x = c.model->at(i)->forward(x);
+    x = flatten(x, 1);
+    const Tensor logits = c.model->at(c.model->size() - 1)->forward(x);  // [b, classes]
+    feats.insert(feats.end(), x.data(), x.data() + b * c.features);
+    for (int64_t i = 0; i < b; ++i) {  // softmax in double, max-subtracted
+      const float* l = logits.data() + i * c.classes;
+      double mx = l[0], z = 0;
+      for (int64_t k = 1; k < c.classes; ++k) mx = std::max(mx, double(l[k]));
+      for (int64_t k = 0; k < c.classes; ++k) z += std::exp(double(l[k]) - mx);
+      for (int64_t k = 0; k < c.classes; ++k) probs.push_back(std::exp(double(l[k]) - mx) / z);
+    }
+  }
+  c.model->train();
+}
+
+double accuracy(const std::vector<double>& probs, const std::vector<int32_t>& labels, int64_t classes) {
+  int64_t right = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const double* p = probs.data() + i * classes;
+    right += std::max_element(p, p + classes) - p == labels[i];
+  }
+  return labels.empty() ? NAN : double(right) / double(labels.size());
+}
+
+Classifier load_classifier(const std::string& checkpoint) {
+  const auto f = safetensors::load(checkpoint);
+  auto it = f.metadata.find("config");
+  CL_CHECK(it != f.metadata.end() && f.metadata.count("format") && f.metadata.at("format") == "convlab-classifier",
+           "checkpoint " << checkpoint << ": not a convlab classifier checkpoint (model.safetensors of a "
+                                          "\"task\": \"classification\" run, e.g. configs/mnist_classifier.json)");
+  json config;
+  try {
+    config = json::parse(it->second);
+  } catch (const json::parse_error&) {
+    CL_FAIL("checkpoint " << checkpoint << ": its config metadata is not valid JSON");
+  }
+  Classifier c = build_classifier(config, 1);
+  safetensors::copy_into(f, module_state(*c.model), checkpoint);
+  return c;
+}
+
+json train_classifier(const json& config, const TrainFlags& flags) {
+  CL_CHECK(!flags.resume, "--resume: classification runs are short and restart from scratch; drop --resume");
+  ClassTask t = make_task(config);
+  Sequential& model = *t.c.model;
+  auto opt = make_optimizer(config.contains("optimizer") ? config["optimizer"] : json::object(), model);
+  const fs::path dir = fs::path(flags.runs_dir) / t.name;
+  fs::create_directories(dir);
+  write_file_atomic((dir / "config.json").string(), config.dump(2) + "\n");
+  std::FILE* mlog = std::fopen((dir / "metrics.jsonl").string().c_str(), "w");
+  CL_CHECK(mlog, (dir / "metrics.jsonl").string() << ": cannot write");
+  auto log_json = [&](const json& j) {
+    std::fputs((j.dump() + "\n").c_str(), mlog);
+    std::fflush(mlog);
+  };
+  const int64_t B = t.batch_size;
+  EpochOrder order(int64_t(t.train_idx.size()), t.seed);
+  if (!flags.quiet)
+    std::cout << "train " << t.name << " (classification): " << model.num_parameters() << " parameters, " << t.steps
+              << " steps of batch " << B << " (" << order.batches_per_epoch(B) << " per epoch of " << t.train_idx.size()
+              << " digits), held out: " << t.test_idx.size() << " test-split digits, run folder " << dir.string()
+              << "\n"
+              << describe_model(model, {B, 1, Mnist::kSide, Mnist::kSide}) << std::flush;
+  const auto t0 = std::chrono::steady_clock::now();
+  json last_eval;
+  double loss_avg = NAN;
+  model.train();
+  for (int64_t step = 0; step < t.steps; ++step) {
+    const int64_t done = step + 1;
+    std::vector<int64_t> idx = order.batch(step, B);
+    for (int64_t& i : idx) i = t.train_idx[size_t(i)];
+    Rng shift(sample_seed(t.seed ^ kShift, step));
+    const Tensor x = mnist_images(*t.mnist, idx, t.max_shift, &shift);
+    opt->zero_grad();
+    Tensor loss = cross_entropy(model.forward(x), mnist_labels(*t.mnist, idx));
+    const float l = loss.item();
+    CL_CHECK(std::isfinite(l), "train: loss became " << l << " at step " << done);
+    loss.backward();
+    opt->step();
+    loss_avg = std::isnan(loss_avg) ? l : 0.9 * loss_avg + 0.1 * l;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (done % t.log_every == 0 || done == t.steps) {
+      log_json({{"step", done}, {"loss", l}, {"loss_avg", loss_avg}, {"images_per_s", done * B / secs}});
+      if (!flags.quiet) std::printf("step %lld/%lld loss %.4f %.1f img/s\n", (long long)done, (long long)t.steps, loss_avg, done * B / secs);
+    }
+    if (done % t.eval_every == 0 || done == t.steps) {
+      last_eval = held_out(t.c, *t.mnist, t.test_idx);
+      last_eval["step"] = done;
+      last_eval["split"] = "test";
+      log_json(last_eval);
+      if (!flags.quiet)
+        std::printf("held-out step %lld: loss %.4f accuracy %.2f%%\n", (long long)done, last_eval["loss"].get<double>(),
+                    100 * last_eval["accuracy"].get<double>());
+    }
+    std::fflush(stdout);
+  }
+  std::fclose(mlog);
+  safetensors::save((dir / "model.safetensors").string(), module_state(model),
+                    {{"format", "convlab-classifier"}, {"step", std::to_string(t.steps)}, {"config", config.dump()}});
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  json summary = {{"name", t.name},         {"task", "classification"}, {"steps", t.steps},
+                  {"parameters", model.num_parameters()}, {"train_seconds", secs}, {"final", last_eval},
+                  {"run_dir", dir.string()}};
+  write_file_atomic((dir / "summary.json").string(), summary.dump(2) + "\n");
+  return summary;
+}
+
+}  // namespace convlab

@@ -1,0 +1,129 @@
+// tools/lib/gan_cli.cpp: `convlab sample` (grids and latent interpolation strips) and `convlab gan-eval`.
+// The options live in shared_ptrs captured by the CLI11 callbacks, which run inside app.parse().
+#include "tools/lib/gan_cli.h"
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "core/error.h"
+#include "core/random.h"
+#include "core/threads.h"
+#include "data/png.h"
+#include "models/gan_task.h"
+#include "tools/lib/gan_eval.h"
+#include "tools/lib/train_gan.h"
+
+namespace convlab {
+
+namespace {
+
+struct SampleArgs {
+  std::string checkpoint, output = "samples.png", interpolate, bn;
+  int64_t n = 64, steps = 10, cols = 8;
+  uint64_t seed = 0;
+};
+
+// z of one seed: the first latent vector drawn from Rng(seed), [1, latent, 1, 1].
+Tensor seed_latent(const GanTask& t, uint64_t seed) {
+  Rng r(seed);
+  return sample_latent(t, 1, r);
+}
+
+void run_sample(const SampleArgs& a) {
+  GanTask t = load_generator(a.checkpoint);
+  if (!a.bn.empty()) t.sample_batch_stats = a.bn == "batch";
+  if (a.interpolate.empty()) {
+    CL_CHECK(a.n >= 1, "sample: -n must be at least 1, got " << a.n);
+    Rng r(a.seed);
+    write_sample_grid(a.output, generate(t, sample_latent(t, a.n, r)), a.cols);
+    std::cout << "wrote " << a.output << " (" << a.n << " samples, seed " << a.seed << ")\n";
+    return;
+  }
+  const size_t comma = a.interpolate.find(',');
+  uint64_t sa = 0, sb = 0;
+  try {
+    CL_CHECK(comma != std::string::npos, "");
+    sa = std::stoull(a.interpolate.substr(0, comma));
+    sb = std::stoull(a.interpolate.substr(comma + 1));
+  } catch (const std::exception&) {
+    CL_FAIL("sample: --interpolate expects SEED_A,SEED_B (two non-negative integers), got '" << a.interpolate << "'");
+  }
+  CL_CHECK(a.steps >= 2, "sample: --steps must be at least 2, got " << a.steps);
+  // Linear interpolation z = (1 - w) z_a + w z_b, w = i / (steps - 1): a strip of `steps` images, one row.
+  const Tensor za = seed_latent(t, sa), zb = seed_latent(t, sb);
+  const int64_t L = t.latent;
+  Tensor z = Tensor::empty(t.z_shape(a.steps));
+  for (int64_t i = 0; i < a.steps; ++i) {
+    const float w = float(i) / float(a.steps - 1);
+    for (int64_t k = 0; k < L; ++k) z.data()[i * L + k] = (1 - w) * za.data()[k] + w * zb.data()[k];
+  }
+  write_sample_grid(a.output, generate(t, z), a.steps);
+  std::cout << "wrote " << a.output << " (" << a.steps << " steps from seed " << sa << " to seed " << sb << ")\n";
+}
+
+void print_eval(const nlohmann::json& r, bool as_json) {
+  if (as_json) {
+    std::cout << r.dump(2) << "\n";
+    return;
+  }
+  std::printf("%-48s %7s %9s %9s %12s\n", "source", "n", "IS", "FD", "checkerboard");
+  for (const auto& row : r["rows"])
+    std::printf("%-48s %7lld %9.3f %9.2f %12.5f\n", row["source"].get<std::string>().c_str(),
+                (long long)row["n"].get<int64_t>(), row["inception_score"].get<double>(),
+                row["frechet_distance"].get<double>(), row["checkerboard"].get<double>());
+  std::printf("(IS and FD under %s; FD against %s)\n", r["classifier"].get<std::string>().c_str(),
+              r["reference"].get<std::string>().c_str());
+}
+
+// Subcommand callbacks run inside app.parse(), before main() applies --threads: apply it here.
+void apply_threads(CLI::App* sub) {
+  CLI::App* root = sub->get_parent();
+  if (root == nullptr) return;
+  try {
+    const int n = root->get_option("--threads")->as<int>();
+    if (n > 0) set_num_threads(n);
+  } catch (const CLI::Error&) {
+  }
+}
+
+}  // namespace
+
+void register_gan_commands(CLI::App& app) {
+  auto sa = std::make_shared<SampleArgs>();
+  CLI::App* sample = app.add_subcommand("sample", "Draw samples (a grid) or a latent interpolation strip from a generator");
+  sample->add_option("--checkpoint", sa->checkpoint, "generator.safetensors of a GAN run")->required();
+  sample->add_option("-n", sa->n, "number of samples in the grid (default 64)");
+  sample->add_option("-o,--output", sa->output, "output PNG (default samples.png)");
+  sample->add_option("--seed", sa->seed, "latent seed (default 0)");
+  sample->add_option("--cols", sa->cols, "grid columns (default 8)")->check(CLI::PositiveNumber);
+  sample->add_option("--interpolate", sa->interpolate, "SEED_A,SEED_B: a strip from seed A's z to seed B's z");
+  sample->add_option("--steps", sa->steps, "images in the interpolation strip (default 10)");
+  sample->add_option("--bn", sa->bn, "batch norm at sampling: eval (running stats) or batch (default: the config's)")
+      ->check(CLI::IsMember({"eval", "batch"}));
+  sample->callback([sa, sample] {
+    apply_threads(sample);
+    run_sample(*sa);
+  });
+
+  auto ea = std::make_shared<GanEvalOptions>();
+  auto as_json = std::make_shared<bool>(false);
+  auto no_refs = std::make_shared<bool>(false);
+  CLI::App* ev = app.add_subcommand("gan-eval", "Score generator samples: classifier Inception Score, Frechet distance, checkerboard");
+  ev->add_option("--classifier", ea->classifier, "model.safetensors of a classification run (configs/mnist_classifier.json)")->required();
+  ev->add_option("--checkpoint", ea->checkpoint, "generator.safetensors of a GAN run");
+  ev->add_option("--config", ea->config, "a GAN config: score its freshly initialised generator instead");
+  ev->add_option("--set", ea->sets, "override a value of --config (repeatable)");
+  ev->add_option("-n", ea->n, "samples to draw (default 10000)");
+  ev->add_option("--seed", ea->seed, "latent seed (default 1)");
+  ev->add_option("--bn", ea->bn, "batch norm at sampling: eval or batch (default: the config's)")->check(CLI::IsMember({"eval", "batch"}));
+  ev->add_flag("--no-references", *no_refs, "skip the held-out real digits and uniform noise rows");
+  ev->add_flag("--json", *as_json, "print JSON");
+  ev->callback([ea, as_json, no_refs, ev] {
+    apply_threads(ev);
+    ea->references = !*no_refs;
+    print_eval(gan_eval(*ea), *as_json);
+  });
+}
+
+}  // namespace convlab

@@ -1,0 +1,122 @@
+// tools/lib/study_cli.cpp: CLI11 glue of the study subcommands (see study_cli.h and study.h).
+// The options live in shared_ptrs captured by the callbacks, which run inside app.parse(); main() turns a
+// convlab::Error into one line on stderr and exit code 2.
+#include "tools/lib/study_cli.h"
+
+#include <iostream>
+#include <memory>
+
+#include "core/error.h"
+#include "core/threads.h"
+#include "tools/lib/study.h"
+
+namespace convlab {
+namespace {
+
+// Callbacks run before main() applies --threads: apply it here.
+void apply_threads(CLI::App* sub) {
+  CLI::App* root = sub->get_parent();
+  if (root == nullptr) return;
+  try {
+    const int n = root->get_option("--threads")->as<int>();
+    if (n > 0) set_num_threads(n);
+  } catch (const CLI::Error&) {
+  }
+}
+
+// Prints the result (JSON or text); a failed check becomes an error after the report.
+template <class F>
+void run(CLI::App* sub, const bool& as_json, const char* name, F f) {
+  sub->callback([sub, &as_json, name, f] {
+    apply_threads(sub);
+    StudyResult r;
+    try {
+      r = f();
+    } catch (const Error&) {
+      throw;
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(std::string(name) + ": " + e.what());
+    }
+    std::cout << (as_json ? r.json.dump(2) + "\n" : r.text) << std::flush;
+    CL_CHECK(r.ok, name << ": some checks FAILED (see the report above)");
+  });
+}
+
+struct Flags {
+  bool json = false;
+};
+
+}  // namespace
+
+void register_study_commands(CLI::App& app) {
+  {
+    auto c = std::make_shared<RfCommand>();
+    auto fl = std::make_shared<Flags>();
+    CLI::App* sub = app.add_subcommand("rf", "Receptive field per layer, HDC check and exact coverage map (gridding holes)");
+    sub->add_option("config", c->config, "a config file (or use --dilations)");
+    sub->add_option("--set", c->sets, "override a config value (repeatable)");
+    sub->add_option("--kernel", c->kernels, "kernel size, one or one per layer (default 5)")->delimiter(',');
+    sub->add_option("--dilations", c->dilations, "dilation schedule, e.g. 1,2,5")->delimiter(',');
+    sub->add_option("--strides", c->strides, "strides, one or one per layer (default 1)")->delimiter(',');
+    sub->add_option("--from-layer", c->from_layer, "analyse the sub-stack from model.layers[K] (schedule: layer K)");
+    sub->add_option("--size", c->size, "input size (config: instead of data.image_size; schedule: a bounded input)");
+    sub->add_option("--pixel", c->pixel, "output pixel y,x (default: the centre, or 0,0 unbounded)")->delimiter(',');
+    sub->add_option("-o,--png", c->png, "write the coverage map as a PNG heatmap (red: no path)");
+    sub->add_flag("--json", fl->json, "print JSON");
+    run(sub, fl->json, "rf", [c, fl] { return rf_command(*c); });
+  }
+  {
+    auto c = std::make_shared<SizeCommand>();
+    auto fl = std::make_shared<Flags>();
+    CLI::App* sub = app.add_subcommand("size", "Output size of a conv / transposed conv / pool, or (--out) which "
+                                                "transposed-conv settings give a wanted size");
+    sub->add_option("--op", c->op, "conv2d (default), conv_transpose2d, max_pool2d, avg_pool2d");
+    sub->add_option("--in", c->in, "input size (one axis)")->required();
+    sub->add_option("--out", c->out, "conv_transpose2d: the wanted output size: list (padding, output_padding, dilation)");
+    sub->add_option("-k,--kernel", c->kernel, "kernel size (default 5)");
+    sub->add_option("-s,--stride", c->stride, "stride (default 1)");
+    sub->add_option("-p,--padding", c->padding, "padding (default 0)");
+    sub->add_option("-d,--dilation", c->dilation, "dilation (default 1)");
+    sub->add_option("--output-padding", c->output_padding, "conv_transpose2d output_padding (default 0)");
+    sub->add_flag("--ceil-mode", c->ceil_mode, "pools: ceil_mode");
+    sub->add_flag("--json", fl->json, "print JSON");
+    run(sub, fl->json, "size", [c, fl] { return size_command(*c); });
+  }
+  {
+    auto c = std::make_shared<MatrixCommand>();
+    auto fl = std::make_shared<Flags>();
+    CLI::App* sub = app.add_subcommand("matrix", "Convolution matrix C of a small conv2d op case; checks conv_transpose2d = C^T");
+    sub->add_option("case", c->case_path, "a conv2d op-case JSON file")->required();
+    sub->add_option("--pair", c->pair, "c_out,c_in: the matrix of one channel pair")->delimiter(',');
+    sub->add_option("--max-entries", c->max_entries, "refuse matrices with more entries (default 4096)");
+    sub->add_option("-o,--png", c->png, "write C as a PNG heatmap");
+    sub->add_flag("--json", fl->json, "print JSON");
+    run(sub, fl->json, "matrix", [c, fl] { return matrix_command(*c); });
+  }
+  {
+    auto c = std::make_shared<IdentitiesCommand>();
+    auto fl = std::make_shared<Flags>();
+    CLI::App* sub = app.add_subcommand("identities", "Check conv-family identities (adjoint, dilation, separable, deform) "
+                                                      "on random shapes; exit 0 only if all pass");
+    sub->add_option("--seed", c->seed, "seed of the random shapes and values (default 0)");
+    sub->add_option("--trials", c->trials, "random shapes per identity (default 5)");
+    sub->add_flag("--json", fl->json, "print JSON");
+    run(sub, fl->json, "identities", [c, fl] { return identities_command(*c); });
+  }
+  {
+    auto c = std::make_shared<GradcheckCommand>();
+    auto fl = std::make_shared<Flags>();
+    CLI::App* sub = app.add_subcommand("gradcheck", "Finite-difference gradient check of an op (default small case, "
+                                                     "or --case FILE); exit 0 only if all pass");
+    sub->add_option("--op", c->op, "op name (as in `convlab op`)");
+    sub->add_flag("--all", c->all, "every op");
+    sub->add_option("--case", c->case_path, "an op-case JSON file (keep it small: 2 forwards per input element)");
+    sub->add_option("--eps", c->eps, "finite-difference step (default 1e-2; the ops are piecewise linear)");
+    sub->add_option("--tol", c->tol, "max relative error (default 1e-3)");
+    sub->add_option("--seed", c->seed, "seed of the output projection R when the case has no grad_output");
+    sub->add_flag("--json", fl->json, "print JSON");
+    run(sub, fl->json, "gradcheck", [c, fl] { return gradcheck_command(*c); });
+  }
+}
+
+}  // namespace convlab
