@@ -28,8 +28,11 @@ namespace {
 constexpr int64_t kWeightGradChunks = 4;  // fixed: independent of the thread count
 
 // 1x1 kernel, stride 1, no padding: col2im is the identity, the GEMM writes the output directly.
+// The GEMM result is the output itself only when the output has exactly the input's size: output_padding
+// (allowed below the dilation even for 1x1 kernels) adds rows/columns that no tap reaches.
 bool cols_are_output(const ConvDims& d) {
-  return d.kH == 1 && d.kW == 1 && d.sH == 1 && d.sW == 1 && d.pH == 0 && d.pW == 0;
+  return d.kH == 1 && d.kW == 1 && d.sH == 1 && d.sW == 1 && d.pH == 0 && d.pW == 0 && d.H == d.H_out &&
+         d.W == d.W_out;
 }
 
 // 1x1 input, no padding, dilation 1, output exactly the kernel (output_padding 0): each image's cols [K, 1]

@@ -11,8 +11,9 @@
 //    accumulated in a register (one store per output vector), the border columns handled by shifting a
 //    zero into the vector instead of branching, the border rows by compile-time row ranges. dx is the same
 //    correlation run on dy with the kernel flipped (accumulated into dx); dw keeps 9 vector accumulators
-//    per (n, co) plane while it streams dy and x. The backward fuses dx and dw per plane, so each dy plane is
-//    read from memory once and reused from L1/L2.
+//    (and db a 10th) per (n, co) plane while it streams dy and x. The backward does dx, dw and db plane by
+//    plane, so each dy plane is read from memory once and reused from L1/L2. Measured limits and numbers:
+//    docs/perf_depthwise.md.
 // Parallel over (n, c) planes with static scheduling; every output element and every per-plane dw partial
 // is computed by one thread in a fixed order, and the partials are reduced over n in order afterwards, so
 // results are bit-identical for any thread count.
@@ -84,7 +85,8 @@ void forward_plain(const float* x, const float* w, const float* b, const ConvDim
   }
 }
 
-void backward_plain(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx, float* dw) {
+void backward_plain(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx,
+                    float* dw) {
   const int64_t mult = d.C_out / d.C_in, HWo = d.hw_out(), taps = d.kH * d.kW;
   if (dx) {  // the adjoint of the forward: scatter each dy row back through every tap
     const int64_t planes = d.N * d.C_in;
@@ -185,38 +187,28 @@ CL_DW_INLINE void row_taps(const float* row, int64_t ow, __m256& a, __m256& b, _
   __asm__("" : "+x"(a), "+x"(b), "+x"(c));
 }
 
-// Output rows are done in pairs (NOUT = 2; a last odd row alone): the pair (oh, oh+1) reads the window of
-// input rows oh-1 .. oh+2, each row's taps are loaded once for both outputs, and the two outputs are
-// independent FMA chains. Window rows outside the image are left out at compile time: only rows
-// [R0, R1) of the window exist, and `rows` points at window row R0. Output j of the pair uses window
-// rows j .. j+2, always in ascending order, so a row gets the same bits whether it is done in a pair or
-// alone.
-// One vector of NOUT output rows: s[j] += sum over window rows r of sum_k wv[3(r-j) + k] * tap_k(row r).
-template <Edge E, int R0, int R1, int NOUT>
-CL_DW_INLINE void conv_vec(const float* rows, int64_t W, const __m256* wv, __m256* s, int64_t ow) {
-#pragma GCC unroll 4
+// Output rows are done NOUT = 3 or 2 (or 1) at a time: the group oh .. oh+NOUT-1 reads the window of
+// input rows oh-1 .. oh+NOUT, each row's taps are loaded once for all outputs that use them, and the
+// outputs are independent FMA chains (one chain of 9 dependent FMAs is latency-bound). Window rows
+// outside the image are left out at compile time: only rows [R0, R1) of the window exist, and `rows`
+// points at window row R0. Output j uses window rows j .. j+2, always in ascending order, so a row gets
+// the same bits in any group.
+// One vector of NOUT output rows: s[j] = (ACC ? out[j*W + ow ..] : bias)
+//                                         + sum over window rows r of sum_k wv[3(r-j) + k] * tap_k(row r).
+template <Edge E, int R0, int R1, int NOUT, bool ACC>
+CL_DW_INLINE void conv_vec(const float* rows, int64_t W, const __m256* wv, __m256 bias, const float* out,
+                           int64_t ow, __m256* s) {
+  for (int j = 0; j < NOUT; ++j) s[j] = ACC ? _mm256_loadu_ps(out + j * W + ow) : bias;
+#pragma GCC unroll 5
   for (int r = R0; r < R1; ++r) {
     __m256 a, b, c;
     row_taps<E>(rows + (r - R0) * W, ow, a, b, c);
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int j = 0; j < NOUT; ++j) {
       if (r - j < 0 || r - j > 2) continue;
-#ifdef DW_TREE
-      if (r == std::max(R0, j)) {
-        s[j] = _mm256_fmadd_ps(wv[3 * (r - j)], a, s[j]);
-        s[j] = _mm256_fmadd_ps(wv[3 * (r - j) + 1], b, s[j]);
-        s[j] = _mm256_fmadd_ps(wv[3 * (r - j) + 2], c, s[j]);
-      } else {
-        __m256 t = _mm256_mul_ps(wv[3 * (r - j)], a);
-        t = _mm256_fmadd_ps(wv[3 * (r - j) + 1], b, t);
-        t = _mm256_fmadd_ps(wv[3 * (r - j) + 2], c, t);
-        s[j] = _mm256_add_ps(s[j], t);
-      }
-#else
       s[j] = _mm256_fmadd_ps(wv[3 * (r - j)], a, s[j]);
       s[j] = _mm256_fmadd_ps(wv[3 * (r - j) + 1], b, s[j]);
       s[j] = _mm256_fmadd_ps(wv[3 * (r - j) + 2], c, s[j]);
-#endif
     }
   }
 }
@@ -231,19 +223,15 @@ CL_DW_INLINE void conv_row(const float* rows, int64_t W, const __m256* taps, __m
   // would force the compiler to reload them from memory.
   __m256 wv[9];
   for (int t = 0; t < 9; ++t) wv[t] = taps[t];
-  auto run = [&]<Edge E>(int64_t ow, __m256* s) {
-    for (int j = 0; j < NOUT; ++j) s[j] = ACC ? _mm256_loadu_ps(out + j * W + ow) : bias;
-    conv_vec<E, R0, R1, NOUT>(rows, W, wv, s, ow);
-  };
   __m256 right[NOUT], s[NOUT];
-  if (W == 8) run.template operator()<Edge::both>(0, right);
-  else run.template operator()<Edge::right>(W - 8, right);
+  if (W == 8) conv_vec<Edge::both, R0, R1, NOUT, ACC>(rows, W, wv, bias, out, 0, right);
+  else conv_vec<Edge::right, R0, R1, NOUT, ACC>(rows, W, wv, bias, out, W - 8, right);
   if (W > 8) {
-    run.template operator()<Edge::left>(0, s);
+    conv_vec<Edge::left, R0, R1, NOUT, ACC>(rows, W, wv, bias, out, 0, s);
     for (int j = 0; j < NOUT; ++j) _mm256_storeu_ps(out + j * W, s[j]);
   }
   for (int64_t ow = 8; ow + 8 < W; ow += 8) {
-    run.template operator()<Edge::inner>(ow, s);
+    conv_vec<Edge::inner, R0, R1, NOUT, ACC>(rows, W, wv, bias, out, ow, s);
     for (int j = 0; j < NOUT; ++j) _mm256_storeu_ps(out + j * W + ow, s[j]);
   }
   for (int j = 0; j < NOUT; ++j) _mm256_storeu_ps(out + j * W + W - 8, right[j]);
@@ -257,6 +245,7 @@ void conv_plane(const float* in, int64_t H, int64_t W, const __m256* wv, __m256 
   if (H == 2) return conv_row<1, 3, 2, ACC>(in, W, wv, bias, out);
   conv_row<1, 4, 2, ACC>(in, W, wv, bias, out);  // rows 0, 1: no input row -1
   int64_t oh = 2;
+  for (; oh + 3 < H; oh += 3) conv_row<0, 5, 3, ACC>(in + (oh - 1) * W, W, wv, bias, out + oh * W);
   for (; oh + 2 < H; oh += 2) conv_row<0, 4, 2, ACC>(in + (oh - 1) * W, W, wv, bias, out + oh * W);
   if (oh + 2 == H) conv_row<0, 3, 2, ACC>(in + (oh - 1) * W, W, wv, bias, out + oh * W);  // no row H
   else conv_row<0, 2, 1, ACC>(in + (oh - 1) * W, W, wv, bias, out + oh * W);           // last, alone
@@ -268,11 +257,11 @@ template <Edge E, int R0, int R1, int NOUT, bool DB>
 CL_DW_INLINE void grad_vec(const float* rows, int64_t W, const __m256* d, int64_t ow, __m256* acc) {
   if constexpr (DB)
     for (int j = 0; j < NOUT; ++j) acc[9] = _mm256_add_ps(acc[9], d[j]);
-#pragma GCC unroll 4
+#pragma GCC unroll 5
   for (int r = R0; r < R1; ++r) {
     __m256 a, b, c;
     row_taps<E>(rows + (r - R0) * W, ow, a, b, c);
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int j = 0; j < NOUT; ++j) {
       if (r - j < 0 || r - j > 2) continue;
       acc[3 * (r - j)] = _mm256_fmadd_ps(d[j], a, acc[3 * (r - j)]);
@@ -290,12 +279,8 @@ CL_DW_INLINE void grad_row(const float* rows, int64_t W, const float* dy, __m256
   auto load = [&](int64_t ow, __m256 keep) {
     for (int j = 0; j < NOUT; ++j) d[j] = _mm256_and_ps(keep, _mm256_loadu_ps(dy + j * W + ow));
   };
-  const __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-  if (W == 8) {
-    load(0, all);
-    return grad_vec<Edge::both, R0, R1, NOUT, DB>(rows, W, d, 0, acc);
-  }
-  load(0, all);
+  load(0, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+  if (W == 8) return grad_vec<Edge::both, R0, R1, NOUT, DB>(rows, W, d, 0, acc);
   grad_vec<Edge::left, R0, R1, NOUT, DB>(rows, W, d, 0, acc);
   int64_t ow = 8;
   for (; ow + 8 < W; ow += 8) {
@@ -312,14 +297,16 @@ CL_DW_INLINE void flush(__m256* acc, int n, double* out) {
   alignas(32) float l[8];
   for (int t = 0; t < n; ++t) {
     _mm256_store_ps(l, acc[t]);
-    out[t] += ((double(l[0]) + l[1]) + (double(l[2]) + l[3])) + ((double(l[4]) + l[5]) + (double(l[6]) + l[7]));
+    out[t] += ((double(l[0]) + l[1]) + (double(l[2]) + l[3])) +
+              ((double(l[4]) + l[5]) + (double(l[6]) + l[7]));
     acc[t] = _mm256_setzero_ps();
   }
 }
 
 // out[kh*3 + kw] += sum_{oh, ow} dy[oh, ow] * x[oh-1+kh, ow-1+kw] for one plane pair x, dy [H, W], two dy
-// rows at a time; with DB also out[9] += sum dy. The float lanes are flushed into double after every block of rows (~256 products per
-// lane and tap; the block depends on W only, not on threads), which bounds the rounding on large planes.
+// rows at a time (9 accumulators + 2 dy + 3 taps fill the 16 registers); with DB also out[9] += sum dy.
+// The float lanes are flushed into double after every block of rows (~256 products per lane and tap; the
+// block depends on W only, not on threads), which bounds the rounding on large planes.
 template <bool DB>
 void grad_plane(const float* x, const float* dy, int64_t H, int64_t W, double* out) {
   __m256 acc[10];
@@ -350,11 +337,10 @@ void forward_same3x3(const float* x, const float* w, const float* b, const ConvD
 
 // dx[n, ci] += sum over the group's co of the "same" correlation of dy[n, co] with w[co] flipped
 // (dx[ih, iw] = sum w[kh, kw] dy[ih+1-kh, iw+1-kw]); dw partials per (n, co) plane in double, then summed
-// over n in order.
-// With dw requested, db is summed in the same pass (dw and db partials side by side); otherwise by
-// bias_backward.
-void backward_same3x3(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx, float* dw,
-                      float* db) {
+// over n in order. With dw requested, db is summed in the same pass (partials side by side), otherwise by
+// bias_backward. Per plane, the dw pass re-reads dy from L1/L2 right after the dx pass.
+void backward_same3x3(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx,
+                      float* dw, float* db) {
   const int64_t mult = d.C_out / d.C_in, HW = d.H * d.W, planes = d.N * d.C_in;
   if (db && !dw) bias_backward(dy, d.N, d.C_out, HW, db);
   if (!dx && !dw) return;

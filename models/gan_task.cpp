@@ -121,7 +121,7 @@ GanTask make_gan_task(const json& config, bool with_data) {
   Options d(section(config, "data"), "data");
   d.string("dataset", "mnist", {"mnist"});
   const std::string dir = d.string("mnist_dir", default_mnist_dir());
-  const int64_t train_size = d.integer("train_size", 0, 0);  // 0: the whole train split (8,000)
+  const int64_t train_size = d.integer("train_size", 0, 0);  // 0: the whole train split (8,004 digits)
   d.finish();
   if (with_data) {
     CL_CHECK(t.channels == 1 && t.image_size == 28, "gan: MNIST digits are [1,28,28]; gan.image_channels "

@@ -65,7 +65,7 @@ struct Walker {
         repeat = e["repeat"].get<int64_t>();
       }
       const int64_t t = top >= 0 ? top : static_cast<int64_t>(i);
-      for (int64_t r = 0; r < repeat && !stopped(); ++r) one(e, p, t, out);
+      for (int64_t r = 0; r < repeat && !stopped(); ++r) one(e, r == 0 ? p : p + "#" + std::to_string(r + 1), t, out);
     }
   }
 

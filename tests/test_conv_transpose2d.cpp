@@ -66,6 +66,17 @@ TEST(ConvTranspose2d, MatchesScatterLoopsOnGrid) {
   }
 }
 
+// Regression: a 1x1 kernel with stride 1 took the "GEMM result is the output" shortcut even when
+// output_padding (< dilation) makes the output larger than the input, leaving the extra rows unwritten.
+TEST(ConvTranspose2d, OneByOneKernelWithOutputPaddingBelowDilation) {
+  Tensor x = random_tensor({2, 3, 4, 5}, 11), w = random_tensor({3, 2, 1, 1}, 12), b = random_tensor({2}, 13);
+  const ConvTranspose2dArgs a{.output_padding = {1, 1}, .dilation = {2, 2}};
+  Tensor y = conv_transpose2d(x, w, b, a);
+  EXPECT_EQ(shape_str(y.shape()), "[2,2,5,6]");
+  expect_allclose(y, reference::conv_transpose2d(x, w, b, a), "conv_transpose2d(1x1, output_padding 1, dilation 2)",
+                  1e-5, 1e-5);
+}
+
 TEST(ConvTranspose2d, GradcheckOnGrid) {
   uint64_t seed = 100;
   for (const TCase& c : grid()) {

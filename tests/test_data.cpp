@@ -3,6 +3,7 @@
 // order. Safetensors: round trip and refusal of each kind of bad file. PNG: round trip and refusals.
 // MNIST / digit scenes: skipped (GTEST_SKIP) when data/mnist is absent, as on CI.
 #include <gtest/gtest.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -187,9 +188,13 @@ TEST(DataBatch, DeterministicAndEqualToSamplesWithoutAugmentation) {
   ShapesDataset ds({.seed = 5});
   Rng r1(3), r2(3);
   const Augment aug{.hflip = true, .vflip = true, .crop = 48};
-  const SegBatch a = make_batch(ds, {4, 9, 2}, aug, r1), b = make_batch(ds, {4, 9, 2}, aug, r2);
-  EXPECT_EQ(a.images.to_vector(), b.images.to_vector());
+  omp_set_num_threads(1);
+  const SegBatch a = make_batch(ds, {4, 9, 2}, aug, r1);
+  omp_set_num_threads(2);
+  const SegBatch b = make_batch(ds, {4, 9, 2}, aug, r2);
+  EXPECT_EQ(a.images.to_vector(), b.images.to_vector()) << "1 vs 2 threads";
   EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(a.buckets, b.buckets);
   const SegBatch plain = make_batch(ds, {4, 9});
   const SegSample s9 = ds.get(9);
   const std::vector<float> v = plain.images.to_vector(), w = s9.image.to_vector();

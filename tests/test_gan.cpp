@@ -6,12 +6,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
 #include "data/mnist.h"
+#include "data/png.h"
 #include "data/safetensors.h"
 #include "models/config.h"
 #include "models/gan_task.h"
@@ -228,6 +230,41 @@ TEST(GanTrain, ClassifierAndEval) {
   // not a classifier checkpoint
   EXPECT_NE(error_of([&] { load_classifier(runs + "/t_eval/generator.safetensors"); }).find("not a convlab classifier"),
             std::string::npos);
+}
+
+struct CliRun {
+  int code;
+  std::string out, err;
+};
+
+CliRun cli(const std::string& args) {
+  const std::string o = runs_dir() + "/cli_out", e = runs_dir() + "/cli_err";
+  const int status = std::system((std::string(CONVLAB_BINARY) + " " + args + " >" + o + " 2>" + e).c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  return {WEXITSTATUS(status), slurp(o), slurp(e)};
+}
+
+TEST(GanCli, SampleAndErrors) {
+  const CliRun missing = cli("sample --checkpoint /nonexistent/generator.safetensors -o /tmp/x.png");
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
+  EXPECT_EQ(cli("gan-eval --checkpoint x").code, 2);  // --classifier is required
+  if (!mnist_available()) GTEST_SKIP() << "MNIST digits not present (scripts/get_mnist.sh)";
+  const std::string runs = runs_dir();
+  train_gan(tiny_gan("t_cli"), {.runs_dir = runs, .quiet = true});
+  const std::string g = runs + "/t_cli/generator.safetensors";
+  const CliRun grid = cli("sample --checkpoint " + g + " -n 6 -o " + runs + "/grid.png");
+  EXPECT_EQ(grid.code, 0) << grid.err;
+  EXPECT_TRUE(fs::exists(runs + "/grid.png"));
+  const CliRun strip = cli("sample --checkpoint " + g + " --interpolate 3,7 --steps 5 -o " + runs + "/strip.png");
+  EXPECT_EQ(strip.code, 0) << strip.err;
+  EXPECT_EQ(read_png(runs + "/strip.png").W, 2 * (5 * 29 + 1));  // 5 tiles of 28 px + 1 px separators, x2
+  const CliRun bad = cli("sample --checkpoint " + g + " --interpolate 3-7 -o " + runs + "/s.png");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("SEED_A,SEED_B"), std::string::npos) << bad.err;
 }
 
 }  // namespace

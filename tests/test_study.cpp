@@ -207,7 +207,7 @@ TEST(Study, ConfigsAndGriddingLint) {
   const RfModel h = rf_model(hdc);
   const auto runs = dilated_runs(h.layers);
   ASSERT_EQ(runs.size(), 1u);
-  const RunHdc v = run_hdc(h.layers, runs[0], 2);  // from model.layers[6]: 1,2,5,1,2,5
+  const RunHdc v = run_hdc(h.layers, runs[0], 1);  // from model.layers[3] (flat index 1): 1,2,5,1,2,5
   EXPECT_FALSE(v.sequence.formula_ok);             // M_2 = 5 over the whole sequence...
   ASSERT_TRUE(v.group.has_value());
   EXPECT_TRUE(v.group->ok());                      // ...while one group [1,2,5] passes, as the paper applies it
@@ -277,7 +277,7 @@ TEST(Study, ErrorsAreOneClearLine) {
       {"rf --dilations 1,-2", "rf: dilation must be >= 1, got -2"},
       {"rf --kernel 0 --dilations 1,2", "rf: kernel must be >= 1, got 0"},
       {"rf " + write_temp("c.json", R"({"model": {"layers": [{"type": "conv2d", "out_channels": 2, "kernel_size": 3, "dilation": 0}]}})"),
-       "model.layers[0].dilation: expected an integer >= 1, got 0"},
+       "model.layers[0].dilation: expected a positive integer, got 0"},
       {"size --in 5 -k 0", "size: --kernel must be >= 1, got 0"},
       {"size --in 5 -d 0", "size: --dilation must be >= 1, got 0"},
       {"matrix " + write_temp("big.json", R"({"op": "conv2d", "tensors": {"input": {"shape": [1,2,8,8], "random": 1},

@@ -35,7 +35,8 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, float lo, float hi) {
 std::vector<GradcheckResult> gradcheck(const std::string& what,
                                        const std::function<Tensor(const std::vector<Tensor>&)>& f,
                                        std::vector<Tensor> inputs, const GradcheckOptions& opt) {
-  for (Tensor& t : inputs) t.zero_grad();
+  for (Tensor& t : inputs)
+    if (t.defined()) t.zero_grad();
   Tensor out = f(inputs);
   const Tensor R = random_tensor(out.shape(), opt.seed);
   out.backward(R);

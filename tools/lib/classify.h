@@ -1,7 +1,7 @@
 // tools/lib/classify.h: the digit classifier ("task": "classification", configs/mnist_classifier.json) that
 // scores GAN samples without any download: `convlab train` trains it on MNIST's train split (data/mnist.h,
-// 8,000 digits, images in [-1, 1] like the generator's tanh output, random +-max_shift px shifts) and
-// measures its accuracy on the 2,000 digits of the test split it never saw.
+// 8,004 digits, images in [-1, 1] like the generator's tanh output, random +-max_shift px shifts) and
+// measures its accuracy on the 1,996 digits of the test split it never saw.
 //
 // A run writes runs/<name>/: config.json, metrics.jsonl (train loss; held-out loss and accuracy),
 // summary.json and model.safetensors (weights + buffers; the resolved config and step in the metadata).

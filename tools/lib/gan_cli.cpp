@@ -69,7 +69,7 @@ void print_eval(const nlohmann::json& r, bool as_json) {
   }
   std::printf("%-48s %7s %9s %9s %12s\n", "source", "n", "IS", "FD", "checkerboard");
   for (const auto& row : r["rows"])
-    std::printf("%-48s %7lld %9.3f %9.2f %12.5f\n", row["source"].get<std::string>().c_str(),
+    std::printf("%-48s %7lld %9.3f %9.2f %12.2e\n", row["source"].get<std::string>().c_str(),
                 (long long)row["n"].get<int64_t>(), row["inception_score"].get<double>(),
                 row["frechet_distance"].get<double>(), row["checkerboard"].get<double>());
   std::printf("(IS and FD under %s; FD against %s)\n", r["classifier"].get<std::string>().c_str(),

@@ -222,7 +222,7 @@ json gan_eval(const GanEvalOptions& o) {
     fill_uniform(noise, nr, -1.f, 1.f);
     rows.push_back(score(c, ref, noise, "uniform noise (floor)"));
   }
-  return {{"classifier", o.classifier}, {"reference", "features of MNIST's train split (8,000 digits)"}, {"rows", rows}};
+  return {{"classifier", o.classifier}, {"reference", "features of MNIST's train split (8,004 digits)"}, {"rows", rows}};
 }
 
 }  // namespace convlab

@@ -137,7 +137,9 @@ StudyResult rf_command(const RfCommand& c) {
     rows.push_back({{"path", r.path}, {"type", r.type}, {"kernel", r.kernel}, {"stride", r.stride}, {"dilation", r.dilation},
                     {"padding", r.padding}, {"size", r.size_out[0] > 0 ? json(r.size_out) : json(nullptr)},
                     {"rf", r.rf}, {"jump", r.jump}, {"start", r.start}});
-    table.push_back({r.path, r.type, pair_str(r.kernel), pair_str(r.stride), pair_str(r.dilation), pair_str(r.padding),
+    const bool conv_like = r.type.find("upsample") == std::string::npos;  // upsampling has no k, s, d, p
+    table.push_back({r.path, r.type, conv_like ? pair_str(r.kernel) : "-", conv_like ? pair_str(r.stride) : "-",
+                     conv_like ? pair_str(r.dilation) : "-", conv_like ? pair_str(r.padding) : "-",
                      r.size_out[0] > 0 ? pair_str(r.size_out) : "-", dbl_str(r.rf), dbl_str(r.jump), dbl_str(r.start)});
   }
   const CoverageMap& cv = a.coverage;
@@ -176,6 +178,10 @@ StudyResult rf_command(const RfCommand& c) {
          std::to_string(cv.x0) + "), " + std::to_string(a.reached) + " pixels reached, " + std::to_string(a.holes) +
          " holes (" + percent(a.hole_share) + "), max " + fmt(a.max_count, 17) + " paths" +
          (a.exact ? "" : " (counts above 2^53: rounded)") + "\n";
+    const auto& rf = a.rows.back().rf;
+    if (double(cv.H) < rf[0] || double(cv.W) < rf[1])
+      t += "  the window is smaller than rf " + dbl_str(rf) + ": the image border" +
+           " (or a transposed conv's output phase) cuts it; holes outside the image are not counted\n";
     if (a.max_count > 9) t += "  (digits: count in ninths of the max, '.' no path)\n";
     t += coverage_text(cv, a.max_count);
   }

@@ -19,6 +19,7 @@
 #include "layers/basic_layers.h"
 #include "models/config.h"
 #include "models/metrics.h"
+#include "models/receptive_field.h"
 #include "models/seg_task.h"
 #include "tools/lib/io.h"
 
@@ -158,6 +159,7 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
     std::cout << "train " << t.name << ": " << t.model->num_parameters() << " parameters, " << t.train.steps
               << " steps of batch " << t.train.batch_size << ", run folder " << dir.string() << "\n"
               << describe_model(*t.model, t.input_shape) << std::flush;
+    for (const std::string& w : gridding_warnings(t.config)) std::cout << "warning: " << w << "\n";
   }
   EpochOrder order(t.train_set->size(), t.seed);
   const int64_t B = t.train.batch_size;
