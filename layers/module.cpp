@@ -26,6 +26,12 @@ std::vector<std::pair<std::string, Tensor>> Module::named_buffers(const std::str
   return out;
 }
 
+std::vector<std::pair<std::string, Tensor>> Module::state_dict() const {
+  auto s = named_parameters();
+  for (auto& kv : named_buffers()) s.push_back(std::move(kv));
+  return s;
+}
+
 std::vector<Tensor> Module::parameters() const {
   std::vector<Tensor> out;
   for (auto& [n, t] : named_parameters()) out.push_back(t);

@@ -30,6 +30,8 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> named_parameters(const std::string& prefix = "") const;
   std::vector<std::pair<std::string, Tensor>> named_buffers(const std::string& prefix = "") const;
   std::vector<Tensor> parameters() const;
+  // Parameters then buffers, as torch's state_dict() lists them (sharing storage with the module).
+  std::vector<std::pair<std::string, Tensor>> state_dict() const;
   int64_t num_parameters() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
 

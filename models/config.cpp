@@ -15,6 +15,11 @@ namespace convlab {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
+void check_run_name(const std::string& name) {
+  CL_CHECK(!name.empty() && name.find('/') == std::string::npos && name != "." && name != "..",
+           "name: '" << name << "' cannot name a run folder");
+}
+
 json merge_json(const json& base, const json& over) {
   if (!base.is_object() || !over.is_object()) return over;
   json out = base;

@@ -21,6 +21,8 @@ namespace convlab {
 
 nlohmann::json load_config(const std::string& path, const std::vector<std::string>& sets = {});
 void apply_set(nlohmann::json& config, const std::string& assignment);
+// A run's name must be usable as one folder name under the runs directory.
+void check_run_name(const std::string& name);
 nlohmann::json merge_json(const nlohmann::json& base, const nlohmann::json& over);
 
 // Builds the layers at `path` (e.g. "model.layers") for input shape `in` ([N, C, H, W]).

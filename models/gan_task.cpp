@@ -47,19 +47,12 @@ void dcgan_init(Module& m, Rng& rng) {
   for (auto& [n, c] : m.children()) dcgan_init(*c, rng);
 }
 
-NamedTensors module_state(const Module& m) {
-  NamedTensors s = m.named_parameters();
-  for (auto& kv : m.named_buffers()) s.push_back(kv);
-  return s;
-}
-
 GanTask make_gan_task(const json& config, bool with_data) {
   GanTask t;
   t.config = config;
   Options top(config, "config");
   t.name = top.string("name", "gan");
-  CL_CHECK(!t.name.empty() && t.name.find('/') == std::string::npos && t.name != "." && t.name != "..",
-           "name: '" << t.name << "' cannot name a run folder");
+  check_run_name(t.name);
   t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0));
   top.string("task", "gan", {"gan"});
   for (const char* k : {"gan", "data", "generator", "discriminator", "optimizer", "optimizer_g", "optimizer_d", "train",
@@ -179,7 +172,7 @@ GanTask load_generator(const std::string& checkpoint) {
     CL_FAIL("checkpoint " << checkpoint << ": its config metadata is not valid JSON");
   }
   GanTask t = make_gan_task(config, /*with_data=*/false);
-  safetensors::copy_into(f, module_state(*t.generator), checkpoint);
+  safetensors::copy_into(f, t.generator->state_dict(), checkpoint);
   return t;
 }
 

@@ -62,8 +62,6 @@ Tensor sample_latent(const GanTask& t, int64_t B, Rng& rng);
 // statistics (PyTorch's dcgan example samples in train mode); the networks' buffers are left unchanged.
 Tensor generate(GanTask& t, const Tensor& z);
 
-// Weights and buffers of a module under PyTorch's names (what a checkpoint holds).
-NamedTensors module_state(const Module& m);
 
 // Rebuilds the task from a generator.safetensors checkpoint (its config metadata) and loads the weights.
 GanTask load_generator(const std::string& checkpoint);

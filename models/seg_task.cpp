@@ -99,8 +99,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
   t.config = config;
   Options top(config, "config");
   t.name = top.string("name", "run");
-  CL_CHECK(!t.name.empty() && t.name.find('/') == std::string::npos && t.name != "." && t.name != "..",
-           "name: '" << t.name << "' cannot name a run folder");
+  check_run_name(t.name);
   t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0));
   top.string("task", "segmentation", {"segmentation"});
   for (const char* k : {"data", "model", "loss", "optimizer", "schedule", "train", "description"})

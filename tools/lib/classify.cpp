@@ -19,7 +19,6 @@
 #include "data/safetensors.h"
 #include "layers/options.h"
 #include "models/config.h"
-#include "models/gan_task.h"  // module_state
 #include "models/seg_task.h"  // make_optimizer
 #include "tools/lib/io.h"
 
@@ -74,8 +73,7 @@ ClassTask make_task(const json& config) {
   ClassTask t;
   Options top(config, "config");
   t.name = top.string("name", "classifier");
-  CL_CHECK(!t.name.empty() && t.name.find('/') == std::string::npos && t.name != "." && t.name != "..",
-           "name: '" << t.name << "' cannot name a run folder");
+  check_run_name(t.name);
   t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0));
   top.string("task", "classification", {"classification"});
   for (const char* k : {"data", "model", "optimizer", "train", "description"})
@@ -169,7 +167,7 @@ Classifier load_classifier(const std::string& checkpoint) {
     CL_FAIL("checkpoint " << checkpoint << ": its config metadata is not valid JSON");
   }
   Classifier c = build_classifier(config, 1);
-  safetensors::copy_into(f, module_state(*c.model), checkpoint);
+  safetensors::copy_into(f, c.model->state_dict(), checkpoint);
   return c;
 }
 
@@ -229,7 +227,7 @@ json train_classifier(const json& config, const TrainFlags& flags) {
     std::fflush(stdout);
   }
   std::fclose(mlog);
-  safetensors::save((dir / "model.safetensors").string(), module_state(model),
+  safetensors::save((dir / "model.safetensors").string(), model.state_dict(),
                     {{"format", "convlab-classifier"}, {"step", std::to_string(t.steps)}, {"config", config.dump()}});
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   json summary = {{"name", t.name},         {"task", "classification"}, {"steps", t.steps},

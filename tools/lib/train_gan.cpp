@@ -54,9 +54,9 @@ void save_checkpoint(const GanTask& t, const Optimizer& og, const Optimizer& od,
   for (auto& [k, v] : od.state()) st.emplace_back("d." + k, v);
   // Optimizer first: a crash between the files leaves a step mismatch that --resume refuses, never a mix.
   safetensors::save((dir / "optimizer.safetensors").string(), st, {{"format", "convlab-gan-optimizer"}, {"step", s}});
-  safetensors::save((dir / "discriminator.safetensors").string(), module_state(*t.discriminator),
+  safetensors::save((dir / "discriminator.safetensors").string(), t.discriminator->state_dict(),
                     {{"format", "convlab-gan-discriminator"}, {"step", s}, {"config", cfg}});
-  safetensors::save((dir / "generator.safetensors").string(), module_state(*t.generator),
+  safetensors::save((dir / "generator.safetensors").string(), t.generator->state_dict(),
                     {{"format", "convlab-gan-generator"}, {"step", s}, {"config", cfg}});
 }
 
@@ -71,8 +71,8 @@ int64_t load_checkpoint(GanTask& t, Optimizer& og, Optimizer& od, const fs::path
   CL_CHECK(step_of(gf) != "?" && step_of(gf) == step_of(df) && step_of(gf) == step_of(of),
            "--resume: " << dir.string() << " holds checkpoint files from different steps (generator "
                         << step_of(gf) << ", discriminator " << step_of(df) << ", optimizer " << step_of(of) << ")");
-  safetensors::copy_into(gf, module_state(*t.generator), gp);
-  safetensors::copy_into(df, module_state(*t.discriminator), dp);
+  safetensors::copy_into(gf, t.generator->state_dict(), gp);
+  safetensors::copy_into(df, t.discriminator->state_dict(), dp);
   NamedTensors sg, sd;
   for (auto& [k, v] : of.tensors) {
     if (k.rfind("g.", 0) == 0) sg.emplace_back(k.substr(2), v);

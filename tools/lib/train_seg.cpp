@@ -52,12 +52,6 @@ void collect_dropouts(const Module& m, std::vector<Dropout*>& out) {
   }
 }
 
-NamedTensors model_state(const Module& m) {
-  NamedTensors s = m.named_parameters();
-  for (auto& kv : m.named_buffers()) s.push_back(kv);
-  return s;
-}
-
 std::string fmt_time(double s) {
   char buf[32];
   if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
@@ -109,7 +103,7 @@ void save_checkpoint(const SegTask& t, const Optimizer& opt, const std::vector<D
   NamedTensors st;
   for (auto& [k, v] : opt.state()) st.emplace_back(k, v);
   safetensors::save((dir / "optimizer.safetensors").string(), st, meta);
-  safetensors::save((dir / "model.safetensors").string(), model_state(*t.model),
+  safetensors::save((dir / "model.safetensors").string(), t.model->state_dict(),
                     {{"format", "convlab-segmentation"}, {"step", std::to_string(step)}, {"config", t.config.dump()}});
 }
 
@@ -120,7 +114,7 @@ int64_t load_checkpoint(SegTask& t, Optimizer& opt, const std::vector<Dropout*>&
   const auto of = safetensors::load(op);
   CL_CHECK(mf.metadata.count("step") && of.metadata.count("step") && mf.metadata.at("step") == of.metadata.at("step"),
            "--resume: " << dir.string() << " holds model and optimizer files from different steps");
-  safetensors::copy_into(mf, model_state(*t.model), mp);
+  safetensors::copy_into(mf, t.model->state_dict(), mp);
   NamedTensors ost(of.tensors.begin(), of.tensors.end());
   opt.load_state(ost);
   for (size_t i = 0; i < drops.size(); ++i) {
@@ -232,7 +226,7 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
 json eval_segmentation(const json& config, const std::string& checkpoint) {
   SegTask t = make_seg_task(config);
   const auto f = safetensors::load(checkpoint);
-  safetensors::copy_into(f, model_state(*t.model), checkpoint);
+  safetensors::copy_into(f, t.model->state_dict(), checkpoint);
   json j = validate(t, "");
   j["checkpoint"] = checkpoint;
   return j;
@@ -249,7 +243,7 @@ json predict_segmentation(const std::string& checkpoint, const std::string& imag
     CL_FAIL("checkpoint " << checkpoint << ": its config metadata is not valid JSON");
   }
   SegTask t = make_seg_task(config, /*with_data=*/false);
-  safetensors::copy_into(f, model_state(*t.model), checkpoint);
+  safetensors::copy_into(f, t.model->state_dict(), checkpoint);
   const PngImage png = read_png(image);
   const RgbImage rgb = to_rgb(png);
   Tensor x = Tensor::empty({1, 3, rgb.H, rgb.W});
