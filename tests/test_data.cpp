@@ -78,7 +78,8 @@ TEST(DataShapes, ClassPixelSharesAndBuckets) {
   std::string msg = "shapes pixel shares over 64 samples:";
   for (size_t c = 0; c < sh.size(); ++c) msg += " " + names[c] + " " + std::to_string(sh[c]).substr(0, 6);
   msg += "\nsize buckets:";
-  for (int b = 0; b < kNumBuckets; ++b) msg += std::string(" ") + bucket_name(b) + " " + std::to_string(bs[b]).substr(0, 6);
+  for (int b = 0; b < kNumBuckets; ++b)
+    msg += std::string(" ") + bucket_name(b) + " " + std::to_string(bs[b]).substr(0, 6);
   std::printf("%s\n", msg.c_str());
   EXPECT_GT(sh[0], 0.55);
   EXPECT_LT(sh[0], 0.85);
@@ -286,13 +287,18 @@ TEST(Safetensors, RefusesTruncatedCorruptedAndForeignFiles) {
       {"json array", with_header("[1, 2]", ""), "does not start with '{'"},
       {"wrong dtype", with_header(R"({"w":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]}})", data.substr(0, 8)),
        "dtype F16"},
-      {"missing field", with_header(R"({"w":{"dtype":"F32","shape":[2,2]}})", ""), "needs dtype, shape and data_offsets"},
-      {"size mismatch", with_header(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})", data.substr(0, 16)),
+      {"missing field", with_header(R"({"w":{"dtype":"F32","shape":[2,2]}})", ""),
+       "needs dtype, shape and data_offsets"},
+      {"size mismatch",
+       with_header(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})", data.substr(0, 16)),
        "needs 24 bytes"},
-      {"negative shape", with_header(R"({"w":{"dtype":"F32","shape":[-2,2],"data_offsets":[0,16]}})", data), "bad shape"},
-      {"overlap", with_header("{" + w + R"(,"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", data.substr(0, 16)),
+      {"negative shape", with_header(R"({"w":{"dtype":"F32","shape":[-2,2],"data_offsets":[0,16]}})", data),
+       "bad shape"},
+      {"overlap",
+       with_header("{" + w + R"(,"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", data.substr(0, 16)),
        "overlaps"},
-      {"gap", with_header("{" + w + R"(,"b":{"dtype":"F32","shape":[2],"data_offsets":[20,28]}})", data + "1234"), "gap"},
+      {"gap", with_header("{" + w + R"(,"b":{"dtype":"F32","shape":[2],"data_offsets":[20,28]}})", data + "1234"),
+       "gap"},
       {"past the end", with_header("{" + w + "," + b + "}", data.substr(0, 20)), "runs past the end"},
       {"duplicate name", with_header("{" + w + "," + w + "}", data.substr(0, 16)), "appears twice"},
       {"bad metadata", with_header(R"({"__metadata__":{"step":3}})", ""), "not a string"},
