@@ -15,6 +15,13 @@ namespace convlab {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
+const json& config_section(const json& config, const char* key) {
+  static const json empty = json::object();
+  if (!config.contains(key)) return empty;
+  CL_CHECK(config[key].is_object(), key << ": expected an object");
+  return config[key];
+}
+
 void check_run_name(const std::string& name) {
   CL_CHECK(!name.empty() && name.find('/') == std::string::npos && name != "." && name != "..",
            "name: '" << name << "' cannot name a run folder");

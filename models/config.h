@@ -21,6 +21,9 @@ namespace convlab {
 
 nlohmann::json load_config(const std::string& path, const std::vector<std::string>& sets = {});
 void apply_set(nlohmann::json& config, const std::string& assignment);
+// config[key] when present (it must be an object), else an empty object.
+const nlohmann::json& config_section(const nlohmann::json& config, const char* key);
+
 // A run's name must be usable as one folder name under the runs directory.
 void check_run_name(const std::string& name);
 nlohmann::json merge_json(const nlohmann::json& base, const nlohmann::json& over);

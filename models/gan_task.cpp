@@ -14,12 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-const json kEmpty = json::object();
-const json& section(const json& c, const char* key) {
-  if (!c.contains(key)) return kEmpty;
-  CL_CHECK(c[key].is_object(), key << ": expected an object");
-  return c[key];
-}
 
 // The layer list of "generator" / "discriminator", refusing a config that lacks it.
 const json& net_layers(const json& c, const char* key) {
@@ -60,7 +54,7 @@ GanTask make_gan_task(const json& config, bool with_data) {
     if (top.has(k)) top.raw(k);
   top.finish();
 
-  Options g(section(config, "gan"), "gan");
+  Options g(config_section(config, "gan"), "gan");
   t.latent = g.integer("latent_size", 100, 1);
   t.channels = g.integer("image_channels", 1, 1);
   t.image_size = g.integer("image_size", 28, 1);
@@ -68,7 +62,7 @@ GanTask make_gan_task(const json& config, bool with_data) {
   t.sample_batch_stats = g.string("sample_bn", "eval", {"eval", "batch"}) == "batch";
   g.finish();
 
-  Options tr(section(config, "train"), "train");
+  Options tr(config_section(config, "train"), "train");
   t.train.steps = tr.integer("steps", 2500, 1);
   t.train.batch_size = tr.integer("batch_size", 64, 1);
   t.train.log_every = tr.integer("log_every", 50, 1);
@@ -111,7 +105,7 @@ GanTask make_gan_task(const json& config, bool with_data) {
   t.optimizer_g = config.contains("optimizer_g") ? config["optimizer_g"] : shared;
   t.optimizer_d = config.contains("optimizer_d") ? config["optimizer_d"] : shared;
 
-  Options d(section(config, "data"), "data");
+  Options d(config_section(config, "data"), "data");
   d.string("dataset", "mnist", {"mnist"});
   const std::string dir = d.string("mnist_dir", default_mnist_dir());
   const int64_t train_size = d.integer("train_size", 0, 0);  // 0: the whole train split (8,004 digits)

@@ -12,15 +12,6 @@ namespace convlab {
 
 using nlohmann::json;
 
-namespace {
-const json kEmpty = json::object();
-const json& section(const json& c, const char* key) {
-  if (!c.contains(key)) return kEmpty;
-  CL_CHECK(c[key].is_object(), key << ": expected an object");
-  return c[key];
-}
-}  // namespace
-
 std::unique_ptr<SegDataset> make_dataset(const json& data, uint64_t seed, const std::string& split) {
   Options o(data, "data");
   const std::string kind = o.string("dataset", "shapes", {"shapes", "digits"});
@@ -106,7 +97,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
     if (top.has(k)) top.raw(k);
   top.finish();
 
-  const json& data = section(config, "data");
+  const json& data = config_section(config, "data");
   Options d(data, "data");
   t.augment.hflip = d.boolean("hflip", true);
   t.augment.vflip = d.boolean("vflip", true);
@@ -117,7 +108,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
     t.val_set = make_dataset(data, t.seed, "val");
   }
 
-  Options tr(section(config, "train"), "train");
+  Options tr(config_section(config, "train"), "train");
   t.train.steps = tr.integer("steps", 600, 1);
   t.train.batch_size = tr.integer("batch_size", 16, 1);
   t.train.val_every = tr.integer("val_every", std::max<int64_t>(1, t.train.steps / 4), 1);
@@ -143,7 +134,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
                                              << ", but segmentation needs [" << t.input_shape[0] << "," << classes
                                              << "," << crop << "," << crop << "] (one logit per class and pixel)");
 
-  Options lo(section(config, "loss"), "loss");
+  Options lo(config_section(config, "loss"), "loss");
   lo.string("type", "cross_entropy", {"cross_entropy"});
   t.ignore_index = int32_t(lo.integer("ignore_index", -100));
   if (lo.has("class_weights")) {
@@ -158,7 +149,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
   lo.finish();
 
   t.optimizer_config = config.contains("optimizer") ? config["optimizer"] : json::object();
-  Options so(section(config, "schedule"), "schedule");
+  Options so(config_section(config, "schedule"), "schedule");
   t.schedule.kind = so.string("type", "poly", {"constant", "poly", "step", "cosine"});
   t.schedule.total_steps = t.train.steps;
   t.schedule.power = so.number("power", 0.9);

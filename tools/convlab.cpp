@@ -58,7 +58,12 @@ int main(int argc, char** argv) {
   convlab::register_gan_commands(app);  // sample, gan-eval (tools/lib/gan_cli.h)
   convlab::register_study_commands(app);  // rf, size, matrix, identities, gradcheck (tools/lib/study_cli.h)
   int threads = 0;
-  app.add_option("--threads", threads, "OpenMP threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  // Applied while parsing (before any subcommand callback runs), so every command sees it.
+  app.add_option("--threads", threads, "OpenMP threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->each([](const std::string& v) {
+        if (std::stoi(v) > 0) convlab::set_num_threads(std::stoi(v));
+      });
 
   std::string case_path, out_path;
   bool stats = false;

@@ -30,12 +30,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr uint64_t kShift = 0x5A1F7ull;
-const json kEmpty = json::object();
-const json& section(const json& c, const char* key) {
-  if (!c.contains(key)) return kEmpty;
-  CL_CHECK(c[key].is_object(), key << ": expected an object");
-  return c[key];
-}
 
 struct ClassTask {
   std::string name;
@@ -79,13 +73,13 @@ ClassTask make_task(const json& config) {
   for (const char* k : {"data", "model", "optimizer", "train", "description"})
     if (top.has(k)) top.raw(k);
   top.finish();
-  Options tr(section(config, "train"), "train");
+  Options tr(config_section(config, "train"), "train");
   t.steps = tr.integer("steps", 1500, 1);
   t.batch_size = tr.integer("batch_size", 64, 1);
   t.log_every = tr.integer("log_every", 50, 1);
   t.eval_every = tr.integer("eval_every", 250, 1);
   tr.finish();
-  Options d(section(config, "data"), "data");
+  Options d(config_section(config, "data"), "data");
   d.string("dataset", "mnist", {"mnist"});
   const std::string dir = d.string("mnist_dir", default_mnist_dir());
   const int64_t train_size = d.integer("train_size", 0, 0), test_size = d.integer("test_size", 0, 0);

@@ -76,16 +76,6 @@ void print_eval(const nlohmann::json& r, bool as_json) {
               r["reference"].get<std::string>().c_str());
 }
 
-// Subcommand callbacks run inside app.parse(), before main() applies --threads: apply it here.
-void apply_threads(CLI::App* sub) {
-  CLI::App* root = sub->get_parent();
-  if (root == nullptr) return;
-  try {
-    const int n = root->get_option("--threads")->as<int>();
-    if (n > 0) set_num_threads(n);
-  } catch (const CLI::Error&) {
-  }
-}
 
 }  // namespace
 
@@ -102,7 +92,6 @@ void register_gan_commands(CLI::App& app) {
   sample->add_option("--bn", sa->bn, "batch norm at sampling: eval (running stats) or batch (default: the config's)")
       ->check(CLI::IsMember({"eval", "batch"}));
   sample->callback([sa, sample] {
-    apply_threads(sample);
     run_sample(*sa);
   });
 
@@ -120,7 +109,6 @@ void register_gan_commands(CLI::App& app) {
   ev->add_flag("--no-references", *no_refs, "skip the held-out real digits and uniform noise rows");
   ev->add_flag("--json", *as_json, "print JSON");
   ev->callback([ea, as_json, no_refs, ev] {
-    apply_threads(ev);
     ea->references = !*no_refs;
     print_eval(gan_eval(*ea), *as_json);
   });

@@ -13,22 +13,11 @@
 namespace convlab {
 namespace {
 
-// Callbacks run before main() applies --threads: apply it here.
-void apply_threads(CLI::App* sub) {
-  CLI::App* root = sub->get_parent();
-  if (root == nullptr) return;
-  try {
-    const int n = root->get_option("--threads")->as<int>();
-    if (n > 0) set_num_threads(n);
-  } catch (const CLI::Error&) {
-  }
-}
 
 // Prints the result (JSON or text); a failed check becomes an error after the report.
 template <class F>
 void run(CLI::App* sub, const bool& as_json, const char* name, F f) {
   sub->callback([sub, &as_json, name, f] {
-    apply_threads(sub);
     StudyResult r;
     try {
       r = f();
