@@ -39,10 +39,11 @@ ConvDims conv2d_dims(const Shape& input, const Shape& weight, const Shape* bias,
                      const char* op = "conv2d");
 
 // ---- raw kernels (core/im2col.cpp, core/conv2d.cpp, core/depthwise.cpp) ----
-// im2col of one image's group: x [C, H, W] (C = d.cin_g()) -> cols [C*kH*kW, H_out*W_out].
-void im2col(const float* x, const ConvDims& d, float* cols);
-// col2im: the adjoint of im2col; ACCUMULATES cols into x [C, H, W].
-void col2im(const float* cols, const ConvDims& d, float* x);
+// im2col of one image's group: x [C, H, W] (C = d.cin_g()) -> cols [C*kH*kW, H_out*W_out], rows ldc apart
+// (ldc = 0: H_out*W_out; a larger ldc lets several images share one cols matrix side by side).
+void im2col(const float* x, const ConvDims& d, float* cols, int64_t ldc = 0);
+// col2im: the adjoint of im2col; ACCUMULATES cols (rows ldc apart, as above) into x [C, H, W].
+void col2im(const float* cols, const ConvDims& d, float* x, int64_t ldc = 0);
 
 // y [N, C_out, H_out, W_out] = conv(x, w) + b (b may be null). Overwrites y.
 void conv2d_forward(const float* x, const float* w, const float* b, const ConvDims& d, float* y);

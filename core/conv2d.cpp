@@ -4,7 +4,8 @@
 //   K = C_in/G * kH * kW, cols = im2col(x[n,g]) (or x itself for 1x1/stride-1/no-padding convs).
 // Backward:  dcols = W_g^T dy[n,g], dx[n,g] += col2im(dcols);   dW_g += sum_n dy[n,g] cols^T;
 //   db[c] += sum over n and pixels of dy[n,c].
-// Parallelism: (n, g) jobs across OpenMP threads, single-threaded GEMM inside; with one job the GEMM
+// Parallelism: (image block, g) jobs across OpenMP threads (a block is one image, or several side by side
+// when the output is small: images_per_block), single-threaded GEMM inside; with one job the GEMM
 // itself is split (sgemm_parallel). dW is reduced over fixed batch chunks then summed in chunk order, so
 // 1 and 2 threads give bit-identical gradients.
 #include <omp.h>
@@ -75,29 +76,70 @@ ConvDims conv2d_dims(const Shape& x, const Shape& w, const Shape* b, const Conv2
   return d;
 }
 
+namespace {
+
+// Images side by side in one GEMM. Small outputs (a DCGAN discriminator's 14x14 -> 7x7, a 7x7 -> 1x1 head)
+// make per-image GEMMs so thin (N = 49 or 1 columns) that packing the weights and the ragged column tiles
+// cost more than the arithmetic; nb images give cols [K, nb*HWo] and one GEMM per block. The block size
+// depends on the shape only, never on the thread count, so results stay bit-identical across threads.
+int64_t images_per_block(const ConvDims& d) {
+  if (cols_are_input(d)) return 1;  // x is the cols matrix in place
+  constexpr int64_t kMinCols = 512, kMaxColFloats = int64_t(1) << 20;  // >= 512 columns, <= 4 MB of cols
+  const int64_t HWo = d.hw_out(), K = d.k_rows();
+  int64_t nb = (kMinCols + HWo - 1) / HWo;
+  nb = std::min(nb, std::max<int64_t>(1, kMaxColFloats / (K * HWo)));
+  return std::max<int64_t>(1, std::min(nb, d.N));
+}
+
+// cols [K, nn*HWo] of images n0..n0+nn-1 of group g (image i in columns [i*HWo, (i+1)*HWo)).
+void block_cols(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, float* cols) {
+  const int64_t L = nn * d.hw_out();
+  for (int64_t i = 0; i < nn; ++i)
+    im2col(x + ((n0 + i) * d.C_in + g * d.cin_g()) * d.H * d.W, d, cols + i * d.hw_out(), L);
+}
+
+// Copies between a block matrix [Mg, nn*HWo] and the images' channel rows of group g in t [N, C_out, HWo].
+void scatter_block(const float* blk, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, float* t) {
+  const int64_t HWo = d.hw_out(), Mg = d.cout_g(), L = nn * HWo;
+  for (int64_t i = 0; i < nn; ++i)
+    for (int64_t m = 0; m < Mg; ++m)
+      std::copy_n(blk + m * L + i * HWo, HWo, t + ((n0 + i) * d.C_out + g * Mg + m) * HWo);
+}
+void gather_block(const float* t, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, float* blk) {
+  const int64_t HWo = d.hw_out(), Mg = d.cout_g(), L = nn * HWo;
+  for (int64_t i = 0; i < nn; ++i)
+    for (int64_t m = 0; m < Mg; ++m)
+      std::copy_n(t + ((n0 + i) * d.C_out + g * Mg + m) * HWo, HWo, blk + m * L + i * HWo);
+}
+
+}  // namespace
+
 void conv2d_forward(const float* x, const float* w, const float* b, const ConvDims& d, float* y) {
   if (is_depthwise(d)) return depthwise_forward(x, w, b, d, y);
   const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), Cg = d.cin_g();
-  const int64_t jobs = d.N * d.G;
+  const int64_t nb = images_per_block(d), blocks = (d.N + nb - 1) / nb;
+  const int64_t jobs = blocks * d.G;
   const bool direct = cols_are_input(d);
 #pragma omp parallel for schedule(static) if (jobs > 1)
   for (int64_t j = 0; j < jobs; ++j) {
-    const int64_t n = j / d.G, g = j % d.G;
-    const float* xg = x + (n * d.C_in + g * Cg) * d.H * d.W;
-    const float* cols = xg;
+    const int64_t n0 = (j / d.G) * nb, g = j % d.G, nn = std::min(nb, d.N - n0), L = nn * HWo;
+    const float* cols = x + (n0 * d.C_in + g * Cg) * d.H * d.W;  // direct: x itself (nb = 1)
     if (!direct) {
-      float* buf = workspace(0, K * HWo);
-      im2col(xg, d, buf);
+      float* buf = workspace(0, K * L);
+      block_cols(x, d, n0, nn, g, buf);
       cols = buf;
     }
-    float* yg = y + (n * d.C_out + g * Mg) * HWo;
-    job_gemm(jobs == 1, false, false, Mg, HWo, K, w + g * Mg * K, K, cols, HWo, 0.f, yg, HWo);
+    // nn == 1: straight into y; else into a block matrix scattered to the images afterwards.
+    float* yg = nn == 1 ? y + (n0 * d.C_out + g * Mg) * HWo : workspace(2, Mg * L);
+    job_gemm(jobs == 1, false, false, Mg, L, K, w + g * Mg * K, K, cols, L, 0.f, yg, L);
+    if (nn > 1) scatter_block(yg, d, n0, nn, g, y);
     if (b) {
-      for (int64_t m = 0; m < Mg; ++m) {
-        const float bv = b[g * Mg + m];
-        float* row = yg + m * HWo;
-        for (int64_t i = 0; i < HWo; ++i) row[i] += bv;
-      }
+      for (int64_t i = 0; i < nn; ++i)
+        for (int64_t m = 0; m < Mg; ++m) {
+          const float bv = b[g * Mg + m];
+          float* row = y + ((n0 + i) * d.C_out + g * Mg + m) * HWo;
+          for (int64_t p = 0; p < HWo; ++p) row[p] += bv;
+        }
     }
   }
 }
@@ -127,46 +169,55 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
                      float* db) {
   if (is_depthwise(d)) return depthwise_backward(x, w, dy, d, dx, dw, db);
   const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), Cg = d.cin_g();
+  const int64_t nb = images_per_block(d), blocks = (d.N + nb - 1) / nb;
   const bool direct = cols_are_input(d);
   if (db) bias_backward(dy, d.N, d.C_out, HWo, db);
+  // dy of a block as one [Mg, nn*HWo] matrix: in place for a single image, else gathered into slot 2.
+  auto block_dy = [&](int64_t n0, int64_t nn, int64_t g) -> const float* {
+    if (nn == 1) return dy + (n0 * d.C_out + g * Mg) * HWo;
+    float* blk = workspace(2, Mg * nn * HWo);
+    gather_block(dy, d, n0, nn, g, blk);
+    return blk;
+  };
 
   if (dx) {  // dx[n,g] += col2im(W_g^T dy[n,g])
-    const int64_t jobs = d.N * d.G;
+    const int64_t jobs = blocks * d.G;
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
-      const int64_t n = j / d.G, g = j % d.G;
-      const float* dyg = dy + (n * d.C_out + g * Mg) * HWo;
-      float* dxg = dx + (n * d.C_in + g * Cg) * d.H * d.W;
+      const int64_t n0 = (j / d.G) * nb, g = j % d.G, nn = std::min(nb, d.N - n0), L = nn * HWo;
+      const float* dyg = block_dy(n0, nn, g);
       if (direct) {
+        float* dxg = dx + (n0 * d.C_in + g * Cg) * d.H * d.W;
         job_gemm(jobs == 1, true, false, K, HWo, Mg, w + g * Mg * K, K, dyg, HWo, 1.f, dxg, HWo);
       } else {
-        float* dcols = workspace(1, K * HWo);
-        job_gemm(jobs == 1, true, false, K, HWo, Mg, w + g * Mg * K, K, dyg, HWo, 0.f, dcols, HWo);
-        col2im(dcols, d, dxg);
+        float* dcols = workspace(1, K * L);
+        job_gemm(jobs == 1, true, false, K, L, Mg, w + g * Mg * K, K, dyg, L, 0.f, dcols, L);
+        for (int64_t i = 0; i < nn; ++i)
+          col2im(dcols + i * HWo, d, dx + ((n0 + i) * d.C_in + g * Cg) * d.H * d.W, L);
       }
     }
   }
 
-  if (dw) {  // dW_g += sum_n dy[n,g] cols[n,g]^T, over fixed batch chunks
-    const int64_t chunks = std::min(d.N, kWeightGradChunks);
+  if (dw) {  // dW_g += sum over blocks of dy[block,g] cols[block,g]^T, over fixed chunks of blocks
+    const int64_t chunks = std::min(blocks, kWeightGradChunks);
     const int64_t wsize = d.C_out * K;
     float* partial = shared_workspace(0, chunks * wsize);
     const int64_t jobs = chunks * d.G;
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
       const int64_t c = j / d.G, g = j % d.G;
-      const int64_t n0 = d.N * c / chunks, n1 = d.N * (c + 1) / chunks;
+      const int64_t b0 = blocks * c / chunks, b1 = blocks * (c + 1) / chunks;
       float* pw = partial + c * wsize + g * Mg * K;
-      for (int64_t n = n0; n < n1; ++n) {
-        const float* xg = x + (n * d.C_in + g * Cg) * d.H * d.W;
-        const float* cols = xg;
+      for (int64_t bl = b0; bl < b1; ++bl) {
+        const int64_t n0 = bl * nb, nn = std::min(nb, d.N - n0), L = nn * HWo;
+        const float* cols = x + (n0 * d.C_in + g * Cg) * d.H * d.W;
         if (!direct) {
-          float* buf = workspace(0, K * HWo);
-          im2col(xg, d, buf);
+          float* buf = workspace(0, K * L);
+          block_cols(x, d, n0, nn, g, buf);
           cols = buf;
         }
-        const float* dyg = dy + (n * d.C_out + g * Mg) * HWo;
-        job_gemm(jobs == 1, false, true, Mg, K, HWo, dyg, HWo, cols, HWo, n == n0 ? 0.f : 1.f, pw, K);
+        const float* dyg = block_dy(n0, nn, g);
+        job_gemm(jobs == 1, false, true, Mg, K, L, dyg, L, cols, L, bl == b0 ? 0.f : 1.f, pw, K);
       }
     }
 #pragma omp parallel for schedule(static) if (wsize > 16384)

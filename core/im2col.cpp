@@ -24,8 +24,8 @@ inline void valid_range(int64_t W, int64_t W_out, int64_t s, int64_t p, int64_t 
 
 }  // namespace
 
-void im2col(const float* x, const ConvDims& d, float* cols) {
-  const int64_t C = d.cin_g(), HWo = d.hw_out();
+void im2col(const float* x, const ConvDims& d, float* cols, int64_t ldc) {
+  const int64_t C = d.cin_g(), HWo = ldc > 0 ? ldc : d.hw_out();
   for (int64_t c = 0; c < C; ++c) {
     const float* xc = x + c * d.H * d.W;
     for (int64_t kh = 0; kh < d.kH; ++kh) {
@@ -37,25 +37,26 @@ void im2col(const float* x, const ConvDims& d, float* cols) {
           float* out = row + oh * d.W_out;
           const int64_t ih = oh * d.sH - d.pH + kh * d.dH;
           if (ih < 0 || ih >= d.H) {
-            std::memset(out, 0, sizeof(float) * d.W_out);
+            for (int64_t ow = 0; ow < d.W_out; ++ow) out[ow] = 0.f;
             continue;
           }
           const float* in = xc + ih * d.W - d.pW + kw * d.dW;  // in[ow*s] is input column iw
-          std::fill(out, out + lo, 0.f);
+          // Plain loops rather than memset/memcpy calls: rows are often short (7-14 columns in a DCGAN).
+          for (int64_t ow = 0; ow < lo; ++ow) out[ow] = 0.f;
           if (d.sW == 1) {
-            std::memcpy(out + lo, in + lo, sizeof(float) * (hi - lo));
+            for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow];
           } else {
             for (int64_t ow = lo; ow < hi; ++ow) out[ow] = in[ow * d.sW];
           }
-          std::fill(out + hi, out + d.W_out, 0.f);
+          for (int64_t ow = hi; ow < d.W_out; ++ow) out[ow] = 0.f;
         }
       }
     }
   }
 }
 
-void col2im(const float* cols, const ConvDims& d, float* x) {
-  const int64_t C = d.cin_g(), HWo = d.hw_out();
+void col2im(const float* cols, const ConvDims& d, float* x, int64_t ldc) {
+  const int64_t C = d.cin_g(), HWo = ldc > 0 ? ldc : d.hw_out();
   for (int64_t c = 0; c < C; ++c) {
     float* xc = x + c * d.H * d.W;
     for (int64_t kh = 0; kh < d.kH; ++kh) {

@@ -15,6 +15,8 @@
 #include "core/random.h"
 #include "core/threads.h"
 #include "models/config.h"
+#include "models/gan_task.h"
+#include "core/loss.h"
 
 #include <sys/resource.h>
 #include <cstdio>
@@ -102,10 +104,70 @@ void hdc_step(benchmark::State& st, int threads) {
   st.counters["img/s"] = benchmark::Counter(16, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The dcgan_step networks of ../shared/bench/README.md (configs/dcgan_mnist.json, inlined so the benchmark needs
+// no files): G z100 -> ConvT(128,7) -> ConvT(64,4,2,1) -> ConvT(1,4,2,1) + tanh, D the mirror; batch 64; one D
+// step (real and detached fake batches, each its own BN statistics) and one non-saturating G step, Adam 2e-4,
+// exactly the loop of tools/lib/train_gan.cpp with random images in [-1, 1] in place of MNIST.
+void dcgan_step(benchmark::State& st, int threads) {
+  set_num_threads(threads);
+  const nlohmann::json cfg = nlohmann::json::parse(R"({
+    "task": "gan", "name": "dcgan_step", "seed": 0,
+    "gan": {"latent_size": 100, "init": "dcgan", "image_channels": 1, "image_size": 28},
+    "generator": {"layers": [
+      {"type": "conv_transpose2d", "out_channels": 128, "kernel_size": 7, "bias": false},
+      {"type": "batch_norm2d"}, {"type": "relu"},
+      {"type": "conv_transpose2d", "out_channels": 64, "kernel_size": 4, "stride": 2, "padding": 1, "bias": false},
+      {"type": "batch_norm2d"}, {"type": "relu"},
+      {"type": "conv_transpose2d", "out_channels": 1, "kernel_size": 4, "stride": 2, "padding": 1, "bias": false},
+      {"type": "tanh"}]},
+    "discriminator": {"layers": [
+      {"type": "conv2d", "out_channels": 64, "kernel_size": 4, "stride": 2, "padding": 1, "bias": false},
+      {"type": "leaky_relu", "negative_slope": 0.2},
+      {"type": "conv2d", "out_channels": 128, "kernel_size": 4, "stride": 2, "padding": 1, "bias": false},
+      {"type": "batch_norm2d"}, {"type": "leaky_relu", "negative_slope": 0.2},
+      {"type": "conv2d", "out_channels": 1, "kernel_size": 7, "bias": false}]},
+    "optimizer": {"type": "adam", "lr": 0.0002, "betas": [0.5, 0.999]}})");
+  GanTask t = make_gan_task(cfg, /*with_data=*/false);
+  const int64_t B = 64;
+  auto params = [](Module& m) {
+    std::vector<ParamRef> ps;
+    for (auto& [n, p] : m.named_parameters()) ps.push_back({n, p});
+    return ps;
+  };
+  Adam og(params(*t.generator), {.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999});
+  Adam od(params(*t.discriminator), {.lr = 2e-4, .beta1 = 0.5, .beta2 = 0.999});
+  const Tensor real = rand(t.image_shape(B), 5), z = rand(t.z_shape(B), 6);
+  const Tensor ones = Tensor::ones({B, 1}), zeros = Tensor::zeros({B, 1});
+  auto logits = [&](const Tensor& x) { return reshape(t.discriminator->forward(x), {B, 1}); };
+  t.generator->train();
+  t.discriminator->train();
+  for (auto _ : st) {
+    const Tensor fake = t.generator->forward(z);
+    od.zero_grad();
+    Tensor lr = bce_with_logits(logits(real), ones);
+    Tensor lf = bce_with_logits(logits(fake.detach()), zeros);
+    lr.backward();
+    lf.backward();
+    od.step();
+    og.zero_grad();
+    Tensor lg = bce_with_logits(logits(fake), ones);
+    lg.backward();
+    og.step();
+    benchmark::DoNotOptimize(lg.data());
+  }
+  st.counters["samples/s"] = benchmark::Counter(double(B), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 int register_all() {
   for (int t : {1, 2})
     benchmark::RegisterBenchmark(("hdc_step/threads:" + std::to_string(t)).c_str(),
                                  [t](benchmark::State& st) { hdc_step(st, t); })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(2.0);
+  for (int t : {1, 2})
+    benchmark::RegisterBenchmark(("dcgan_step/threads:" + std::to_string(t)).c_str(),
+                                 [t](benchmark::State& st) { dcgan_step(st, t); })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime()
         ->MinTime(2.0);
