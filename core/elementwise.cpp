@@ -71,12 +71,17 @@ Tensor binary_forward(const Tensor& a, const Tensor& b, const char* op, F&& f) {
   return out;
 }
 
+constexpr int64_t kParallelElems = 1 << 16;  // below ~256 KB a parallel region costs more than it saves
+
 template <class F>
 Tensor unary_forward(const Tensor& a, F&& f) {
   Tensor out = Tensor::empty(a.shape());
   const float* pa = a.data();
   float* po = out.data();
-  for (int64_t i = 0, n = a.numel(); i < n; ++i) po[i] = f(pa[i]);
+  const int64_t n = a.numel();
+  // Element-independent: splitting across threads cannot change a result. Small tensors stay serial.
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
+  for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i]);
   return out;
 }
 
@@ -87,7 +92,9 @@ void unary_backward(const Tensor& a, const Tensor& y, const Tensor& g, D&& d) {
   const float* pa = a.data();
   const float* py = y.data();
   const float* pg = g.data();
-  for (int64_t i = 0, n = a.numel(); i < n; ++i) ga[i] += pg[i] * d(pa[i], py[i]);
+  const int64_t n = a.numel();
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
+  for (int64_t i = 0; i < n; ++i) ga[i] += pg[i] * d(pa[i], py[i]);
 }
 
 template <class F, class D>

@@ -60,9 +60,19 @@ Tensor Tensor::empty(const Shape& shape) {
 
 Tensor Tensor::zeros(const Shape& shape) { return full(shape, 0.f); }
 
+namespace {
+constexpr int64_t kParallelElems = 1 << 16;  // fills and adds below ~256 KB stay serial
+
+// Element-independent loops, split across threads for large tensors (results cannot depend on the split).
+void parallel_fill(float* p, int64_t n, float v) {
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
+  for (int64_t i = 0; i < n; ++i) p[i] = v;
+}
+}  // namespace
+
 Tensor Tensor::full(const Shape& shape, float v) {
   Tensor t = empty(shape);
-  std::fill_n(t.data(), t.numel(), v);
+  parallel_fill(t.data(), t.numel(), v);
   return t;
 }
 
@@ -148,7 +158,7 @@ float* grad_buffer(const Tensor& t) {
   TensorImpl* impl = t.impl();
   if (!impl->grad) {
     impl->grad = std::make_shared<Storage>(numel_of(impl->shape));
-    std::fill_n(impl->grad->data(), numel_of(impl->shape), 0.f);
+    parallel_fill(impl->grad->data(), numel_of(impl->shape), 0.f);
   }
   return impl->grad->data();
 }
@@ -160,7 +170,9 @@ void accumulate_grad(const Tensor& t, const Tensor& g) {
                                                           << shape_str(t.shape()));
   float* dst = grad_buffer(t);
   const float* src = g.data();
-  for (int64_t i = 0, n = t.numel(); i < n; ++i) dst[i] += src[i];
+  const int64_t n = t.numel();
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
 bool grad_mode_enabled() { return g_grad_enabled; }
