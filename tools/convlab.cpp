@@ -14,6 +14,7 @@
 #include "tools/lib/classify.h"
 #include "tools/lib/gan_cli.h"
 #include "tools/lib/study_cli.h"
+#include "tools/lib/compare.h"
 #include "tools/lib/train_gan.h"
 
 namespace {
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   convlab::register_gan_commands(app);  // sample, gan-eval (tools/lib/gan_cli.h)
   convlab::register_study_commands(app);  // rf, size, matrix, identities, gradcheck (tools/lib/study_cli.h)
+  convlab::register_compare_command(app);  // compare (tools/lib/compare.h)
   int threads = 0;
   // Applied while parsing (before any subcommand callback runs), so every command sees it.
   app.add_option("--threads", threads, "OpenMP threads (default: all cores)")
@@ -73,6 +75,7 @@ int main(int argc, char** argv) {
   op->add_option("-o,--output", out_path, "write the result here instead of stdout");
   op->add_flag("--stats", stats, "print each tensor as {shape, sum, abs_sum, min, max}");
   op->add_option("--repeat", repeat, "time N forward and N backward passes (median ms)");
+  op->add_flag("--json")->description("accepted for uniformity: the result is always JSON");
 
   std::string config_path, checkpoint, image, mask_out = "mask.png", runs_dir = "runs";
   std::vector<std::string> sets;
@@ -112,6 +115,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (threads > 0) convlab::set_num_threads(threads);
+    quiet = quiet || as_json;  // train --json: stdout holds only the JSON result
     if (*op) return cmd_op(case_path, out_path, stats, repeat);
     if (*train) {
       const auto cfg = convlab::load_config(config_path, sets);

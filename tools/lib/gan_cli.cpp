@@ -22,6 +22,7 @@ struct SampleArgs {
   std::string checkpoint, output = "samples.png", interpolate, bn;
   int64_t n = 64, steps = 10, cols = 8;
   uint64_t seed = 0;
+  bool json = false;  // print the result as JSON instead of one line
 };
 
 // z of one seed: the first latent vector drawn from Rng(seed), [1, latent, 1, 1].
@@ -37,7 +38,9 @@ void run_sample(const SampleArgs& a) {
     CL_CHECK(a.n >= 1, "sample: -n must be at least 1, got " << a.n);
     Rng r(a.seed);
     write_sample_grid(a.output, generate(t, sample_latent(t, a.n, r)), a.cols);
-    std::cout << "wrote " << a.output << " (" << a.n << " samples, seed " << a.seed << ")\n";
+    if (a.json)
+      std::cout << nlohmann::json{{"output", a.output}, {"samples", a.n}, {"seed", a.seed}, {"cols", a.cols}}.dump(2) << "\n";
+    else std::cout << "wrote " << a.output << " (" << a.n << " samples, seed " << a.seed << ")\n";
     return;
   }
   const size_t comma = a.interpolate.find(',');
@@ -59,7 +62,9 @@ void run_sample(const SampleArgs& a) {
     for (int64_t k = 0; k < L; ++k) z.data()[i * L + k] = (1 - w) * za.data()[k] + w * zb.data()[k];
   }
   write_sample_grid(a.output, generate(t, z), a.steps);
-  std::cout << "wrote " << a.output << " (" << a.steps << " steps from seed " << sa << " to seed " << sb << ")\n";
+  if (a.json)
+    std::cout << nlohmann::json{{"output", a.output}, {"steps", a.steps}, {"from_seed", sa}, {"to_seed", sb}}.dump(2) << "\n";
+  else std::cout << "wrote " << a.output << " (" << a.steps << " steps from seed " << sa << " to seed " << sb << ")\n";
 }
 
 void print_eval(const nlohmann::json& r, bool as_json) {
@@ -91,6 +96,7 @@ void register_gan_commands(CLI::App& app) {
   sample->add_option("--steps", sa->steps, "images in the interpolation strip (default 10)");
   sample->add_option("--bn", sa->bn, "batch norm at sampling: eval (running stats) or batch (default: the config's)")
       ->check(CLI::IsMember({"eval", "batch"}));
+  sample->add_flag("--json", sa->json, "print JSON");
   sample->callback([sa, sample] {
     run_sample(*sa);
   });

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 
 #include "core/error.h"
 #include "core/random.h"
@@ -167,6 +168,88 @@ double checkerboard_strength(const Tensor& images) {
   for (double& m : phase) m /= cnt / 4;
   for (double m : phase) pv += (m - mean) * (m - mean) / 4;
   return var > 0 ? pv / var : 0.0;
+}
+
+CheckerboardStats checkerboard_stats(const Tensor& images, int64_t s) {
+  CL_CHECK(s >= 1, "checkerboard_stats: the period must be >= 1, got " << s);
+  CL_CHECK(images.dim() == 4 && images.numel() > 0 && images.size(2) % s == 0 && images.size(3) % s == 0,
+           "checkerboard_stats: expected images [N, C, H, W] with H and W multiples of the period " << s << ", got "
+                                                                                              << shape_str(images.shape()));
+  const int64_t P = images.size(0) * images.size(1), H = images.size(2), W = images.size(3), S2 = s * s;
+  const double n = double(H * W), per_phase = n / double(S2);
+  // Twiddles of the s-point DFT: the alias frequency (2 pi a/s, 2 pi b/s) of pixel (y, x) only depends on
+  // (y mod s, x mod s), so X(aH/s, bW/s) = sum over phases (p, q) of the phase sums times e^{-2 pi i (ap + bq)/s}.
+  std::vector<double> cs(static_cast<size_t>(s)), sn(static_cast<size_t>(s));
+  for (int64_t k = 0; k < s; ++k) {
+    const double ang = 2 * std::numbers::pi * double(k) / double(s);
+    cs[size_t(k)] = std::cos(ang), sn[size_t(k)] = -std::sin(ang);
+  }
+  std::vector<double> phase(static_cast<size_t>(S2)), gphase(static_cast<size_t>(S2), 0.0), means(static_cast<size_t>(P));
+  double ss_total = 0, per_image = 0, alias_total = 0;
+  for (int64_t pl = 0; pl < P; ++pl) {
+    const float* x = images.data() + pl * H * W;
+    std::fill(phase.begin(), phase.end(), 0.0);
+    double sum = 0;
+    float lo = x[0], hi = x[0];
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t xx = 0; xx < W; ++xx) {
+        const float v = x[y * W + xx];
+        phase[size_t((y % s) * s + xx % s)] += v;
+        sum += v, lo = std::min(lo, v), hi = std::max(hi, v);
+      }
+    const double mean = sum / n;
+    double ss = 0;  // second pass: sum of squared deviations (no cancellation)
+    for (int64_t i = 0; i < H * W; ++i) ss += (x[i] - mean) * (x[i] - mean);
+    double var_m = 0;
+    for (int64_t k = 0; k < S2; ++k) {
+      gphase[size_t(k)] += phase[size_t(k)];
+      var_m += (phase[size_t(k)] / per_phase - mean) * (phase[size_t(k)] / per_phase - mean) / double(S2);
+    }
+    if (hi > lo) per_image += var_m / (ss / n);  // a flat plane (every pixel equal) counts 0
+    double alias = 0;
+    for (int64_t a = 0; a < s; ++a)
+      for (int64_t b = 0; b < s; ++b) {
+        if (a == 0 && b == 0) continue;
+        double re = 0, im = 0;
+        for (int64_t p = 0; p < s; ++p)
+          for (int64_t q = 0; q < s; ++q) {
+            const size_t k = size_t((a * p + b * q) % s);
+            re += phase[size_t(p * s + q)] * cs[k], im += phase[size_t(p * s + q)] * sn[k];
+          }
+        alias += re * re + im * im;
+      }
+    alias_total += alias;
+    ss_total += ss;
+    means[size_t(pl)] = mean;
+  }
+  CheckerboardStats r;
+  r.period = s, r.planes = P;
+  r.per_image = per_image / double(P);
+  // Parseval: the non-DC energy sum_{(u,v) != 0} |X|^2 of a plane is n * ss.
+  r.spectral = ss_total > 0 ? alias_total / (n * ss_total) : 0.0;
+  double gsum = 0;
+  for (double m : means) gsum += m;
+  const double gmean = gsum / double(P);
+  double between = 0, var_gm = 0;
+  for (double m : means) between += (m - gmean) * (m - gmean);
+  const double gvar = (ss_total + n * between) / (n * double(P));
+  for (double g : gphase) var_gm += (g / (per_phase * double(P)) - gmean) * (g / (per_phase * double(P)) - gmean) / double(S2);
+  r.global = gvar > 0 ? var_gm / gvar : 0.0;
+  return r;
+}
+
+CheckerboardStats generator_checkerboard(GanTask& t, int64_t n, uint64_t seed, bool batch_stats, int64_t period) {
+  CL_CHECK(n >= 1, "generator_checkerboard: n must be >= 1, got " << n);
+  const bool saved = t.sample_batch_stats;
+  t.sample_batch_stats = batch_stats;
+  Rng rng(seed);
+  std::vector<float> all;
+  for (int64_t s = 0; s < n; s += t.train.batch_size) {
+    const Tensor img = generate(t, sample_latent(t, std::min(t.train.batch_size, n - s), rng));
+    all.insert(all.end(), img.data(), img.data() + img.numel());
+  }
+  t.sample_batch_stats = saved;
+  return checkerboard_stats(Tensor::from(t.image_shape(n), all), period);
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 
 #include "core/ops.h"
 #include "data/png.h"
+#include "models/receptive_field.h"
 #include "tools/lib/op_case.h"
 
 namespace convlab {
@@ -77,10 +79,63 @@ struct GradcheckCommand {
   std::string case_path{};  // an op case instead of the default small case
   double eps = 1e-2, tol = 1e-3;
   uint64_t seed = 0;
+  // gradcheck CONFIG: every layer of the config's model(s) (GAN: generator and discriminator), one at a time,
+  // at its real input from a forward pass, BN in train mode (study_gradcheck.cpp explains the kinks avoided)
+  std::string config{};
+  std::vector<std::string> sets{};
+  int64_t size = 8, batch = 2;   // segmentation input [batch, 3, size, size]; GAN / classifier sizes are fixed
+  int64_t max_elements = 256;    // per tensor: a seeded sample of this many elements (0: every element)
 };
 StudyResult gradcheck_command(const GradcheckCommand& c);
 // The small default case of an op (an op-case JSON object), for gradcheck and tests.
 nlohmann::json default_case(const std::string& op);
+
+// ---- convlab erf (tools/lib/study_erf.cpp; computation in models/erf.h) ----
+struct ErfCommand {
+  std::string config{};             // a segmentation config
+  std::vector<std::string> sets{};  // --set overrides
+  std::string checkpoint{};         // model.safetensors of a run: adds a "trained" row (inputs: validation images)
+  int64_t from_layer = -1;          // measure at the input of model.layers[K]; -1: the model input
+  int64_t samples = 32;
+  uint64_t seed = 0;
+  std::vector<int64_t> pixel{};     // output pixel (y, x); default the centre
+  std::string png{};                // log-scale heatmap (untrained | trained)
+};
+StudyResult erf_command(const ErfCommand& c);
+
+// ---- convlab checkerboard (tools/lib/study_checkerboard.cpp; measures in tools/lib/gan_eval.h) ----
+struct CheckerboardCommand {
+  std::optional<int64_t> kernel{}, stride{}, padding{}, output_padding{}, dilation{};  // one transposed conv
+  std::string layers{};                    // a stack: "4:2:1,4:2:1" (K:S:P[:OP[:D]]), "resize[:K[:P]]"
+  std::vector<std::string> configs{};      // GAN configs: their generators' overlap and strength at init
+  std::vector<std::string> sets{};         // --set overrides of every --config
+  std::vector<std::string> checkpoints{};  // generator.safetensors of GAN runs: strength when trained
+  int64_t n = 512;                         // samples per generator row
+  uint64_t seed = 1;                       // latent seed
+  int64_t size = 0;                        // input size of a --kernel / --layers stack (0: 12 / its upsampling factor, >= 3)
+  int64_t period = 2;                      // phase period s of the strength measures
+  std::string bn = "both";                 // BN at sampling: eval | batch | both | config (gan.sample_bn)
+  int64_t init_seeds = 1;                  // > 1: spread of the at-init strength over config seeds
+  std::string png{};                       // the overlap maps as heatmaps, side by side
+};
+// No stack, config or checkpoint given: k3s2 vs k4s2 vs resize-conv, and configs/dcgan_mnist*.json at init.
+StudyResult checkerboard_command(const CheckerboardCommand& c);
+
+// Overlap map of a stack of spatial layers fed by an all-ones input: the number of paths (one kernel tap
+// per layer) from the input to each output pixel, every weight 1. Separable: the 2-D count is the product
+// of the two axes' counts. Exact integers (an overflow throws).
+struct OverlapMap {
+  Pair input{0, 0}, output{0, 0};
+  std::array<std::vector<int64_t>, 2> axis{};  // bounded counts per axis: [H_out], [W_out]
+  Pair period{1, 1};           // product of the upsampling factors after the last layer fed by a 1x1 input
+  Pair smallest_period{1, 1};  // the smallest period of the interior tile (divides `period`)
+  std::array<std::vector<int64_t>, 2> tile{};  // interior: output indices 0..period-1 on an unbounded lattice
+  int64_t at(int64_t y, int64_t x) const { return axis[0][size_t(y)] * axis[1][size_t(x)]; }
+  int64_t tile_at(int64_t y, int64_t x) const { return tile[0][size_t(y)] * tile[1][size_t(x)]; }
+};
+OverlapMap overlap_map(const std::vector<RfLayer>& layers, Pair input);
+// "--layers" syntax: K:S:P[:OP[:D]] a transposed conv, resize[:K[:P]] nearest x2 then a conv (K 3, P (K-1)/2).
+std::vector<RfLayer> parse_overlap_layers(const std::string& spec);
 
 // ---- shared helpers (tools/lib/study_common.cpp) ----
 // Left-aligned text columns, two spaces apart.

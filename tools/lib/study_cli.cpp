@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/threads.h"
+#include "tools/lib/deform_viz.h"
 #include "tools/lib/study.h"
 
 namespace convlab {
@@ -35,9 +36,16 @@ struct Flags {
   bool json = false;
 };
 
+// --json names the picture the text reports as written (the --json rule: paths of written files included).
+StudyResult with_output(StudyResult r, const std::string& png) {
+  if (!png.empty() && r.text.find("wrote " + png) != std::string::npos) r.json["output"] = png;
+  return r;
+}
+
 }  // namespace
 
 void register_study_commands(CLI::App& app) {
+  register_deform_viz(app);  // deform-viz (tools/lib/deform_viz.h)
   {
     auto c = std::make_shared<RfCommand>();
     auto fl = std::make_shared<Flags>();
@@ -52,7 +60,7 @@ void register_study_commands(CLI::App& app) {
     sub->add_option("--pixel", c->pixel, "output pixel y,x (default: the centre, or 0,0 unbounded)")->delimiter(',');
     sub->add_option("-o,--png", c->png, "write the coverage map as a PNG heatmap (red: no path)");
     sub->add_flag("--json", fl->json, "print JSON");
-    run(sub, fl->json, "rf", [c, fl] { return rf_command(*c); });
+    run(sub, fl->json, "rf", [c, fl] { return with_output(rf_command(*c), c->png); });
   }
   {
     auto c = std::make_shared<SizeCommand>();
@@ -80,7 +88,7 @@ void register_study_commands(CLI::App& app) {
     sub->add_option("--max-entries", c->max_entries, "refuse matrices with more entries (default 4096)");
     sub->add_option("-o,--png", c->png, "write C as a PNG heatmap");
     sub->add_flag("--json", fl->json, "print JSON");
-    run(sub, fl->json, "matrix", [c, fl] { return matrix_command(*c); });
+    run(sub, fl->json, "matrix", [c, fl] { return with_output(matrix_command(*c), c->png); });
   }
   {
     auto c = std::make_shared<IdentitiesCommand>();
@@ -104,7 +112,59 @@ void register_study_commands(CLI::App& app) {
     sub->add_option("--tol", c->tol, "max relative error (default 1e-3)");
     sub->add_option("--seed", c->seed, "seed of the output projection R when the case has no grad_output");
     sub->add_flag("--json", fl->json, "print JSON");
+    sub->add_option("config", c->config, "a config: check every layer of its model(s) instead of an op");
+    sub->add_option("--set", c->sets, "override a value of CONFIG (repeatable)");
+    sub->add_option("--size", c->size, "CONFIG: segmentation input size (default 8)");
+    sub->add_option("--batch", c->batch, "CONFIG: batch size (default 2)");
+    sub->add_option("--max-elements", c->max_elements, "CONFIG: elements checked per tensor (default 256, 0: all)");
     run(sub, fl->json, "gradcheck", [c, fl] { return gradcheck_command(*c); });
+  }
+  {
+    auto c = std::make_shared<ErfCommand>();
+    auto fl = std::make_shared<Flags>();
+    CLI::App* sub = app.add_subcommand("erf", "Effective receptive field (Luo et al. 2016): mean |d out[pixel] / d input| "
+                                              "vs the theoretical RF, with exact gridding holes");
+    sub->add_option("config", c->config, "a segmentation config");
+    sub->add_option("--set", c->sets, "override a config value (repeatable)");
+    sub->add_option("--checkpoint", c->checkpoint, "model.safetensors of a run: adds a trained row (inputs: validation images)");
+    sub->add_option("--from-layer", c->from_layer, "measure at the input of model.layers[K] (default: the model input)");
+    sub->add_option("--samples", c->samples, "input images averaged over (default 32)");
+    sub->add_option("--seed", c->seed, "seed of the N(0,1) inputs (default 0)");
+    sub->add_option("--pixel", c->pixel, "output pixel y,x (default: the centre)")->delimiter(',');
+    sub->add_option("-o,--png", c->png, "write the ERF as a log-scale PNG heatmap (red: exact zero inside the RF box)");
+    sub->add_flag("--json", fl->json, "print JSON");
+    run(sub, fl->json, "erf", [c, fl] { return erf_command(*c); });
+  }
+  {
+    auto c = std::make_shared<CheckerboardCommand>();
+    auto fl = std::make_shared<Flags>();
+    auto raw = std::make_shared<std::array<int64_t, 5>>();  // kernel, stride, padding, output_padding, dilation
+    CLI::App* sub = app.add_subcommand("checkerboard", "Overlap maps of transposed convs / stacks / generators, and the "
+                                                       "checkerboard strength of generator samples (no args: k3s2 vs k4s2 vs resize-conv)");
+    sub->add_option("-k,--kernel", (*raw)[0], "one transposed conv: kernel size");
+    sub->add_option("-s,--stride", (*raw)[1], "its stride (default 2)");
+    sub->add_option("-p,--padding", (*raw)[2], "its padding (default 0)");
+    sub->add_option("--output-padding", (*raw)[3], "its output_padding (default 0)");
+    sub->add_option("-d,--dilation", (*raw)[4], "its dilation (default 1)");
+    sub->add_option("--layers", c->layers, "a stack: K:S:P[:OP[:D]] transposed convs and resize[:K[:P]], comma-separated");
+    sub->add_option("--config", c->configs, "a GAN config: its generator (overlap, strength at init); repeatable");
+    sub->add_option("--set", c->sets, "override a value of every --config (repeatable)");
+    sub->add_option("--checkpoint", c->checkpoints, "generator.safetensors of a GAN run (trained strength); repeatable");
+    sub->add_option("-n", c->n, "samples per generator row (default 512)");
+    sub->add_option("--seed", c->seed, "latent seed (default 1)");
+    sub->add_option("--size", c->size, "input size of a --kernel/--layers stack (default 12 / its upsampling factor, at least 3)");
+    sub->add_option("--period", c->period, "phase period of the strength measures (default 2)");
+    sub->add_option("--bn", c->bn, "batch norm at sampling: eval, batch, both (default) or config");
+    sub->add_option("--init-seeds", c->init_seeds, "also the spread of the at-init strength over K config seeds");
+    sub->add_option("-o,--png", c->png, "write the overlap maps as PNG heatmaps (red: no path)");
+    sub->add_flag("--json", fl->json, "print JSON");
+    run(sub, fl->json, "checkerboard", [c, fl, raw, sub] {
+      std::optional<int64_t>* f[5] = {&c->kernel, &c->stride, &c->padding, &c->output_padding, &c->dilation};
+      const char* names[5] = {"--kernel", "--stride", "--padding", "--output-padding", "--dilation"};
+      for (int i = 0; i < 5; ++i)
+        if (sub->count(names[i]) > 0) *f[i] = (*raw)[size_t(i)];
+      return checkerboard_command(*c);
+    });
   }
 }
 

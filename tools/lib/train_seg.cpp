@@ -21,6 +21,7 @@
 #include "models/metrics.h"
 #include "models/receptive_field.h"
 #include "models/seg_task.h"
+#include "tools/lib/deform_viz.h"  // log_deform_stats
 #include "tools/lib/io.h"
 
 namespace convlab {
@@ -181,10 +182,13 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
     const double ips = double((done - first) * B) / std::max(secs, 1e-9);
     const double eta = double(t.train.steps - done) * B / std::max(ips, 1e-9);
     if (done % t.train.log_every == 0 || done == t.train.steps) {
-      log_json({{"step", done}, {"loss", l}, {"loss_avg", loss_avg}, {"lr", opt->lr()}, {"images_per_s", ips}});
+      json rec = {{"step", done}, {"loss", l}, {"loss_avg", loss_avg}, {"lr", opt->lr()}, {"images_per_s", ips}};
+      const std::string deform_line = log_deform_stats(*t.model, b.images.shape(), rec);  // offsets of this step
+      log_json(rec);
       if (!flags.quiet && !tty)
         std::printf("step %lld/%lld loss %.4f lr %.2e %.1f img/s ETA %s\n", (long long)done, (long long)t.train.steps,
                     loss_avg, opt->lr(), ips, fmt_time(eta).c_str());
+      if (!flags.quiet && !tty && !deform_line.empty()) std::printf("  %s\n", deform_line.c_str());
     }
     if (!flags.quiet && tty) {
       const int width = 24, filled = int(width * done / t.train.steps);
@@ -197,11 +201,14 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
       last_val = validate(t, (dir / ("val_" + std::to_string(done) + ".png")).string());
       last_val["step"] = done;
       last_val["split"] = "val";
+      const SegSample v0 = t.val_set->get(0);  // offsets of the last validation batch
+      const std::string deform_val = log_deform_stats(*t.model, {1, 3, v0.H, v0.W}, last_val);
       log_json(last_val);
       if (!flags.quiet)
         std::printf("%sval step %lld: loss %.4f mIoU %.2f%% pixel acc %.2f%%\n", tty ? "\n" : "", (long long)done,
                     last_val["loss"].get<double>(), 100 * last_val["miou"].get<double>(),
                     100 * last_val["pixel_accuracy"].get<double>());
+      if (!flags.quiet && !deform_val.empty()) std::printf("  %s\n", deform_val.c_str());
     }
     const bool stop = done == flags.stop_after;
     if (done % t.train.checkpoint_every == 0 || done == t.train.steps || stop) {
