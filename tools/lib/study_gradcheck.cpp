@@ -41,6 +41,18 @@ using nlohmann::json;
 
 namespace {
 
+// Central difference of loss() in the element *p, divided by the step the float rounding actually took.
+template <class Loss>
+double central_difference(float* p, double h, Loss&& loss) {
+  const float orig = *p, up_v = static_cast<float>(orig + h), down_v = static_cast<float>(orig - h);
+  *p = up_v;
+  const double up = loss();
+  *p = down_v;
+  const double down = loss();
+  *p = orig;
+  return (up - down) / (double(up_v) - double(down_v));
+}
+
 json rnd(const Shape& s, int64_t seed) { return {{"shape", s}, {"random", seed}}; }
 
 // Offsets (dy, dx) = integer in [-1, 1] + a fraction in [0.2, 0.8]: sample points stay off the integer grid.
@@ -95,14 +107,7 @@ std::vector<TensorCheck> check_call(const OpCall& call, double eps, uint64_t see
     TensorCheck c{name, t.shape()};
     double scale = 0;
     for (int64_t i = 0; i < t.numel(); ++i) {
-      float* p = t.data() + i;
-      const float orig = *p, up_v = static_cast<float>(orig + eps), down_v = static_cast<float>(orig - eps);
-      *p = up_v;
-      const double up = loss();
-      *p = down_v;
-      const double down = loss();
-      *p = orig;
-      const double numeric = (up - down) / (double(up_v) - double(down_v));
+      const double numeric = central_difference(t.data() + i, eps, loss);
       const double a = analytic.defined() ? double(analytic.data()[i]) : 0.0;
       scale = std::max(scale, std::fabs(numeric));
       c.abs = std::max(c.abs, std::fabs(a - numeric));
@@ -234,15 +239,7 @@ struct ModelChecker {
       LayerCheck c{name, type, tensors[k].first, k == 0 ? note : "", t.shape()};
       double scale = 0;
       for (int64_t i : pick(t.numel(), k + 1)) {
-        float* p = t.data() + i;
-        const double h = k == 0 ? input_step : eps;
-        const float orig = *p, up_v = float(orig + h), down_v = float(orig - h);
-        *p = up_v;
-        const double up = loss();
-        *p = down_v;
-        const double down = loss();
-        *p = orig;
-        const double numeric = (up - down) / (double(up_v) - double(down_v));
+        const double numeric = central_difference(t.data() + i, k == 0 ? input_step : eps, loss);
         const double a = analytic.defined() ? double(analytic.data()[i]) : 0.0;
         scale = std::max(scale, std::fabs(numeric));
         c.abs = std::max(c.abs, std::fabs(a - numeric));
