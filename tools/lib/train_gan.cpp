@@ -56,6 +56,9 @@ void save_checkpoint(const GanTask& t, const Optimizer& og, const Optimizer& od,
   safetensors::save((dir / "optimizer.safetensors").string(), st, {{"format", "convlab-gan-optimizer"}, {"step", s}});
   safetensors::save((dir / "discriminator.safetensors").string(), t.discriminator->state_dict(),
                     {{"format", "convlab-gan-discriminator"}, {"step", s}, {"config", cfg}});
+  if (t.generator_ema)  // the averaged weights: `convlab sample` / `gan-eval` take this file like generator.safetensors
+    safetensors::save((dir / "generator_ema.safetensors").string(), t.generator_ema->state_dict(),
+                      {{"format", "convlab-gan-generator"}, {"step", s}, {"config", cfg}, {"weights", "ema"}});
   safetensors::save((dir / "generator.safetensors").string(), t.generator->state_dict(),
                     {{"format", "convlab-gan-generator"}, {"step", s}, {"config", cfg}});
 }
@@ -72,6 +75,15 @@ int64_t load_checkpoint(GanTask& t, Optimizer& og, Optimizer& od, const fs::path
            "--resume: " << dir.string() << " holds checkpoint files from different steps (generator "
                         << step_of(gf) << ", discriminator " << step_of(df) << ", optimizer " << step_of(of) << ")");
   safetensors::copy_into(gf, t.generator->state_dict(), gp);
+  if (t.generator_ema) {
+    const std::string ep = (dir / "generator_ema.safetensors").string();
+    CL_CHECK(fs::exists(ep), "--resume: gan.ema_decay is set but " << dir.string()
+                                                                   << " has no generator_ema.safetensors to continue from");
+    const auto ef = safetensors::load(ep);
+    CL_CHECK(step_of(ef) == step_of(gf), "--resume: " << ep << " is from step " << step_of(ef) << ", the generator from "
+                                                      << step_of(gf));
+    safetensors::copy_into(ef, t.generator_ema->state_dict(), ep);
+  }
   safetensors::copy_into(df, t.discriminator->state_dict(), dp);
   NamedTensors sg, sd;
   for (auto& [k, v] : of.tensors) {
@@ -124,7 +136,7 @@ json train_gan(const json& config, const TrainFlags& flags) {
   if (!flags.quiet) {
     std::cout << "train " << t.name << " (GAN): generator " << t.generator->num_parameters() << " parameters, discriminator "
               << t.discriminator->num_parameters() << "; " << t.train.steps << " steps of batch " << B << " ("
-              << per_epoch << " per epoch of " << n << " digits), run folder " << dir.string() << "\ngenerator:\n"
+              << per_epoch << " per epoch of " << n << " images), run folder " << dir.string() << "\ngenerator:\n"
               << describe_model(*t.generator, t.z_shape(B)) << "discriminator:\n"
               << describe_model(*t.discriminator, t.image_shape(B)) << std::flush;
   }
@@ -139,11 +151,7 @@ json train_gan(const json& config, const TrainFlags& flags) {
   t.discriminator->train();
   for (; step < t.train.steps; ++step) {
     const int64_t done = step + 1;
-    const Tensor real = mnist_images(*t.mnist, [&] {
-      std::vector<int64_t> idx = order.batch(step, B);
-      for (int64_t& i : idx) i = t.train_indices[size_t(i)];
-      return idx;
-    }());
+    const Tensor real = real_images(t, order.batch(step, B));
     Rng zr(sample_seed(t.seed ^ kZ, step));
     const Tensor z = sample_latent(t, B, zr);
     auto nan_stop = [&](const char* what, float v) {
@@ -171,6 +179,7 @@ json train_gan(const json& config, const TrainFlags& flags) {
     nan_stop("the generator loss", lg);
     loss_g.backward();
     og->step();
+    update_generator_ema(t, step);
 
     ld_avg = std::isnan(ld_avg) ? ld : 0.9 * ld_avg + 0.1 * ld;
     lg_avg = std::isnan(lg_avg) ? lg : 0.9 * lg_avg + 0.1 * lg;
