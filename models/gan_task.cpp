@@ -63,6 +63,10 @@ GanTask make_gan_task(const json& config, bool with_data) {
   t.ema_decay = g.number("ema_decay", 0.0);
   CL_CHECK(t.ema_decay >= 0 && t.ema_decay < 1,
            "gan.ema_decay: expected 0 (off) or a number in (0, 1) such as 0.999, got " << t.ema_decay);
+  t.real_label = float(g.number("real_label", 1.0));
+  CL_CHECK(t.real_label > 0.5f && t.real_label <= 1.f,
+           "gan.real_label: expected a target in (0.5, 1] for real images (1, or 0.9 for label smoothing), got "
+               << t.real_label);
   g.finish();
 
   Options tr(config_section(config, "train"), "train");

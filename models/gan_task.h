@@ -5,7 +5,8 @@
 //
 // Config (configs/dcgan_mnist.json is the reference):
 //   "gan":   {"latent_size": 100, "init": "dcgan" | "default", "image_channels": 1, "image_size": 28,
-//             "sample_bn": "eval" | "batch", "ema_decay": 0 (off) or e.g. 0.999}
+//             "sample_bn": "eval" | "batch", "ema_decay": 0 (off) or e.g. 0.999,
+//             "real_label": 1 (the target of D on real images; 0.9 = one-sided label smoothing)}
 //   "generator": {"layers": [...]}      input z [B, latent_size, 1, 1], output [B, C, S, S] (tanh range)
 //   "discriminator": {"layers": [...]}  input [B, C, S, S], output one logit per image ([B, 1, 1, 1] or [B, 1])
 //   "optimizer": {...} for both nets (make_optimizer), or "optimizer_g" / "optimizer_d" for each
@@ -42,6 +43,7 @@ struct GanTask {
   int64_t latent = 100, channels = 1, image_size = 28;
   bool sample_batch_stats = false;  // "sample_bn": "batch" samples with batch statistics (running stats kept)
   double ema_decay = 0;             // "ema_decay" > 0: keep generator_ema, an exponential moving average of G
+  float real_label = 1.f;           // D's BCE target on real images (G's target for D(G(z)) stays 1)
   std::shared_ptr<Sequential> generator, discriminator;
   std::shared_ptr<Sequential> generator_ema;  // null unless ema_decay > 0 (and null in a loaded checkpoint)
   std::shared_ptr<const Mnist> mnist;    // "dataset": "mnist" (null without data)

@@ -215,6 +215,11 @@ TEST(GanConfig, GeneratorEmaArithmetic) {
     c["gan"]["ema_decay"] = bad;
     EXPECT_NE(error_of([&] { make_gan_task(c, false); }).find("gan.ema_decay"), std::string::npos) << bad;
   }
+  c["gan"]["ema_decay"] = 0;
+  for (double bad : {0.5, 1.1}) {
+    c["gan"]["real_label"] = bad;
+    EXPECT_NE(error_of([&] { make_gan_task(c, false); }).find("gan.real_label"), std::string::npos) << bad;
+  }
 }
 
 TEST(GanConfig, ShapesDataNeedsNoDownload) {

@@ -77,6 +77,11 @@ void print_eval(const nlohmann::json& r, bool as_json) {
     std::printf("%-48s %7lld %9.3f %9.2f %12.2e\n", row["source"].get<std::string>().c_str(),
                 (long long)row["n"].get<int64_t>(), row["inception_score"].get<double>(),
                 row["frechet_distance"].get<double>(), row["checkerboard"].get<double>());
+  for (const auto& row : r["rows"]) {
+    std::printf("%-48s digit shares %%:", row["source"].get<std::string>().substr(0, 48).c_str());
+    for (const auto& v : row["class_shares"]) std::printf(" %4.1f", 100.0 * v.get<double>());
+    std::printf("  mean confidence %.3f\n", row["mean_confidence"].get<double>());
+  }
   std::printf("(IS and FD under %s; FD against %s)\n", r["classifier"].get<std::string>().c_str(),
               r["reference"].get<std::string>().c_str());
 }

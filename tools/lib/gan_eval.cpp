@@ -257,11 +257,24 @@ namespace {
 json score(Classifier& c, const Gaussian& ref, const Tensor& images, const std::string& source) {
   std::vector<double> probs, feats;
   classify(c, images, probs, feats);
+  // Which digit each sample is (the classifier's argmax) and how sure it is: IS mixes both (a skewed class
+  // mix and unsure samples each pull it down), these two tell them apart.
+  const int64_t n = images.size(0), K = c.classes;
+  std::vector<double> shares(size_t(K), 0.0);
+  double confidence = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double* p = probs.data() + i * K;
+    const int64_t k = std::max_element(p, p + K) - p;
+    shares[size_t(k)] += 1.0 / double(n);
+    confidence += p[k] / double(n);
+  }
   return {{"source", source},
-          {"n", images.size(0)},
-          {"inception_score", inception_score(probs, c.classes)},
+          {"n", n},
+          {"inception_score", inception_score(probs, K)},
           {"frechet_distance", frechet_distance(fit_gaussian(feats, c.features), ref)},
-          {"checkerboard", checkerboard_strength(images)}};
+          {"checkerboard", checkerboard_strength(images)},
+          {"class_shares", shares},
+          {"mean_confidence", confidence}};
 }
 
 }  // namespace

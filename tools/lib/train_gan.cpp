@@ -141,6 +141,8 @@ json train_gan(const json& config, const TrainFlags& flags) {
               << describe_model(*t.discriminator, t.image_shape(B)) << std::flush;
   }
   const Tensor ones = Tensor::ones({B, 1}), zeros = Tensor::zeros({B, 1});
+  Tensor real_target = Tensor::ones({B, 1});  // gan.real_label: 1, or e.g. 0.9 (one-sided label smoothing)
+  std::fill(real_target.data(), real_target.data() + B, t.real_label);
   auto logits_of = [&](const Tensor& x) { return reshape(t.discriminator->forward(x), {B, 1}); };
   int64_t last_good = step;
   const int64_t first = step;
@@ -163,7 +165,7 @@ json train_gan(const json& config, const TrainFlags& flags) {
     const Tensor fake = t.generator->forward(z);  // [B, C, S, S], keeps G's graph for the G step
     od->zero_grad();
     const Tensor real_logits = logits_of(real);
-    Tensor loss_real = bce_with_logits(real_logits, ones);
+    Tensor loss_real = bce_with_logits(real_logits, real_target);
     const Tensor fake_logits = logits_of(fake.detach());
     Tensor loss_fake = bce_with_logits(fake_logits, zeros);
     const float ld = loss_real.item() + loss_fake.item();
