@@ -165,7 +165,8 @@ TEST(GanConfig, RefusesMisfitsNamingBothShapes) {
   json d2 = c;  // D ending in 16 channels of 7x7: not one logit per image
   d2["discriminator"]["layers"].erase(5);
   EXPECT_NE(error_of([&] { make_gan_task(d2, false); }).find("one logit per image"), std::string::npos);
-  for (const char* f : {"configs/dcgan_mnist.json", "configs/dcgan_mnist_k3.json", "configs/dcgan_mnist_resize.json"})
+  for (const char* f : {"configs/dcgan_mnist.json", "configs/dcgan_mnist_k3.json", "configs/dcgan_mnist_resize.json",
+                        "configs/dcgan_mnist_ttur.json"})
     EXPECT_EQ(error_of([&] { make_gan_task(load_config(testing::source_path(f)), false); }), "") << f;
 }
 
