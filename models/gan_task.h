@@ -75,8 +75,9 @@ Tensor real_images(const GanTask& t, const std::vector<int64_t>& pos);
 // Latent batch z [B, latent, 1, 1] from N(0, 1), drawn from rng.
 Tensor sample_latent(const GanTask& t, int64_t B, Rng& rng);
 
-// G(z) without gradient, from generator_ema when the task has one (else generator), in eval mode (running statistics) or, with t.sample_batch_stats, with batch
-// statistics (PyTorch's dcgan example samples in train mode); the networks' buffers are left unchanged.
+// G(z) without gradient, from generator_ema when the task has one (else generator), in eval mode (running
+// statistics) or, with t.sample_batch_stats, with batch statistics (PyTorch's dcgan example samples in train
+// mode); the networks' buffers are left unchanged.
 Tensor generate(GanTask& t, const Tensor& z);
 
 
