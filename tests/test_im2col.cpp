@@ -33,33 +33,31 @@ ConvDims dims_of(const Case& c) {
   return d;
 }
 
+// Calls f(col, xi) for every (row (c, kh, kw), column (oh, ow)) whose tap reads input element xi (padding taps
+// skipped), in the order the direct loops below define: rows ascending, then columns.
+template <class F>
+void for_each_tap(const ConvDims& d, F&& f) {
+  for (int64_t c = 0; c < d.C_in; ++c)
+    for (int64_t kh = 0; kh < d.kH; ++kh)
+      for (int64_t kw = 0; kw < d.kW; ++kw)
+        for (int64_t oh = 0; oh < d.H_out; ++oh)
+          for (int64_t ow = 0; ow < d.W_out; ++ow) {
+            const int64_t ih = oh * d.sH - d.pH + kh * d.dH, iw = ow * d.sW - d.pW + kw * d.dW;
+            if (ih >= 0 && ih < d.H && iw >= 0 && iw < d.W)
+              f(size_t(((c * d.kH + kh) * d.kW + kw) * d.hw_out() + oh * d.W_out + ow), size_t((c * d.H + ih) * d.W + iw));
+          }
+}
+
 // cols[(c, kh, kw), (oh, ow)] = x[c, oh*s - p + kh*d, ow*s - p + kw*d], 0 outside.
 std::vector<float> im2col_direct(const std::vector<float>& x, const ConvDims& d) {
   std::vector<float> cols(size_t(d.k_rows() * d.hw_out()), 0.f);
-  for (int64_t c = 0; c < d.C_in; ++c)
-    for (int64_t kh = 0; kh < d.kH; ++kh)
-      for (int64_t kw = 0; kw < d.kW; ++kw)
-        for (int64_t oh = 0; oh < d.H_out; ++oh)
-          for (int64_t ow = 0; ow < d.W_out; ++ow) {
-            const int64_t ih = oh * d.sH - d.pH + kh * d.dH, iw = ow * d.sW - d.pW + kw * d.dW;
-            if (ih >= 0 && ih < d.H && iw >= 0 && iw < d.W)
-              cols[size_t(((c * d.kH + kh) * d.kW + kw) * d.hw_out() + oh * d.W_out + ow)] =
-                  x[size_t((c * d.H + ih) * d.W + iw)];
-          }
+  for_each_tap(d, [&](size_t col, size_t xi) { cols[col] = x[xi]; });
   return cols;
 }
 
+// x += col2im(cols), adding taps in ascending row order.
 void col2im_direct(const std::vector<float>& cols, const ConvDims& d, std::vector<float>& x) {
-  for (int64_t c = 0; c < d.C_in; ++c)
-    for (int64_t kh = 0; kh < d.kH; ++kh)
-      for (int64_t kw = 0; kw < d.kW; ++kw)
-        for (int64_t oh = 0; oh < d.H_out; ++oh)
-          for (int64_t ow = 0; ow < d.W_out; ++ow) {
-            const int64_t ih = oh * d.sH - d.pH + kh * d.dH, iw = ow * d.sW - d.pW + kw * d.dW;
-            if (ih >= 0 && ih < d.H && iw >= 0 && iw < d.W)
-              x[size_t((c * d.H + ih) * d.W + iw)] +=
-                  cols[size_t(((c * d.kH + kh) * d.kW + kw) * d.hw_out() + oh * d.W_out + ow)];
-          }
+  for_each_tap(d, [&](size_t col, size_t xi) { x[xi] += cols[col]; });
 }
 
 std::vector<float> random_values(int64_t n, uint64_t seed) {

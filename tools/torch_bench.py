@@ -207,6 +207,35 @@ def hdc_model(nn):
     return nn.Sequential(*layers)
 
 
+def dcgan_nets(nn):
+    """The dcgan_step networks (configs/dcgan_mnist.json): G z100 -> 7 -> 14 -> 28, D its mirror."""
+    G = nn.Sequential(
+        nn.ConvTranspose2d(100, 128, 7, bias=False), nn.BatchNorm2d(128), nn.ReLU(True),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(True),
+        nn.ConvTranspose2d(64, 1, 4, 2, 1, bias=False), nn.Tanh())
+    D = nn.Sequential(
+        nn.Conv2d(1, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(128, 1, 7, bias=False))
+    return G, D
+
+
+def dcgan_iteration(G, D, optG, optD, bce, real, z, ones, zeros):
+    """One D step (real and detached fake, one backward of the sum) and one non-saturating G step, as
+    PyTorch's dcgan example; returns (lossD, lossG)."""
+    fake = G(z)
+    optD.zero_grad(set_to_none=True)
+    lossD = bce(D(real).view(-1), ones) + bce(D(fake.detach()).view(-1), zeros)
+    lossD.backward()
+    optD.step()
+    optG.zero_grad(set_to_none=True)
+    lossG = bce(D(fake).view(-1), ones)
+    lossG.backward()
+    optG.step()
+    return lossD, lossG
+
+
 def worker_step(args):
     import torch
     import torch.nn as nn
@@ -229,15 +258,7 @@ def worker_step(args):
             opt.step()
     elif name == "dcgan_step":
         batch = 64
-        G = nn.Sequential(
-            nn.ConvTranspose2d(100, 128, 7, bias=False), nn.BatchNorm2d(128), nn.ReLU(True),
-            nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(True),
-            nn.ConvTranspose2d(64, 1, 4, 2, 1, bias=False), nn.Tanh())
-        D = nn.Sequential(
-            nn.Conv2d(1, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(128, 1, 7, bias=False))
+        G, D = dcgan_nets(nn)
         optG = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
         optD = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         bce = nn.BCEWithLogitsLoss()
@@ -245,16 +266,7 @@ def worker_step(args):
         ones, zeros = torch.ones(batch), torch.zeros(batch)
 
         def step():
-            z = torch.randn(batch, 100, 1, 1)
-            fake = G(z)
-            optD.zero_grad(set_to_none=True)
-            lossD = bce(D(real).view(-1), ones) + bce(D(fake.detach()).view(-1), zeros)
-            lossD.backward()
-            optD.step()
-            optG.zero_grad(set_to_none=True)
-            lossG = bce(D(fake).view(-1), ones)
-            lossG.backward()
-            optG.step()
+            dcgan_iteration(G, D, optG, optD, bce, real, torch.randn(batch, 100, 1, 1), ones, zeros)
     else:
         raise SystemExit("torch_bench: unknown step %r" % name)
     ms = median_ms(step, args.step_iters, 5)

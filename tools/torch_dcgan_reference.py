@@ -11,13 +11,16 @@ by PyTorch 1.13 as its dcgan example does (one backward of the summed D loss; G 
 convlab). Each --save-at step writes DIR/torch_generator_<step>.safetensors under PyTorch's state_dict names
 (convlab's too) with convlab's generator metadata, so `convlab gan-eval --checkpoint` scores it with the same
 classifier. Shuffling and noise come from torch's generator seeded with --seed: not the same batches as
-convlab's run, so compare the curves, not single samples. Imports no project code.
+convlab's run, so compare the curves, not single samples. The networks and the iteration are
+tools/torch_bench.py's (dcgan_nets, dcgan_iteration), the ones its dcgan_step times.
 """
 import argparse
 import json
 import os
 import struct
 import time
+
+import torch_bench  # tools/: beside this script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -77,14 +80,7 @@ def main():
     config = json.load(open(a.config))
     save_at = {int(s) for s in a.save_at.split(",") if s}
 
-    G = nn.Sequential(
-        nn.ConvTranspose2d(100, 128, 7, bias=False), nn.BatchNorm2d(128), nn.ReLU(True),
-        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(True),
-        nn.ConvTranspose2d(64, 1, 4, 2, 1, bias=False), nn.Tanh())
-    D = nn.Sequential(
-        nn.Conv2d(1, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(128, 1, 7, bias=False))
+    G, D = torch_bench.dcgan_nets(nn)  # the same networks tools/torch_bench.py times
 
     def init(m):  # the dcgan example's weights_init
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -107,15 +103,8 @@ def main():
             perm, pos = torch.randperm(n), 0
         real = data[perm[pos:pos + B]]
         pos += B
-        fake = G(torch.randn(B, 100, 1, 1))
-        optD.zero_grad(set_to_none=True)
-        lossD = bce(D(real).view(-1), ones) + bce(D(fake.detach()).view(-1), zeros)
-        lossD.backward()
-        optD.step()
-        optG.zero_grad(set_to_none=True)
-        lossG = bce(D(fake).view(-1), ones)
-        lossG.backward()
-        optG.step()
+        lossD, lossG = torch_bench.dcgan_iteration(G, D, optG, optD, bce, real, torch.randn(B, 100, 1, 1), ones,
+                                                    zeros)
         if step % 500 == 0:
             print("step %d loss D %.4f G %.4f %.1f s" % (step, lossD.item(), lossG.item(), time.time() - t0),
                   flush=True)
