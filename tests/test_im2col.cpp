@@ -44,7 +44,8 @@ void for_each_tap(const ConvDims& d, F&& f) {
           for (int64_t ow = 0; ow < d.W_out; ++ow) {
             const int64_t ih = oh * d.sH - d.pH + kh * d.dH, iw = ow * d.sW - d.pW + kw * d.dW;
             if (ih >= 0 && ih < d.H && iw >= 0 && iw < d.W)
-              f(size_t(((c * d.kH + kh) * d.kW + kw) * d.hw_out() + oh * d.W_out + ow), size_t((c * d.H + ih) * d.W + iw));
+              f(size_t(((c * d.kH + kh) * d.kW + kw) * d.hw_out() + oh * d.W_out + ow),
+                size_t((c * d.H + ih) * d.W + iw));
           }
 }
 
