@@ -31,8 +31,13 @@ struct ConvDims {
   int64_t hw_out() const { return H_out * W_out; }
 };
 
-// Checks the hyper-parameters (stride >= 1, padding >= 0, dilation >= 1, groups >= 1) naming `op`.
+// Checks the hyper-parameters (stride in [1, kMaxConvArg], padding in [0, kMaxConvArg], dilation in
+// [1, kMaxConvArg], groups >= 1) naming `op`.
+constexpr int64_t kMaxConvArg = int64_t(1) << 24;
 void check_conv_args(const Conv2dArgs& a, const char* op);
+// Input, weight, output and one image's im2col columns each within max_tensor_elements(), checked before
+// any kernel allocates scratch (an exception cannot leave an OpenMP region).
+void check_conv_sizes(const ConvDims& d, const char* op);
 
 // conv2d: checks input [N, C_in, H, W] against weight [C_out, C_in/groups, kH, kW] and bias [C_out].
 ConvDims conv2d_dims(const Shape& input, const Shape& weight, const Shape* bias, const Conv2dArgs& a,

@@ -43,6 +43,26 @@ void check_conv_args(const Conv2dArgs& a, const char* op) {
   CL_CHECK(a.dilation[0] >= 1 && a.dilation[1] >= 1,
            op << ": dilation must be >= 1, got [" << a.dilation[0] << "," << a.dilation[1] << "]");
   CL_CHECK(a.groups >= 1, op << ": groups must be >= 1, got " << a.groups);
+  // Upper bounds keep every size formula inside int64 (dimensions are at most max_tensor_elements() each).
+  for (int ax = 0; ax < 2; ++ax)
+    CL_CHECK(a.stride[ax] <= kMaxConvArg && a.padding[ax] <= kMaxConvArg && a.dilation[ax] <= kMaxConvArg,
+             op << ": stride, padding and dilation must be at most " << kMaxConvArg << ", got stride [" << a.stride[0]
+                << "," << a.stride[1] << "], padding [" << a.padding[0] << "," << a.padding[1] << "], dilation ["
+                << a.dilation[0] << "," << a.dilation[1] << "]");
+}
+
+void check_conv_sizes(const ConvDims& d, const char* op) {
+  const auto at_most = [&](const Shape& s, const char* what) {
+    try {
+      numel_of(s);
+    } catch (const Error& e) {
+      CL_FAIL(op << ": " << what << " " << shape_str(s) << " is too large (" << e.what() << ")");
+    }
+  };
+  at_most({d.N, d.C_in, d.H, d.W}, "input");
+  at_most({d.C_out, d.cin_g(), d.kH, d.kW}, "weight");
+  at_most({d.N, d.C_out, d.H_out, d.W_out}, "output");
+  at_most({d.k_rows(), d.hw_out()}, "im2col columns of one image");
 }
 
 ConvDims conv2d_dims(const Shape& x, const Shape& w, const Shape* b, const Conv2dArgs& a, const char* op) {
@@ -51,6 +71,7 @@ ConvDims conv2d_dims(const Shape& x, const Shape& w, const Shape* b, const Conv2
   CL_CHECK(w.size() == 4, op << ": weight must be 4-D [C_out, C_in/groups, kH, kW], got weight " << shape_str(w));
   for (int64_t v : x) CL_CHECK(v >= 1, op << ": input " << shape_str(x) << " has an empty dimension");
   for (int64_t v : w) CL_CHECK(v >= 1, op << ": weight " << shape_str(w) << " has an empty dimension");
+  numel_of(x), numel_of(w);  // each dimension within the element limit before any arithmetic on it
   ConvDims d;
   d.N = x[0], d.C_in = x[1], d.H = x[2], d.W = x[3];
   d.C_out = w[0], d.kH = w[2], d.kW = w[3], d.G = a.groups;
@@ -73,6 +94,7 @@ ConvDims conv2d_dims(const Shape& x, const Shape& w, const Shape* b, const Conv2
               << shape_str(w) << ")");
   d.H_out = (d.H + 2 * d.pH - ekH) / d.sH + 1;
   d.W_out = (d.W + 2 * d.pW - ekW) / d.sW + 1;
+  check_conv_sizes(d, op);
   return d;
 }
 

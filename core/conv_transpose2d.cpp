@@ -214,6 +214,7 @@ ConvDims conv_transpose2d_dims(const Shape& x, const Shape& w, const Shape* b, c
            op << ": weight must be 4-D [C_in, C_out/groups, kH, kW], got weight " << shape_str(w));
   for (int64_t v : x) CL_CHECK(v >= 1, op << ": input " << shape_str(x) << " has an empty dimension");
   for (int64_t v : w) CL_CHECK(v >= 1, op << ": weight " << shape_str(w) << " has an empty dimension");
+  numel_of(x), numel_of(w);  // each dimension within the element limit before any arithmetic on it
   const int64_t G = a.groups;
   CL_CHECK(w[0] == x[1], op << ": weight " << shape_str(w) << " expects input with " << w[0]
                             << " channels (weight dim 0 is C_in), got input " << shape_str(x));
@@ -239,6 +240,7 @@ ConvDims conv_transpose2d_dims(const Shape& x, const Shape& w, const Shape* b, c
                               << ", weight " << shape_str(w) << ")");
   }
   d.H = out[0], d.W = out[1];
+  check_conv_sizes(d, op);
   return d;
 }
 

@@ -35,7 +35,12 @@ void load_named(const std::vector<std::pair<std::string, Tensor>>& s, const std:
 
 int64_t load_steps(const std::vector<std::pair<std::string, Tensor>>& s) {
   for (const auto& [k, t] : s)
-    if (k == "step") return static_cast<int64_t>(t.item());
+    if (k == "step") {  // a float in a file: checked before it becomes an integer
+      const float v = t.item();
+      CL_CHECK(std::isfinite(v) && v >= 0 && v < 9e15f && v == std::floor(v),
+               "optimizer state: step " << v << " is not a step count");
+      return static_cast<int64_t>(v);
+    }
   CL_FAIL("optimizer state: missing step");
 }
 }  // namespace

@@ -40,6 +40,12 @@ PoolDims pool_dims(const Shape& x, Pair k, Pair s, Pair p, Pair dil, bool ceil_m
   CL_CHECK(s[0] >= 1 && s[1] >= 1, op << ": stride must be >= 1, got [" << s[0] << "," << s[1] << "]");
   CL_CHECK(p[0] >= 0 && p[1] >= 0, op << ": padding must be >= 0, got [" << p[0] << "," << p[1] << "]");
   CL_CHECK(dil[0] >= 1 && dil[1] >= 1, op << ": dilation must be >= 1, got [" << dil[0] << "," << dil[1] << "]");
+  for (int ax = 0; ax < 2; ++ax)  // keeps the size formula inside int64 (as check_conv_args does)
+    CL_CHECK(k[ax] <= kMaxConvArg && s[ax] <= kMaxConvArg && dil[ax] <= kMaxConvArg,
+             op << ": kernel_size, stride and dilation must be at most " << kMaxConvArg << ", got kernel_size ["
+                << k[0] << "," << k[1] << "], stride [" << s[0] << "," << s[1] << "], dilation [" << dil[0] << ","
+                << dil[1] << "]");
+  numel_of(x);
   CL_CHECK(p[0] <= k[0] / 2 && p[1] <= k[1] / 2,
            op << ": padding [" << p[0] << "," << p[1] << "] must be at most half of kernel_size [" << k[0] << ","
               << k[1] << "]");
@@ -52,6 +58,7 @@ PoolDims pool_dims(const Shape& x, Pair k, Pair s, Pair p, Pair dil, bool ceil_m
            op << ": output size " << d.H_out << "x" << d.W_out << " is too small for input " << shape_str(x)
               << " (kernel_size [" << k[0] << "," << k[1] << "], stride [" << s[0] << "," << s[1] << "], padding ["
               << p[0] << "," << p[1] << "], dilation [" << dil[0] << "," << dil[1] << "])");
+  numel_of({d.N, d.C, d.H_out, d.W_out});
   return d;
 }
 
@@ -237,6 +244,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Pair out) {
   for (int64_t v : s) CL_CHECK(v >= 1, op << ": input " << shape_str(s) << " has an empty dimension");
   CL_CHECK(out[0] >= 1 && out[1] >= 1,
            op << ": output_size must be >= 1, got [" << out[0] << "," << out[1] << "] for input " << shape_str(s));
+  numel_of(s), numel_of({s[0], s[1], out[0], out[1]});  // sizes within the element limit: index math fits int64
   PoolDims d;
   d.N = s[0], d.C = s[1], d.H = s[2], d.W = s[3], d.H_out = out[0], d.W_out = out[1];
   Tensor y = Tensor::empty({d.N, d.C, d.H_out, d.W_out});  // [N, C, H_out, W_out]

@@ -21,6 +21,7 @@ void check_shapes(const Tensor& x, const Tensor& dw, const Tensor& dwb, const Te
                               << a.groups);
   const Shape &xs = x.shape(), &ws = dw.shape(), &ps = pw.shape();
   CL_CHECK(xs.size() == 4, kOp << ": input must be 4-D [N, C_in, H, W], got input " << shape_str(xs));
+  for (int64_t v : xs) CL_CHECK(v >= 1, kOp << ": input " << shape_str(xs) << " has an empty dimension");
   const int64_t C_in = xs[1];
   // depthwise_weight [C_in*multiplier, 1, kH, kW]
   CL_CHECK(ws.size() == 4, kOp << ": depthwise_weight must be 4-D [C_in*multiplier, 1, kH, kW], got depthwise_weight "

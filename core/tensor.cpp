@@ -4,6 +4,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -36,13 +37,46 @@ std::string shape_str(const Shape& s) {
   return os.str();
 }
 
+namespace {
+std::atomic<int64_t> g_max_elements{int64_t(1) << 30};
+}  // namespace
+
+int64_t max_tensor_elements() { return g_max_elements.load(std::memory_order_relaxed); }
+void set_max_tensor_elements(int64_t n) {
+  CL_CHECK(n >= 1, "max_tensor_elements: expected a positive count, got " << n);
+  g_max_elements.store(n, std::memory_order_relaxed);
+}
+
+int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  CL_CHECK(!__builtin_mul_overflow(a, b, &r), what << ": " << a << " * " << b << " overflows a 64-bit size");
+  return r;
+}
+
+int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  CL_CHECK(!__builtin_add_overflow(a, b, &r), what << ": " << a << " + " << b << " overflows a 64-bit size");
+  return r;
+}
+
 int64_t numel_of(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  bool overflow = false;
+  for (int64_t d : s) {
+    CL_CHECK(d >= 0, "tensor: negative dimension in shape " << shape_str(s));
+    overflow = overflow || __builtin_mul_overflow(n, d, &n);
+  }
+  // A zero dimension makes the product 0 even after an overflowing prefix: such a shape is still refused,
+  // since its other dimensions are not sizes anything could hold.
+  CL_CHECK(!overflow && n <= max_tensor_elements(),
+           "tensor: shape " << shape_str(s) << " has more than " << max_tensor_elements()
+                            << " elements (the per-tensor limit)");
   return n;
 }
 
 Storage::Storage(int64_t n) : n_(n) {
+  CL_CHECK(n >= 0 && n <= max_tensor_elements(),
+           "tensor: cannot allocate " << n << " floats (the per-tensor limit is " << max_tensor_elements() << ")");
   const size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float)) + 63) / 64 * 64;
   data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
   if (!data_) throw Error("out of memory allocating " + std::to_string(n) + " floats");

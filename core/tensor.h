@@ -20,7 +20,18 @@ namespace convlab {
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);  // "[2,3,4,4]"
+// The product of the dimensions. Shapes come from configs, checkpoints and op cases, so the product is
+// checked: a negative dimension, a product that overflows int64 or one above max_tensor_elements() throws
+// convlab::Error naming the shape (never a wrapped, small count that a buffer would then be sized by).
 int64_t numel_of(const Shape& s);
+
+// Upper bound on the elements of any one tensor or scratch buffer (default 2^30 floats = 4 GiB), checked
+// before anything is allocated. A process that needs more (or, like a fuzzer, less) sets it once at start.
+int64_t max_tensor_elements();
+void set_max_tensor_elements(int64_t n);
+// a * b for sizes derived from input; throws convlab::Error naming `what` when it overflows int64.
+int64_t checked_mul(int64_t a, int64_t b, const char* what);
+int64_t checked_add(int64_t a, int64_t b, const char* what);
 
 // 64-byte aligned float buffer.
 class Storage {

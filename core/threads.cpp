@@ -19,7 +19,7 @@ void ensure_passive_wait(int /*argc*/, char** argv) {
 int num_threads() { return omp_get_max_threads(); }
 
 void set_num_threads(int n) {
-  CL_CHECK(n >= 1, "threads: need at least 1 thread, got " << n);
+  CL_CHECK(n >= 1 && n <= kMaxThreads, "threads: expected 1 to " << kMaxThreads << " threads, got " << n);
   omp_set_num_threads(n);
 }
 

@@ -10,7 +10,8 @@ namespace convlab {
 // Call first thing in main(). Returns normally when the policy is already set (or re-exec failed).
 void ensure_passive_wait(int argc, char** argv);
 
+constexpr int kMaxThreads = 1024;
 int num_threads();             // the OpenMP thread count used by parallel loops
-void set_num_threads(int n);   // n >= 1
+void set_num_threads(int n);   // 1 <= n <= kMaxThreads
 
 }  // namespace convlab

@@ -108,6 +108,7 @@ UpsampleDims upsample_dims(const Shape& x, const UpsampleArgs& a, const char* op
                                               << "; output sizes must be >= 1");
     d.scale_h = sh, d.scale_w = sw;
   }
+  numel_of({d.N, d.C, d.H_out, d.W_out});  // before the index tables are sized by H_out and W_out
   return d;
 }
 

@@ -13,10 +13,16 @@ float colour_distance(const Colour& a, const Colour& b) {
   return std::sqrt(dr * dr + dg * dg + db * db);
 }
 
-Canvas::Canvas(int64_t h, int64_t w)
-    : H(h), W(w), rgb(static_cast<size_t>(3 * h * w), 0.f), label(h * w, 0), bucket(h * w, 0) {
-  CL_CHECK(h > 0 && w > 0, "canvas: size must be positive, got " << h << "x" << w);
+// The size is checked before the members are sized by it (a delegating constructor runs the check first).
+static int64_t checked_area(int64_t h, int64_t w) {
+  CL_CHECK(h > 0 && w > 0 && h <= 65536 && w <= 65536, "canvas: size must be in [1, 65536], got " << h << "x" << w);
+  return h * w;
 }
+
+Canvas::Canvas(int64_t h, int64_t w) : Canvas(h, w, checked_area(h, w)) {}
+
+Canvas::Canvas(int64_t h, int64_t w, int64_t area)
+    : H(h), W(w), rgb(static_cast<size_t>(3 * area), 0.f), label(area, 0), bucket(area, 0) {}
 
 void Canvas::blend(int64_t y, int64_t x, const Colour& c, float alpha) {
   const int64_t p = y * W + x, plane = H * W;

@@ -19,7 +19,7 @@ struct Colour {
 float colour_distance(const Colour& a, const Colour& b);  // Euclidean in RGB, in [0, sqrt(3)]
 
 struct Canvas {
-  Canvas(int64_t H, int64_t W);
+  Canvas(int64_t H, int64_t W);  // 1 <= H, W <= 65536, checked before anything is allocated
   int64_t H, W;
   std::vector<float> rgb;       // [3, H, W] planar, in [0, 1]
   std::vector<int32_t> label;   // [H, W]
@@ -31,6 +31,9 @@ struct Canvas {
   // Colour plus label/bucket at (y, x) if inside.
   void paint(int64_t y, int64_t x, const Colour& c, int32_t cls, int32_t bkt);
   SegSample to_sample() const;
+
+ private:
+  Canvas(int64_t H, int64_t W, int64_t area);
 };
 
 // Textured background: a random base colour in [0.1, 0.9]^3, three low-frequency plane waves (periods

@@ -22,6 +22,14 @@ enum SizeBucket : int32_t {
   kBucketThin = 4,  // 1 px structures (the shapes set's lines)
 };
 inline constexpr int kNumBuckets = 5;
+
+// Bounds on the sizes a config may ask of a dataset (checked where configs are read, with the key's path):
+// far above any use here, low enough that no typed number becomes an endless loop or allocation.
+inline constexpr int64_t kMaxImageSize = 4096;       // pixels per side
+inline constexpr int64_t kMaxTrainSize = 10'000'000;  // samples (generated on demand; the order is 8 bytes each)
+inline constexpr int64_t kMaxValSize = 100'000;       // samples, all validated at every validation
+inline constexpr int64_t kMaxObjects = 64;            // objects per generated image
+inline constexpr int64_t kMaxBatch = 65'536;          // images per batch
 const char* bucket_name(int32_t bucket);  // "background", "small", "medium", "large", "thin"
 
 struct SegSample {

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "data/files.h"
+#include "data/json.h"
 
 namespace convlab::safetensors {
 
@@ -25,7 +26,7 @@ constexpr const char* kMeta = "__metadata__";
 
 #define CKPT_CHECK(cond, ...) CL_CHECK(cond, "checkpoint " << path << ": " << __VA_ARGS__)
 
-std::string shape_of(const nlohmann::json& j) { return j.dump(); }
+std::string shape_of(const nlohmann::json& j) { return json_brief(j); }
 
 struct Entry {
   std::string name;
@@ -89,6 +90,8 @@ File parse(const std::string& bytes, const std::string& path) {
       duplicate = j.get<std::string>();
     return true;
   };
+  CKPT_CHECK(json_depth(text) <= kMaxJsonDepth, "header is not valid JSON (nested deeper than " << kMaxJsonDepth
+                                                                                               << " levels)");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(text, cb);
@@ -110,7 +113,7 @@ File parse(const std::string& bytes, const std::string& path) {
       continue;
     }
     CKPT_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"),
-               "tensor '" << name << "' needs dtype, shape and data_offsets, got " << v.dump());
+               "tensor '" << name << "' needs dtype, shape and data_offsets, got " << json_brief(v));
     CKPT_CHECK(v["dtype"].is_string(), "tensor '" << name << "': dtype is not a string");
     const std::string dtype = v["dtype"].get<std::string>();
     CKPT_CHECK(dtype == "F32", "tensor '" << name << "' has dtype " << dtype
@@ -123,19 +126,19 @@ File parse(const std::string& bytes, const std::string& path) {
     for (const auto& d : sh) {
       CKPT_CHECK(d.is_number_unsigned() && d.get<uint64_t>() < (1ull << 40),
                  "tensor '" << name << "': bad shape " << shape_of(sh));
-      numel *= d.get<uint64_t>();
-      CKPT_CHECK(numel < (1ull << 40), "tensor '" << name << "': shape " << shape_of(sh) << " is too large");
+      CKPT_CHECK(!__builtin_mul_overflow(numel, d.get<uint64_t>(), &numel) && numel <= uint64_t(max_tensor_elements()),
+                 "tensor '" << name << "': shape " << shape_of(sh) << " is too large");
       e.shape.push_back(d.get<int64_t>());
     }
     const auto& off = v["data_offsets"];
     CKPT_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
-               "tensor '" << name << "': data_offsets " << off.dump() << " must be two non-negative integers");
+               "tensor '" << name << "': data_offsets " << json_brief(off) << " must be two non-negative integers");
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
-    CKPT_CHECK(e.begin <= e.end, "tensor '" << name << "': data_offsets " << off.dump() << " are reversed");
+    CKPT_CHECK(e.begin <= e.end, "tensor '" << name << "': data_offsets " << json_brief(off) << " are reversed");
     CKPT_CHECK(e.end - e.begin == numel * 4, "tensor '" << name << "': shape " << shape_of(sh) << " needs "
                                                         << numel * 4 << " bytes of F32, data_offsets "
-                                                        << off.dump() << " span " << e.end - e.begin);
+                                                        << json_brief(off) << " span " << e.end - e.begin);
     entries.push_back(std::move(e));
   }
 

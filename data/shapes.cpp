@@ -135,8 +135,8 @@ ShapesDataset::ShapesDataset(ShapesOptions opt) : opt_(std::move(opt)) {
     CL_CHECK(id_[k] == 0, "shapes: class '" << opt_.classes[c] << "' listed twice");
     id_[k] = static_cast<int32_t>(c + 1);
   }
-  CL_CHECK(opt_.min_objects >= 0 && opt_.max_objects >= opt_.min_objects,
-           "shapes: need 0 <= min_objects <= max_objects, got " << opt_.min_objects << ", " << opt_.max_objects);
+  CL_CHECK(opt_.min_objects >= 0 && opt_.max_objects >= opt_.min_objects && opt_.max_objects <= kMaxObjects,
+           "shapes: need 0 <= min_objects <= max_objects <= " << kMaxObjects << ", got " << opt_.min_objects << ", " << opt_.max_objects);
   rmin_ = opt_.min_radius > 0 ? opt_.min_radius : std::max(2.f, 4.f * static_cast<float>(S) / 64.f);
   rmax_ = opt_.max_radius > 0 ? opt_.max_radius : static_cast<float>(S) / 4.f;
   CL_CHECK(rmin_ >= 1.f && rmax_ >= rmin_ && rmax_ <= static_cast<float>(S) / 2.f,

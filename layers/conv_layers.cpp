@@ -20,11 +20,11 @@ void default_init(Tensor& weight, Tensor* bias, Rng& rng, int64_t fan_in_overrid
 Conv2dOptions Conv2dOptions::from(Options& o, const Shape& in) {
   Conv2dOptions c;
   c.in_channels = infer_in_channels(o, in);
-  c.out_channels = o.integer("out_channels", std::nullopt, 1);
+  c.out_channels = o.integer("out_channels", std::nullopt, 1, kMaxChannels);
   c.kernel_size = o.pair("kernel_size", std::nullopt, 1);
   c.stride = o.pair("stride", Pair{1, 1}, 1);
   c.dilation = o.pair("dilation", Pair{1, 1}, 1);
-  c.groups = o.integer("groups", 1, 1);
+  c.groups = o.integer("groups", 1, 1, kMaxChannels);
   c.bias = o.boolean("bias", true);
   if (o.has("padding") && o.raw("padding").is_string()) {
     const std::string mode = o.string("padding", std::nullopt, {"same", "valid"});

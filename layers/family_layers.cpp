@@ -18,14 +18,14 @@ ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, Pair k, const ConvTran
 }
 
 ModulePtr ConvTranspose2d::from(Options& o, const Shape& in, Rng& rng) {
-  const int64_t cin = infer_in_channels(o, in), cout = o.integer("out_channels", std::nullopt, 1);
+  const int64_t cin = infer_in_channels(o, in), cout = o.integer("out_channels", std::nullopt, 1, kMaxChannels);
   const Pair k = o.pair("kernel_size", std::nullopt, 1);
   ConvTranspose2dArgs a;
   a.stride = o.pair("stride", Pair{1, 1}, 1);
   a.padding = o.pair("padding", Pair{0, 0}, 0);
   a.output_padding = o.pair("output_padding", Pair{0, 0}, 0);
   a.dilation = o.pair("dilation", Pair{1, 1}, 1);
-  a.groups = o.integer("groups", 1, 1);
+  a.groups = o.integer("groups", 1, 1, kMaxChannels);
   CL_CHECK(cin % a.groups == 0 && cout % a.groups == 0,
            o.path() << ".groups: " << a.groups << " must divide in_channels " << cin << " and out_channels " << cout);
   return std::make_shared<ConvTranspose2d>(cin, cout, k, a, o.boolean("bias", true), rng);
@@ -36,7 +36,7 @@ Tensor ConvTranspose2d::forward(const Tensor& x) {
 }
 
 Shape ConvTranspose2d::output_shape(const Shape& in) const {
-  const Tensor& w = named_parameters()[0].second;
+  const Tensor& w = param("weight");  // not named_parameters()[0]: that vector is a temporary
   const ConvDims d = conv_transpose2d_dims(in, w.shape(), nullptr, a_);
   return {d.N, d.C_in, d.H, d.W};
 }
@@ -44,7 +44,7 @@ Shape ConvTranspose2d::output_shape(const Shape& in) const {
 // ---- SeparableConv2d ----
 ModulePtr SeparableConv2d::from(Options& o, const Shape& in, Rng& rng) {
   auto m = std::make_shared<SeparableConv2d>();
-  const int64_t cin = infer_in_channels(o, in), mult = o.integer("multiplier", 1, 1);
+  const int64_t cin = infer_in_channels(o, in), mult = o.integer("multiplier", 1, 1, kMaxChannels);
   Conv2dOptions dw{.in_channels = cin, .out_channels = cin * mult};
   dw.kernel_size = o.pair("kernel_size", std::nullopt, 1);
   dw.stride = o.pair("stride", Pair{1, 1}, 1);
@@ -53,7 +53,7 @@ ModulePtr SeparableConv2d::from(Options& o, const Shape& in, Rng& rng) {
   dw.groups = cin;
   const bool bias = o.boolean("bias", true);
   dw.bias = bias;
-  Conv2dOptions pw{.in_channels = cin * mult, .out_channels = o.integer("out_channels", std::nullopt, 1),
+  Conv2dOptions pw{.in_channels = cin * mult, .out_channels = o.integer("out_channels", std::nullopt, 1, kMaxChannels),
                    .kernel_size = {1, 1}, .bias = bias};
   m->dw_ = m->register_module("depthwise", std::make_shared<Conv2d>(dw, rng));
   m->pw_ = m->register_module("pointwise", std::make_shared<Conv2d>(pw, rng));
@@ -81,14 +81,14 @@ int64_t SeparableConv2d::dense_equivalent_parameters() const {
 // ---- DeformConv2d ----
 ModulePtr DeformConv2d::from(Options& o, const Shape& in, Rng& rng) {
   auto m = std::make_shared<DeformConv2d>();
-  const int64_t cin = infer_in_channels(o, in), cout = o.integer("out_channels", std::nullopt, 1);
+  const int64_t cin = infer_in_channels(o, in), cout = o.integer("out_channels", std::nullopt, 1, kMaxChannels);
   const Pair k = o.pair("kernel_size", std::nullopt, 1);
   m->kH_ = k[0], m->kW_ = k[1];
   m->a_.stride = o.pair("stride", Pair{1, 1}, 1);
   m->a_.padding = o.pair("padding", Pair{0, 0}, 0);
   m->a_.dilation = o.pair("dilation", Pair{1, 1}, 1);
-  const int64_t groups = o.integer("groups", 1, 1);
-  m->offset_groups_ = o.integer("offset_groups", 1, 1);
+  const int64_t groups = o.integer("groups", 1, 1, kMaxChannels);
+  m->offset_groups_ = o.integer("offset_groups", 1, 1, kMaxChannels);
   m->modulated_ = o.boolean("modulated", false);
   m->bias_ = o.boolean("bias", true);
   const float lr_mult = float(o.number("offset_lr_mult", 1.0));
@@ -128,7 +128,7 @@ Tensor DeformConv2d::forward(const Tensor& x) {
 Shape DeformConv2d::output_shape(const Shape& in) const {
   const Shape off = offset_->output_shape(in);
   const Shape msk = modulated_ ? mask_->output_shape(in) : Shape{};
-  const Tensor& w = named_parameters()[0].second;
+  const Tensor& w = param("weight");  // not named_parameters()[0]: that vector is a temporary
   const DeformDims d = deform_conv2d_dims(in, w.shape(), &off, modulated_ ? &msk : nullptr, nullptr, a_);
   return {d.c.N, d.c.C_out, d.c.H_out, d.c.W_out};
 }

@@ -76,6 +76,8 @@ Tensor& Module::param(const std::string& name) {
   CL_FAIL(type() << ": no parameter '" << name << "'");
 }
 
+const Tensor& Module::param(const std::string& name) const { return const_cast<Module*>(this)->param(name); }
+
 Tensor& Module::buffer(const std::string& name) {
   for (auto& [n, t] : buffers_)
     if (n == name) return t;

@@ -50,6 +50,7 @@ class Module {
   }
   // The parameter or buffer tensor registered under `name` (for subclasses' forward()).
   Tensor& param(const std::string& name);
+  const Tensor& param(const std::string& name) const;  // for output_shape(): a reference into this module
   Tensor& buffer(const std::string& name);
 
  private:

@@ -5,29 +5,24 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "data/json.h"
 
 namespace convlab {
 
 using nlohmann::json;
 
 namespace {
-std::string brief(const json& v) {
-  std::string s = v.dump();
-  return s.size() > 40 ? s.substr(0, 40) + "..." : s;
-}
-bool as_int(const json& v, int64_t& out) {
-  if (v.is_number_integer()) return out = v.get<int64_t>(), true;
-  if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return out = int64_t(d), true;
-  }
-  return false;
-}
+constexpr size_t kMaxList = 4096;  // entries of an integer list option (seeds, budgets, dilations)
+std::string brief(const json& v) { return json_brief(v, 40); }
 std::string expected_int(int64_t min) {
   if (min == 1) return "a positive integer";
   if (min == 0) return "a non-negative integer";
   if (min == INT64_MIN) return "an integer";
   return "an integer >= " + std::to_string(min);
+}
+// "expected a positive integer, got 0" below the range; the whole range above it.
+std::string out_of_range(int64_t min, int64_t max, int64_t got) {
+  return got < min ? expected_int(min) : expected_int(min) + " at most " + std::to_string(max);
 }
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
@@ -64,7 +59,7 @@ const json& Options::raw(const std::string& key) {
   return j_.at(key);
 }
 
-int64_t Options::integer(const std::string& key, std::optional<int64_t> dflt, int64_t min) {
+int64_t Options::integer(const std::string& key, std::optional<int64_t> dflt, int64_t min, int64_t max) {
   known_.insert(key);
   if (!has(key)) {
     CL_CHECK(dflt.has_value(), at(key) << ": missing (expected " << expected_int(min) << ")");
@@ -72,7 +67,8 @@ int64_t Options::integer(const std::string& key, std::optional<int64_t> dflt, in
   }
   const json& v = raw(key);
   int64_t out;
-  CL_CHECK(as_int(v, out) && out >= min, at(key) << ": expected " << expected_int(min) << ", got " << brief(v));
+  CL_CHECK(json_to_int(v, out), at(key) << ": expected " << expected_int(min) << ", got " << brief(v));
+  CL_CHECK(out >= min && out <= max, at(key) << ": expected " << out_of_range(min, max, out) << ", got " << brief(v));
   return out;
 }
 
@@ -120,7 +116,7 @@ std::string Options::string(const std::string& key, std::optional<std::string> d
   return s;
 }
 
-Pair Options::pair(const std::string& key, std::optional<Pair> dflt, int64_t min) {
+Pair Options::pair(const std::string& key, std::optional<Pair> dflt, int64_t min, int64_t max) {
   known_.insert(key);
   if (!has(key)) {
     CL_CHECK(dflt.has_value(), at(key) << ": missing (expected " << expected_int(min) << " or a pair [h, w])");
@@ -128,32 +124,37 @@ Pair Options::pair(const std::string& key, std::optional<Pair> dflt, int64_t min
   }
   const json& v = raw(key);
   int64_t a, b;
-  if (as_int(v, a)) {
-    CL_CHECK(a >= min, at(key) << ": expected " << expected_int(min) << ", got " << brief(v));
+  if (json_to_int(v, a)) {
+    CL_CHECK(a >= min && a <= max, at(key) << ": expected " << out_of_range(min, max, a) << ", got " << brief(v));
     return {a, a};
   }
   CL_CHECK(v.is_array() && v.size() == 2, at(key) << ": expected " << expected_int(min) << " or a pair [h, w], got "
                                                   << brief(v));
-  for (size_t i = 0; i < 2; ++i)
-    CL_CHECK(as_int(v[i], i ? b : a) && (i ? b : a) >= min,
-             at(key) << "[" << i << "]: expected " << expected_int(min) << ", got " << brief(v[i]));
+  for (size_t i = 0; i < 2; ++i) {
+    int64_t& x = i ? b : a;
+    CL_CHECK(json_to_int(v[i], x), at(key) << "[" << i << "]: expected " << expected_int(min) << ", got " << brief(v[i]));
+    CL_CHECK(x >= min && x <= max,
+             at(key) << "[" << i << "]: expected " << out_of_range(min, max, x) << ", got " << brief(v[i]));
+  }
   return {a, b};
 }
 
 std::vector<int64_t> Options::int_list(const std::string& key, std::optional<std::vector<int64_t>> dflt,
-                                       int64_t min) {
+                                       int64_t min, int64_t max) {
   known_.insert(key);
   if (!has(key)) {
     CL_CHECK(dflt.has_value(), at(key) << ": missing (expected a list of integers)");
     return *dflt;
   }
   const json& v = raw(key);
-  CL_CHECK(v.is_array() && !v.empty(), at(key) << ": expected a non-empty list of integers, got " << brief(v));
+  CL_CHECK(v.is_array() && !v.empty() && v.size() <= kMaxList,
+           at(key) << ": expected a non-empty list of at most " << kMaxList << " integers, got " << brief(v));
   std::vector<int64_t> out;
   for (size_t i = 0; i < v.size(); ++i) {
     int64_t x;
-    CL_CHECK(as_int(v[i], x) && x >= min, at(key) << "[" << i << "]: expected " << expected_int(min) << ", got "
-                                                  << brief(v[i]));
+    CL_CHECK(json_to_int(v[i], x), at(key) << "[" << i << "]: expected " << expected_int(min) << ", got " << brief(v[i]));
+    CL_CHECK(x >= min && x <= max,
+             at(key) << "[" << i << "]: expected " << out_of_range(min, max, x) << ", got " << brief(v[i]));
     out.push_back(x);
   }
   return out;

@@ -13,21 +13,29 @@
 
 namespace convlab {
 
+constexpr int64_t kMaxOptionInt = int64_t(1) << 30;  // default upper bound of an integer option
+constexpr int64_t kMaxChannels = 65536;               // channels / features of one layer
+
 class Options {
  public:
-  Options(const nlohmann::json& j, std::string path);  // j must be an object
+  Options(const nlohmann::json& j, std::string path);  // j must be an object; it must outlive the Options
+  Options(const nlohmann::json&& j, std::string path) = delete;  // a temporary would leave j_ dangling
   const std::string& path() const { return path_; }
   bool has(const std::string& key) const;
   const nlohmann::json& raw(const std::string& key);  // marks the key as used
 
-  int64_t integer(const std::string& key, std::optional<int64_t> dflt, int64_t min = INT64_MIN);
+  // Integers are bounded above as well as below: sizes typed in a config must not reach an allocation or
+  // a loop unchecked. The message names the accepted range.
+  int64_t integer(const std::string& key, std::optional<int64_t> dflt, int64_t min = INT64_MIN,
+                  int64_t max = kMaxOptionInt);
   double number(const std::string& key, std::optional<double> dflt);
   bool boolean(const std::string& key, std::optional<bool> dflt);
   std::string string(const std::string& key, std::optional<std::string> dflt,
                      const std::vector<std::string>& allowed = {});
-  // An integer for both axes or a pair [h, w], each >= min.
-  Pair pair(const std::string& key, std::optional<Pair> dflt, int64_t min);
-  std::vector<int64_t> int_list(const std::string& key, std::optional<std::vector<int64_t>> dflt, int64_t min);
+  // An integer for both axes or a pair [h, w], each in [min, max] (kernel, stride, padding, dilation).
+  Pair pair(const std::string& key, std::optional<Pair> dflt, int64_t min, int64_t max = kMaxConvArg);
+  std::vector<int64_t> int_list(const std::string& key, std::optional<std::vector<int64_t>> dflt, int64_t min,
+                                int64_t max = kMaxOptionInt);
 
   // Refuses keys that were never read, suggesting the closest known key. `also` lists keys the caller
   // handles itself (e.g. "type").

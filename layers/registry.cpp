@@ -12,7 +12,7 @@ namespace convlab {
 int64_t infer_in_channels(Options& o, const Shape& in) {
   CL_CHECK(in.size() >= 2, o.path() << ": expects an input [N, C, ...], got input " << shape_str(in));
   if (o.has("in_channels")) {
-    const int64_t c = o.integer("in_channels", std::nullopt, 1);
+    const int64_t c = o.integer("in_channels", std::nullopt, 1, kMaxChannels);
     CL_CHECK(c == in[1], o.path() << ".in_channels: " << c << " does not match the previous layer's output "
                                   << shape_str(in) << " (" << in[1] << " channels)");
   }
@@ -67,7 +67,7 @@ const std::vector<LayerType>& layer_types() {
        [](Options& o, const Shape& in, Rng&) -> ModulePtr {
          BatchNorm2dOptions b;
          b.num_features = infer_in_channels(o, in);
-         if (o.has("num_features")) b.num_features = o.integer("num_features", std::nullopt, 1);
+         if (o.has("num_features")) b.num_features = o.integer("num_features", std::nullopt, 1, kMaxChannels);
          b.eps = o.number("eps", 1e-5);
          b.momentum = o.number("momentum", 0.1);
          b.affine = o.boolean("affine", true);
@@ -91,10 +91,10 @@ const std::vector<LayerType>& layer_types() {
          CL_CHECK(in.size() == 2, o.path() << ": linear expects a flat input [N, features], got input "
                                            << shape_str(in) << " (add a flatten layer before it)");
          if (o.has("in_features")) {
-           const int64_t f = o.integer("in_features", std::nullopt, 1);
+           const int64_t f = o.integer("in_features", std::nullopt, 1, kMaxChannels);
            CL_CHECK(f == in[1], o.path() << ".in_features: " << f << " does not match the input " << shape_str(in));
          }
-         return std::make_shared<Linear>(in[1], o.integer("out_features", std::nullopt, 1), o.boolean("bias", true),
+         return std::make_shared<Linear>(in[1], o.integer("out_features", std::nullopt, 1, kMaxChannels), o.boolean("bias", true),
                                          rng);
        }},
       {"dropout", "torch.nn.Dropout(p=0.5)",

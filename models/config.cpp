@@ -1,6 +1,7 @@
 // models/config.cpp: see config.h.
 #include "models/config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -8,7 +9,8 @@
 #include "core/error.h"
 #include "layers/options.h"
 #include "layers/registry.h"
-#include "tools/lib/io.h"
+#include "data/files.h"
+#include "data/json.h"
 
 namespace convlab {
 
@@ -20,6 +22,16 @@ const json& config_section(const json& config, const char* key) {
   if (!config.contains(key)) return empty;
   CL_CHECK(config[key].is_object(), key << ": expected an object");
   return config[key];
+}
+
+json checkpoint_config(const std::map<std::string, std::string>& metadata, const std::string& path,
+                       const std::string& format, const std::string& expected) {
+  const auto it = metadata.find("config");
+  const auto fmt = metadata.find("format");
+  const bool format_ok = format.empty() || (fmt != metadata.end() && fmt->second == format);
+  CL_CHECK(it != metadata.end() && format_ok,
+           "checkpoint " << path << ": not a convlab " << (expected.empty() ? "checkpoint with a stored config" : expected));
+  return parse_json(it->second, "checkpoint " + path + ": its config metadata");
 }
 
 void check_run_name(const std::string& name) {
@@ -36,24 +48,22 @@ json merge_json(const json& base, const json& over) {
 
 namespace {
 
-json parse_file(const std::string& path) {
-  const std::string text = read_text_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    throw Error(path + ": not valid JSON (" + what.substr(what.find(':') + 2) + ")");
-  }
-}
+constexpr int64_t kMaxConfigBytes = 64 << 20;  // a config is a few KB; an op case with data at most MBs
+constexpr size_t kMaxExtends = 32;             // files in one "extends" chain
 
-json load_with_extends(const std::string& path, std::set<std::string>& chain) {
-  const std::string canon = fs::weakly_canonical(path).string();
-  CL_CHECK(!chain.count(canon), path << ": \"extends\" forms a cycle");
-  chain.insert(canon);
+json parse_file(const std::string& path) { return parse_json(read_file_bytes(path, "", kMaxConfigBytes), path); }
+
+json load_with_extends(const std::string& path, std::vector<std::string>& chain) {
+  std::error_code ec;
+  const std::string canon = fs::weakly_canonical(path, ec).string();
+  CL_CHECK(!ec, path << ": cannot resolve (" << ec.message() << ")");
+  CL_CHECK(std::find(chain.begin(), chain.end(), canon) == chain.end(), path << ": \"extends\" forms a cycle");
+  CL_CHECK(chain.size() < kMaxExtends, path << ": \"extends\" chain longer than " << kMaxExtends << " files");
+  chain.push_back(canon);
   json j = parse_file(path);
   CL_CHECK(j.is_object(), path << ": a config must be a JSON object");
   if (j.contains("extends")) {
-    CL_CHECK(j["extends"].is_string(), path << ": extends: expected a file name, got " << j["extends"].dump());
+    CL_CHECK(j["extends"].is_string(), path << ": extends: expected a file name, got " << json_brief(j["extends"]));
     const fs::path parent = fs::path(path).parent_path() / j["extends"].get<std::string>();
     json base = load_with_extends(parent.string(), chain);
     j.erase("extends");
@@ -65,7 +75,7 @@ json load_with_extends(const std::string& path, std::set<std::string>& chain) {
 }  // namespace
 
 json load_config(const std::string& path, const std::vector<std::string>& sets) {
-  std::set<std::string> chain;
+  std::vector<std::string> chain;
   json j = load_with_extends(path, chain);
   for (const auto& s : sets) apply_set(j, s);
   return j;
@@ -75,12 +85,9 @@ void apply_set(json& config, const std::string& assignment) {
   const size_t eq = assignment.find('=');
   CL_CHECK(eq != std::string::npos && eq > 0, "--set " << assignment << ": expected PATH=VALUE");
   const std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
-  json value;
-  try {
-    value = json::parse(text);
-  } catch (const json::parse_error&) {
-    value = text;
-  }
+  CL_CHECK(is_utf8(assignment), "--set: the assignment is not valid UTF-8");
+  // JSON when it parses (numbers, lists, objects, true/false/null, "quoted"), else the text as a string.
+  const json value = is_json(text) ? parse_json(text, "--set " + path) : json(text);
   json* node = &config;
   std::string walked;
   size_t i = 0;
@@ -89,9 +96,9 @@ void apply_set(json& config, const std::string& assignment) {
       const size_t close = path.find(']', i);
       CL_CHECK(close != std::string::npos, "--set " << path << ": unclosed [");
       const std::string idx = path.substr(i + 1, close - i - 1);
-      CL_CHECK(!idx.empty() && idx.find_first_not_of("0123456789") == std::string::npos,
+      CL_CHECK(!idx.empty() && idx.size() <= 9 && idx.find_first_not_of("0123456789") == std::string::npos,
                "--set " << path << ": [" << idx << "] is not a list index");
-      const size_t k = std::stoul(idx);
+      const size_t k = std::stoul(idx);  // at most 9 digits: cannot overflow
       CL_CHECK(node->is_array() && k < node->size(),
                "--set " << path << ": " << (walked.empty() ? "config" : walked) << " has no element [" << k << "]");
       node = &(*node)[k];
@@ -115,16 +122,25 @@ void apply_set(json& config, const std::string& assignment) {
 
 namespace {
 
-void add_layers(Sequential& seq, const json& layers, Shape& shape, Rng& rng, const std::string& path);
+constexpr size_t kMaxModules = 10000;  // layers in one network, repeats and nested blocks included
 
-ModulePtr build_one(const json& entry, Shape& shape, Rng& rng, const std::string& path) {
+// Counts the modules of one network while it is built (nested repeats multiply).
+struct BuildCount {
+  size_t modules = 0;
+};
+
+std::shared_ptr<Sequential> build_seq(const json& layers, const Shape& in, Rng& rng, const std::string& path,
+                                      BuildCount& count);
+
+ModulePtr build_one(const json& entry, Shape& shape, Rng& rng, const std::string& path, BuildCount& count) {
+  CL_CHECK(++count.modules <= kMaxModules, path << ": the network has more than " << kMaxModules << " layers");
   Options o(entry, path);
   CL_CHECK(entry.contains("type") && entry["type"].is_string(), path << ".type: missing (a layer type name)");
   const std::string type = entry["type"].get<std::string>();
   ModulePtr m;
   if (type == "sequential" || type == "residual") {
     CL_CHECK(entry.contains("layers"), path << ".layers: missing (a " << type << " block lists its layers)");
-    auto body = build_layers(o.raw("layers"), shape, rng, path + ".layers");
+    auto body = build_seq(o.raw("layers"), shape, rng, path + ".layers", count);
     if (type == "sequential") {
       m = body;
       shape = body->output_shape(shape);
@@ -145,7 +161,13 @@ ModulePtr build_one(const json& entry, Shape& shape, Rng& rng, const std::string
       CL_FAIL(path << ".type: unknown layer type '" << type << "'"
                    << (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     }
-    m = lt->make(o, shape, rng);
+    try {
+      m = lt->make(o, shape, rng);
+    } catch (const Error& e) {  // errors of the options already name the path; others (sizes) get it here
+      const std::string what = e.what();
+      if (what.rfind(path, 0) == 0) throw;
+      throw Error(path + " (" + type + "): " + what);
+    }
     try {
       shape = m->output_shape(shape);
     } catch (const Error& e) {
@@ -156,30 +178,38 @@ ModulePtr build_one(const json& entry, Shape& shape, Rng& rng, const std::string
   return m;
 }
 
-void add_layers(Sequential& seq, const json& layers, Shape& shape, Rng& rng, const std::string& path) {
+void add_layers(Sequential& seq, const json& layers, Shape& shape, Rng& rng, const std::string& path,
+                BuildCount& count) {
   CL_CHECK(layers.is_array(), path << ": expected a list of layers");
   for (size_t i = 0; i < layers.size(); ++i) {
     const std::string p = path + "[" + std::to_string(i) + "]";
     const json& e = layers[i];
-    CL_CHECK(e.is_object(), p << ": expected a layer object, got " << e.dump().substr(0, 40));
+    CL_CHECK(e.is_object(), p << ": expected a layer object, got " << json_brief(e));
     int64_t repeat = 1;
     if (e.contains("repeat")) {
-      CL_CHECK(e["repeat"].is_number_integer() && e["repeat"].get<int64_t>() >= 1,
-               p << ".repeat: expected a positive integer, got " << e["repeat"].dump());
+      CL_CHECK(e["repeat"].is_number_integer() && e["repeat"].get<int64_t>() >= 1 &&
+                   e["repeat"].get<int64_t>() <= kMaxRepeat,
+               p << ".repeat: expected an integer in [1, " << kMaxRepeat << "], got " << json_brief(e["repeat"]));
       repeat = e["repeat"].get<int64_t>();
     }
-    for (int64_t r = 0; r < repeat; ++r) seq.add(build_one(e, shape, rng, p));
+    for (int64_t r = 0; r < repeat; ++r) seq.add(build_one(e, shape, rng, p, count));
   }
+}
+
+std::shared_ptr<Sequential> build_seq(const json& layers, const Shape& in, Rng& rng, const std::string& path,
+                                      BuildCount& count) {
+  auto seq = std::make_shared<Sequential>();
+  Shape shape = in;
+  add_layers(*seq, layers, shape, rng, path, count);
+  CL_CHECK(seq->size() > 0, path << ": no layers");
+  return seq;
 }
 
 }  // namespace
 
 std::shared_ptr<Sequential> build_layers(const json& layers, const Shape& in, Rng& rng, const std::string& path) {
-  auto seq = std::make_shared<Sequential>();
-  Shape shape = in;
-  add_layers(*seq, layers, shape, rng, path);
-  CL_CHECK(seq->size() > 0, path << ": no layers");
-  return seq;
+  BuildCount count;
+  return build_seq(layers, in, rng, path, count);
 }
 
 std::string describe_model(const Sequential& model, const Shape& in) {

@@ -9,6 +9,7 @@
 //    to layer through the shape-only pass, so a network that does not fit is refused before training with
 //    the layer's JSON path, type and both shapes.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,16 @@
 
 namespace convlab {
 
+constexpr int64_t kMaxRepeat = 1000;  // "repeat": copies of one layer entry
+
 nlohmann::json load_config(const std::string& path, const std::vector<std::string>& sets = {});
 void apply_set(nlohmann::json& config, const std::string& assignment);
+// The config a convlab checkpoint stores in its "config" metadata, checked like a config file (JSON depth
+// limit). `format` (e.g. "convlab-gan-generator") is required to match when not empty; `expected` names what
+// the user should have given in the error message.
+nlohmann::json checkpoint_config(const std::map<std::string, std::string>& metadata, const std::string& path,
+                                 const std::string& format = "", const std::string& expected = "");
+
 // config[key] when present (it must be an object), else an empty object.
 const nlohmann::json& config_section(const nlohmann::json& config, const char* key);
 

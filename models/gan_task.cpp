@@ -47,7 +47,7 @@ GanTask make_gan_task(const json& config, bool with_data) {
   Options top(config, "config");
   t.name = top.string("name", "gan");
   check_run_name(t.name);
-  t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0));
+  t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0, INT64_MAX));
   top.string("task", "gan", {"gan"});
   for (const char* k : {"gan", "data", "generator", "discriminator", "optimizer", "optimizer_g", "optimizer_d", "train",
                         "description"})
@@ -55,9 +55,9 @@ GanTask make_gan_task(const json& config, bool with_data) {
   top.finish();
 
   Options g(config_section(config, "gan"), "gan");
-  t.latent = g.integer("latent_size", 100, 1);
-  t.channels = g.integer("image_channels", 1, 1);
-  t.image_size = g.integer("image_size", 28, 1);
+  t.latent = g.integer("latent_size", 100, 1, 1 << 16);
+  t.channels = g.integer("image_channels", 1, 1, 4);
+  t.image_size = g.integer("image_size", 28, 1, kMaxImageSize);
   const std::string init = g.string("init", "dcgan", {"dcgan", "default"});
   t.sample_batch_stats = g.string("sample_bn", "eval", {"eval", "batch"}) == "batch";
   t.ema_decay = g.number("ema_decay", 0.0);
@@ -71,11 +71,11 @@ GanTask make_gan_task(const json& config, bool with_data) {
 
   Options tr(config_section(config, "train"), "train");
   t.train.steps = tr.integer("steps", 2500, 1);
-  t.train.batch_size = tr.integer("batch_size", 64, 1);
+  t.train.batch_size = tr.integer("batch_size", 64, 1, kMaxBatch);
   t.train.log_every = tr.integer("log_every", 50, 1);
   t.train.sample_every = tr.integer("sample_every", 0, 0);
   t.train.checkpoint_every = tr.integer("checkpoint_every", 0, 0);
-  t.train.samples = tr.integer("samples", 64, 1);
+  t.train.samples = tr.integer("samples", 64, 1, 1024);
   tr.finish();
 
   const json& gl = net_layers(config, "generator");
@@ -123,7 +123,7 @@ GanTask make_gan_task(const json& config, bool with_data) {
   const std::string dataset = d.string("dataset", "mnist", {"mnist", "shapes"});
   const std::string dir = dataset == "mnist" ? d.string("mnist_dir", default_mnist_dir()) : "";
   // 0: the whole MNIST train split (8,004 digits); for shapes, 8,000 images (the pilot's MNIST count)
-  const int64_t train_size = d.integer("train_size", 0, 0);
+  const int64_t train_size = d.integer("train_size", 0, 0, kMaxTrainSize);
   d.finish();
   if (with_data && dataset == "shapes") {
     CL_CHECK(t.channels == 1 || t.channels == 3, "gan.image_channels: the shapes set is grey (1) or RGB (3), got "
@@ -224,15 +224,8 @@ Tensor generate(GanTask& t, const Tensor& z) {
 
 GanTask load_generator(const std::string& checkpoint) {
   const auto f = safetensors::load(checkpoint);
-  auto it = f.metadata.find("config");
-  CL_CHECK(it != f.metadata.end() && f.metadata.count("format") && f.metadata.at("format") == "convlab-gan-generator",
-           "checkpoint " << checkpoint << ": not a convlab generator checkpoint (generator.safetensors of a GAN run)");
-  json config;
-  try {
-    config = json::parse(it->second);
-  } catch (const json::parse_error&) {
-    CL_FAIL("checkpoint " << checkpoint << ": its config metadata is not valid JSON");
-  }
+  const json config = checkpoint_config(f.metadata, checkpoint, "convlab-gan-generator",
+                                        "generator checkpoint (generator.safetensors of a GAN run)");
   GanTask t = make_gan_task(config, /*with_data=*/false);
   safetensors::copy_into(f, t.generator->state_dict(), checkpoint);
   t.generator_ema = nullptr;  // the file holds one generator (the live or the averaged weights): sample that one

@@ -28,6 +28,8 @@ float upsample_ratio(const RfLayer& l, int ax, int64_t in, int64_t out) {
 
 bool bounded(int64_t in) { return in > 0; }
 
+constexpr int64_t kMaxCoverageSide = 1 << 16, kMaxCoverageArea = int64_t(1) << 26;  // pixels drawn
+
 }  // namespace
 
 Pair rf_output_size(const RfLayer& l, Pair in) {
@@ -202,7 +204,11 @@ void pull_axis(const RfLayer& l, int ax, int64_t in, int64_t out, CoverageMap& m
     return;
   }
   r.y0 = ax == 0 ? lo : m.y0, r.x0 = ax == 0 ? m.x0 : lo;
+  CL_CHECK(hi - lo < kMaxCoverageSide, l.path << ": the coverage map would span " << hi - lo + 1
+                                              << " pixels, more than the " << kMaxCoverageSide << " it draws");
   r.H = ax == 0 ? hi - lo + 1 : m.H, r.W = ax == 0 ? m.W : hi - lo + 1;
+  CL_CHECK(r.H * r.W <= kMaxCoverageArea, l.path << ": the coverage map would be " << r.H << "x" << r.W
+                                                 << " pixels, more than the " << kMaxCoverageArea << " it draws");
   r.count.assign(static_cast<size_t>(r.H * r.W), 0.0);
   for (int64_t o = 0; o < n; ++o)
     for (int64_t i : src[static_cast<size_t>(o)]) {
@@ -247,13 +253,40 @@ void pull_back(const std::vector<RfLayer>& layers, Pair in, CoverageMap& m) {
 
 }  // namespace
 
+// The analysis walks every tap of every output phase and draws the coverage map pixel by pixel, so
+// its inputs are bounded where a network layer's are not: far above any real network, low enough that a
+// typed number never becomes an endless loop or a map of petabytes.
+constexpr int64_t kMaxRfArg = 4096;    // kernel, stride, padding, dilation, output_padding
+constexpr size_t kMaxRfLayers = 4096;  // layers in one analysed stack (bodies included)
+
+void check_rf_layers(const std::vector<RfLayer>& layers, size_t& count) {
+  for (const RfLayer& l : layers) {
+    CL_CHECK(++count <= kMaxRfLayers, "rf: more than " << kMaxRfLayers << " layers to analyse");
+    for (int ax = 0; ax < 2; ++ax)
+      CL_CHECK(l.kernel[ax] <= kMaxRfArg && l.stride[ax] <= kMaxRfArg && l.padding[ax] <= kMaxRfArg &&
+                   l.dilation[ax] <= kMaxRfArg && l.output_padding[ax] <= kMaxRfArg,
+               l.path << " (" << l.type << "): the receptive-field analysis takes kernel, stride, padding and "
+                      << "dilation up to " << kMaxRfArg << ", got kernel " << l.kernel[ax] << ", stride "
+                      << l.stride[ax] << ", padding " << l.padding[ax] << ", dilation " << l.dilation[ax]);
+    if (l.scale)
+      for (double s : *l.scale)
+        CL_CHECK(std::isfinite(s) && s >= 1.0 / kMaxRfArg && s <= kMaxRfArg,
+                 l.path << " (" << l.type << "): the receptive-field analysis takes scale_factor in [1/" << kMaxRfArg
+                        << ", " << kMaxRfArg << "], got " << s);
+    check_rf_layers(l.body, count);
+  }
+}
+
 RfAnalysis analyse_stack(const std::vector<RfLayer>& layers, const RfOptions& opt) {
+  size_t count = 0;
+  check_rf_layers(layers, count);
   RfAnalysis a;
   a.input_size = opt.input_size;
   const std::vector<Pair> sizes = rf_sizes(layers, opt.input_size);
   a.output_size = sizes.back();
   std::array<AxisState, 2> st{};
   add_rows(layers, opt.input_size, st, a.rows);
+  CL_CHECK(!a.rows.empty(), "rf: no spatial layer to analyse (an empty stack or block)");
 
   const bool bnd = bounded(opt.input_size[0]);
   a.pixel = opt.pixel ? *opt.pixel : bnd ? Pair{a.output_size[0] / 2, a.output_size[1] / 2} : Pair{0, 0};

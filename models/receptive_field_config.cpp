@@ -5,8 +5,10 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "data/json.h"
 #include "layers/options.h"
 #include "layers/registry.h"
+#include "models/config.h"
 #include "models/receptive_field.h"
 
 namespace convlab {
@@ -60,8 +62,9 @@ struct Walker {
       CL_CHECK(e.is_object(), p << ": expected a layer object");
       int64_t repeat = 1;
       if (e.contains("repeat")) {
-        CL_CHECK(e["repeat"].is_number_integer() && e["repeat"].get<int64_t>() >= 1,
-                 p << ".repeat: expected a positive integer, got " << e["repeat"].dump());
+        CL_CHECK(e["repeat"].is_number_integer() && e["repeat"].get<int64_t>() >= 1 &&
+                     e["repeat"].get<int64_t>() <= kMaxRepeat,
+                 p << ".repeat: expected an integer in [1, " << kMaxRepeat << "], got " << json_brief(e["repeat"]));
         repeat = e["repeat"].get<int64_t>();
       }
       const int64_t t = top >= 0 ? top : static_cast<int64_t>(i);

@@ -15,8 +15,9 @@ using nlohmann::json;
 std::unique_ptr<SegDataset> make_dataset(const json& data, uint64_t seed, const std::string& split) {
   Options o(data, "data");
   const std::string kind = o.string("dataset", "shapes", {"shapes", "digits"});
-  const int64_t S = o.integer("image_size", 64, 16);
-  const int64_t train_size = o.integer("train_size", 100000, 1), val_size = o.integer("val_size", 256, 1);
+  const int64_t S = o.integer("image_size", 64, 16, kMaxImageSize);
+  const int64_t train_size = o.integer("train_size", 100000, 1, kMaxTrainSize);
+  const int64_t val_size = o.integer("val_size", 256, 1, kMaxValSize);
   const uint64_t s = seed * 1000003ull + (split == "val" ? 7919ull : 0ull);
   const int64_t n = split == "val" ? val_size : train_size;
   std::unique_ptr<SegDataset> ds;
@@ -26,8 +27,8 @@ std::unique_ptr<SegDataset> make_dataset(const json& data, uint64_t seed, const 
     so.seed = s;
     so.size = n;
     so.line_share = float(o.number("line_share", so.line_share));
-    so.min_objects = o.integer("min_objects", so.min_objects, 0);
-    so.max_objects = o.integer("max_objects", so.max_objects, 0);
+    so.min_objects = o.integer("min_objects", so.min_objects, 0, kMaxObjects);
+    so.max_objects = o.integer("max_objects", so.max_objects, 0, kMaxObjects);
     so.max_radius = float(o.number("max_radius", 0));
     if (o.has("classes")) {
       so.classes.clear();
@@ -49,7 +50,7 @@ std::unique_ptr<SegDataset> make_dataset(const json& data, uint64_t seed, const 
   }
   o.boolean("hflip", true);  // read by make_seg_task; listed here so finish() knows them
   o.boolean("vflip", true);
-  o.integer("crop", 0, 0);
+  o.integer("crop", 0, 0, kMaxImageSize);
   o.finish();
   return ds;
 }
@@ -91,7 +92,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
   Options top(config, "config");
   t.name = top.string("name", "run");
   check_run_name(t.name);
-  t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0));
+  t.seed = static_cast<uint64_t>(top.integer("seed", 0, 0, INT64_MAX));
   top.string("task", "segmentation", {"segmentation"});
   for (const char* k : {"data", "model", "loss", "optimizer", "schedule", "train", "description"})
     if (top.has(k)) top.raw(k);
@@ -101,8 +102,8 @@ SegTask make_seg_task(const json& config, bool with_data) {
   Options d(data, "data");
   t.augment.hflip = d.boolean("hflip", true);
   t.augment.vflip = d.boolean("vflip", true);
-  t.augment.crop = d.integer("crop", 0, 0);
-  const int64_t S = d.integer("image_size", 64, 16);
+  t.augment.crop = d.integer("crop", 0, 0, kMaxImageSize);
+  const int64_t S = d.integer("image_size", 64, 16, kMaxImageSize);
   if (with_data) {
     t.train_set = make_dataset(data, t.seed, "train");
     t.val_set = make_dataset(data, t.seed, "val");
@@ -110,11 +111,11 @@ SegTask make_seg_task(const json& config, bool with_data) {
 
   Options tr(config_section(config, "train"), "train");
   t.train.steps = tr.integer("steps", 600, 1);
-  t.train.batch_size = tr.integer("batch_size", 16, 1);
+  t.train.batch_size = tr.integer("batch_size", 16, 1, kMaxBatch);
   t.train.val_every = tr.integer("val_every", std::max<int64_t>(1, t.train.steps / 4), 1);
   t.train.log_every = tr.integer("log_every", 20, 1);
   t.train.checkpoint_every = tr.integer("checkpoint_every", t.train.val_every, 1);
-  t.train.grid_images = tr.integer("grid_images", 4, 0);
+  t.train.grid_images = tr.integer("grid_images", 4, 0, 64);
   tr.finish();
 
   const int64_t in_ch = 3, crop = t.augment.crop > 0 ? t.augment.crop : S;

@@ -3,7 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace convlab::testing {
 
@@ -82,5 +90,37 @@ std::vector<GradcheckResult> gradcheck(const std::string& what,
 }
 
 std::string source_path(const std::string& rel) { return std::string(CONVLAB_SOURCE_DIR) + "/" + rel; }
+
+std::string temp_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("convlab_test_" + std::to_string(::getpid()) + "_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+std::string temp_file(const std::string& name, const std::string& text) {
+  static const std::string dir = temp_dir("files");
+  const std::string p = dir + "/" + name;
+  std::ofstream(p, std::ios::binary) << text;
+  return p;
+}
+
+CliRun run_cli(const std::string& args, const std::string& stdin_text) {
+  static std::atomic<int> counter{0};
+  static const std::string dir = temp_dir("cli");
+  const std::string base = dir + "/" + std::to_string(counter++);
+  const std::string o = base + ".out", e = base + ".err", i = base + ".in";
+  std::ofstream(i, std::ios::binary) << stdin_text;
+  const std::string cmd = std::string(CONVLAB_BINARY) + " " + args + " <" + i + " >" + o + " 2>" + e;
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  CliRun r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(o), r.err = slurp(e);
+  return r;
+}
 
 }  // namespace convlab::testing

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "data/json.h"
 #include "data/batch.h"
 #include "data/safetensors.h"
 #include "models/erf.h"
@@ -135,27 +136,27 @@ json read_run_metrics(const std::string& run_dir, const std::vector<int64_t>& bu
   std::map<int64_t, double> loss;
   for (std::string line; std::getline(f, line);) {
     if (line.empty()) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::parse_error&) {
-      continue;  // a line cut by an interruption; the resumed run rewrote what follows it
-    }
-    if (!j.contains("step")) continue;
-    const int64_t step = j["step"];
+    // Lines of a run folder on disk: read defensively (a line cut by an interruption, or edited by hand).
+    if (!is_json(line)) continue;  // a line cut by an interruption; the resumed run rewrote what follows it
+    const json j = json::parse(line);
+    int64_t step = 0;
+    if (!j.is_object() || !j.contains("step") || !json_to_int(j["step"], step)) continue;
     if (j.value("split", "") == "val") val[step] = j;  // a resumed run may repeat a step: the last one counts
     else if (j.contains("loss_avg") && j["loss_avg"].is_number()) loss[step] = j["loss_avg"];
   }
   auto pct = [](const json& v) { return v.is_number() ? json(100.0 * v.get<double>()) : json(nullptr); };
+  auto field = [](const json& m, const char* k) { return m.contains(k) ? m[k] : json(); };
+  auto sub = [](const json& m, const char* k, const char* key) {
+    return m.contains(k) && m[k].is_object() && m[k].contains(key) ? m[k][key] : json();
+  };
   json out = {{"at", json::object()}, {"curve", json::array()}, {"loss", json::array()}};
   for (const auto& [step, m] : val) {
-    out["curve"].push_back({step, pct(m["miou"]), m["loss"]});
-    const json& b = m["bucket_miou"];
-    const json& c = m["class_iou"];
-    out["at"][std::to_string(step)] = {{"miou", pct(m["miou"])}, {"pixel_accuracy", pct(m["pixel_accuracy"])},
-                                        {"large", pct(b.value("large", json()))}, {"medium", pct(b.value("medium", json()))},
-                                        {"small", pct(b.value("small", json()))}, {"thin", pct(b.value("thin", json()))},
-                                        {"line", pct(c.value("line", json()))}, {"val_loss", m["loss"]}};
+    out["curve"].push_back({step, pct(field(m, "miou")), field(m, "loss")});
+    out["at"][std::to_string(step)] = {
+        {"miou", pct(field(m, "miou"))},           {"pixel_accuracy", pct(field(m, "pixel_accuracy"))},
+        {"large", pct(sub(m, "bucket_miou", "large"))}, {"medium", pct(sub(m, "bucket_miou", "medium"))},
+        {"small", pct(sub(m, "bucket_miou", "small"))}, {"thin", pct(sub(m, "bucket_miou", "thin"))},
+        {"line", pct(sub(m, "class_iou", "line"))},   {"val_loss", field(m, "loss")}};
   }
   for (int64_t b : budgets)
     CL_CHECK(out["at"].contains(std::to_string(b)), "compare: " << path << " has no validation at step " << b);

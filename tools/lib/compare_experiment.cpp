@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "data/json.h"
 #include "layers/options.h"
 #include "models/config.h"
 #include "tools/lib/compare.h"
@@ -28,9 +29,9 @@ std::vector<std::string> string_list(Options& o, const std::string& key) {
   std::vector<std::string> out;
   if (!o.has(key)) return out;
   const json& v = o.raw(key);
-  CL_CHECK(v.is_array(), o.path() << "." << key << ": expected a list of strings, got " << v.dump());
+  CL_CHECK(v.is_array(), o.path() << "." << key << ": expected a list of strings, got " << json_brief(v));
   for (size_t i = 0; i < v.size(); ++i) {
-    CL_CHECK(v[i].is_string(), o.path() << "." << key << "[" << i << "]: expected a string, got " << v[i].dump());
+    CL_CHECK(v[i].is_string(), o.path() << "." << key << "[" << i << "]: expected a string, got " << json_brief(v[i]));
     out.push_back(v[i].get<std::string>());
   }
   return out;
@@ -125,7 +126,7 @@ Experiment parse(const json& j, const std::string& path, bool quick) {
     for (size_t i = 0; i < ps.size(); ++i) {
       const std::string who = "experiment.pairs[" + std::to_string(i) + "]";
       CL_CHECK(ps[i].is_array() && ps[i].size() == 2 && ps[i][0].is_string() && ps[i][1].is_string(),
-               who << ": expected [a, b] (two variant names: a - b is reported), got " << ps[i].dump());
+               who << ": expected [a, b] (two variant names: a - b is reported), got " << json_brief(ps[i]));
       const std::string a = variant_name_or_hint(who, ps[i][0], names), b = variant_name_or_hint(who, ps[i][1], names);
       CL_CHECK(a != b, who << ": compares '" << a << "' with itself");
       e.pairs.emplace_back(a, b);
@@ -170,16 +171,7 @@ Experiment parse(const json& j, const std::string& path, bool quick) {
 
 Experiment load_experiment(const std::string& path, bool quick) {
   try {
-    const std::string text = read_text_file(path);
-    json j;
-    try {
-      j = json::parse(text);
-    } catch (const json::parse_error& err) {
-      // nlohmann's message ends with the byte offset; keep it short and on one line.
-      std::string m = err.what();
-      const size_t at = m.find("parse error");
-      CL_FAIL("not valid JSON: " << (at == std::string::npos ? m : m.substr(at)));
-    }
+    const json j = parse_json(read_text_file(path), "");  // the catch below names the file
     CL_CHECK(j.is_object(), "an experiment must be a JSON object");
     return parse(j, path, quick);
   } catch (const Error& err) {

@@ -36,7 +36,8 @@ std::string time_per_run(const json& v, const char* key) {
   double sum = 0;
   int64_t n = 0;
   for (const json& r : v["runs"])
-    if (r["timing"][key].is_number()) sum += r["timing"][key].get<double>(), ++n;
+    if (r.contains("timing") && r["timing"].is_object() && r["timing"].contains(key) && r["timing"][key].is_number())
+      sum += r["timing"][key].get<double>(), ++n;
   return n ? num(sum / double(n), sum / double(n) < 10 ? 1 : 0) + " s" : "n/a";
 }
 

@@ -110,7 +110,8 @@ DeformStats deform_stats(const DeformGeometry& g, const Tensor& offset, const Te
             s.max_abs_offset = std::max(s.max_abs_offset, len);
             outside += reads_padding(g, double(static_cast<float>(by) + dy[p]), double(static_cast<float>(bx) + dx[p]));
             regular_outside += reads_padding(g, double(by), double(bx));
-            if (m) s.mask_histogram[static_cast<size_t>(std::clamp(int(std::floor(m[p] * 5.f)), 0, 4))] += 1;
+            if (m && std::isfinite(m[p]))  // a non-finite mask (diverged weights) has no bin
+              s.mask_histogram[static_cast<size_t>(std::clamp(std::floor(m[p] * 5.f), 0.f, 4.f))] += 1;
           }
       }
   if (s.points > 0) {

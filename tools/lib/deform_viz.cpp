@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "tools/lib/cli_checks.h"
 #include "data/png.h"
 #include "data/safetensors.h"
 #include "models/config.h"
@@ -38,14 +39,9 @@ Loaded load_model(const DeformVizCommand& c) {
     config = load_config(c.config, c.sets);
     l.config_source = c.config;
   } else {
-    auto it = f.metadata.find("config");
-    CL_CHECK(it != f.metadata.end(), "deform-viz: checkpoint " << c.checkpoint
-                                         << " has no config in its metadata (give one with --config)");
-    try {
-      config = json::parse(it->second);
-    } catch (const json::parse_error&) {
-      CL_FAIL("deform-viz: checkpoint " << c.checkpoint << ": its config metadata is not valid JSON");
-    }
+    CL_CHECK(f.metadata.count("config"), "deform-viz: checkpoint " << c.checkpoint
+                                             << " has no config in its metadata (give one with --config)");
+    config = checkpoint_config(f.metadata, c.checkpoint);
     for (const std::string& s : c.sets) apply_set(config, s);
     l.config_source = "the checkpoint's config";
   }
@@ -152,8 +148,16 @@ struct Canvas {
   double f = 1, oy = 0, ox = 0;  // image coordinate v -> canvas pixel (v + 0.5) * f + o
   void dot(double y, double x, double r, std::array<uint8_t, 3> c, bool filled) {
     const double cy = (y + 0.5) * f + oy, cx = (x + 0.5) * f + ox;
-    for (int64_t py = int64_t(std::floor(cy - r - 1)); py <= int64_t(std::ceil(cy + r + 1)); ++py)
-      for (int64_t px = int64_t(std::floor(cx - r - 1)); px <= int64_t(std::ceil(cx + r + 1)); ++px) {
+    // Offsets come from trained weights: a non-finite or far-away point is not drawn (and never looped to).
+    if (!std::isfinite(cy) || !std::isfinite(cx) || !std::isfinite(r) || cy + r + 1 < 0 || cx + r + 1 < 0 ||
+        cy - r - 1 >= double(img.H) || cx - r - 1 >= double(img.W))
+      return;
+    const int64_t y_lo = std::max<int64_t>(0, int64_t(std::floor(cy - r - 1)));
+    const int64_t y_hi = std::min<int64_t>(img.H - 1, int64_t(std::ceil(cy + r + 1)));
+    const int64_t x_lo = std::max<int64_t>(0, int64_t(std::floor(cx - r - 1)));
+    const int64_t x_hi = std::min<int64_t>(img.W - 1, int64_t(std::ceil(cx + r + 1)));
+    for (int64_t py = y_lo; py <= y_hi; ++py)
+      for (int64_t px = x_lo; px <= x_hi; ++px) {
         if (py < 0 || px < 0 || py >= img.H || px >= img.W) continue;
         const double d = std::hypot(py + 0.5 - cy, px + 0.5 - cx);
         if (filled ? d <= r : std::fabs(d - r) <= 0.6) std::copy(c.begin(), c.end(), img.at(py, px));
@@ -161,12 +165,16 @@ struct Canvas {
   }
   void line(double y0, double x0, double y1, double x1, std::array<uint8_t, 3> c) {
     const double len = std::hypot(y1 - y0, x1 - x0) * f;
-    const int64_t n = std::max<int64_t>(1, int64_t(len * 2));
+    if (!std::isfinite(len) || !std::isfinite(y0 + x0)) return;
+    // At most a few steps per picture pixel: a line to a far-away point is cut where it leaves the picture.
+    const int64_t n = int64_t(std::clamp(len * 2, 1.0, 4.0 * double(img.H + img.W)));
     for (int64_t i = 0; i <= n; ++i) {
       const double s = double(i) / double(n);
-      const int64_t py = int64_t(std::floor((y0 + s * (y1 - y0) + 0.5) * f + oy));
-      const int64_t px = int64_t(std::floor((x0 + s * (x1 - x0) + 0.5) * f + ox));
-      if (py >= 0 && px >= 0 && py < img.H && px < img.W) std::copy(c.begin(), c.end(), img.at(py, px));
+      const double fy = std::floor((y0 + s * (y1 - y0) + 0.5) * f + oy);
+      const double fx = std::floor((x0 + s * (x1 - x0) + 0.5) * f + ox);
+      if (!(fy >= 0 && fx >= 0 && fy < double(img.H) && fx < double(img.W))) continue;
+      const int64_t py = int64_t(fy), px = int64_t(fx);
+      std::copy(c.begin(), c.end(), img.at(py, px));
     }
   }
 };
@@ -344,7 +352,7 @@ void register_deform_viz(CLI::App& app) {
   sub->add_option("--config", c->config, "config file (default: the one stored in the checkpoint)");
   sub->add_option("--set", c->sets, "override a config value (repeatable)");
   sub->add_option("image", c->image, "input PNG (or --val-image)");
-  sub->add_option("--val-image", c->val_image, "use validation image K of the config's dataset instead of a PNG");
+  sub->add_option("--val-image", c->val_image, "use validation image K of the config's dataset instead of a PNG")->check(at_most(100000));
   sub->add_option("-o,--png", c->png, "write the picture of the sampling points");
   sub->add_option("--layer", c->layer, "the deformable layer: its index in model.layers / state-dict prefix "
                                        "(default: the first deformable layer)");

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "tools/lib/cli_checks.h"
 #include "core/random.h"
 #include "core/threads.h"
 #include "data/png.h"
@@ -93,12 +94,12 @@ void register_gan_commands(CLI::App& app) {
   auto sa = std::make_shared<SampleArgs>();
   CLI::App* sample = app.add_subcommand("sample", "Draw samples (a grid) or a latent interpolation strip from a generator");
   sample->add_option("--checkpoint", sa->checkpoint, "generator.safetensors of a GAN run")->required();
-  sample->add_option("-n", sa->n, "number of samples in the grid (default 64)");
+  sample->add_option("-n", sa->n, "number of samples in the grid (default 64)")->check(at_most(4096));
   sample->add_option("-o,--output", sa->output, "output PNG (default samples.png)");
   sample->add_option("--seed", sa->seed, "latent seed (default 0)");
   sample->add_option("--cols", sa->cols, "grid columns (default 8)")->check(CLI::PositiveNumber);
   sample->add_option("--interpolate", sa->interpolate, "SEED_A,SEED_B: a strip from seed A's z to seed B's z");
-  sample->add_option("--steps", sa->steps, "images in the interpolation strip (default 10)");
+  sample->add_option("--steps", sa->steps, "images in the interpolation strip (default 10)")->check(at_most(256));
   sample->add_option("--bn", sa->bn, "batch norm at sampling: eval (running stats) or batch (default: the config's)")
       ->check(CLI::IsMember({"eval", "batch"}));
   sample->add_flag("--json", sa->json, "print JSON");
@@ -114,7 +115,7 @@ void register_gan_commands(CLI::App& app) {
   ev->add_option("--checkpoint", ea->checkpoint, "generator.safetensors of a GAN run");
   ev->add_option("--config", ea->config, "a GAN config: score its freshly initialised generator instead");
   ev->add_option("--set", ea->sets, "override a value of --config (repeatable)");
-  ev->add_option("-n", ea->n, "samples to draw (default 10000)");
+  ev->add_option("-n", ea->n, "samples to draw (default 10000)")->check(at_most(100000));
   ev->add_option("--seed", ea->seed, "latent seed (default 1)");
   ev->add_option("--bn", ea->bn, "batch norm at sampling: eval or batch (default: the config's)")->check(CLI::IsMember({"eval", "batch"}));
   ev->add_flag("--no-references", *no_refs, "skip the held-out real digits and uniform noise rows");

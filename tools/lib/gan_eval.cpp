@@ -284,9 +284,11 @@ json gan_eval(const GanEvalOptions& o) {
   CL_CHECK(!o.checkpoint.empty() || !o.config.empty() || o.references,
            "gan-eval: nothing to score (give --checkpoint or --config)");
   Classifier c = load_classifier(o.classifier);
-  const std::string dir = c.config.contains("data") && c.config["data"].contains("mnist_dir")
-                              ? c.config["data"]["mnist_dir"].get<std::string>()
-                              : default_mnist_dir();
+  const json& cd = c.config;  // from the classifier checkpoint: a file, so its types are checked
+  const bool has_dir = cd.contains("data") && cd["data"].is_object() && cd["data"].contains("mnist_dir");
+  CL_CHECK(!has_dir || cd["data"]["mnist_dir"].is_string(),
+           "gan-eval: classifier " << o.classifier << ": data.mnist_dir in its config is not a string");
+  const std::string dir = has_dir ? cd["data"]["mnist_dir"].get<std::string>() : default_mnist_dir();
   const Mnist m = load_mnist(dir);
   // Reference statistics: the classifier's features of MNIST's whole train split (what the GAN learns from).
   std::vector<double> rp, rf;
@@ -296,6 +298,8 @@ json gan_eval(const GanEvalOptions& o) {
   if (!o.checkpoint.empty() || !o.config.empty()) {
     GanTask t = !o.checkpoint.empty() ? load_generator(o.checkpoint) : make_gan_task(load_config(o.config, o.sets), false);
     if (!o.bn.empty()) t.sample_batch_stats = o.bn == "batch";
+    CL_CHECK(t.channels == 1 && t.image_size == Mnist::kSide,  // before drawing -n samples, not after
+             "gan-eval: the generator makes " << shape_str(t.image_shape(1)) << " images, the classifier takes [1,1,28,28]");
     Rng rng(o.seed);
     std::vector<float> all;
     const int64_t chunk = 500;
@@ -304,8 +308,6 @@ json gan_eval(const GanEvalOptions& o) {
       all.insert(all.end(), img.data(), img.data() + img.numel());
     }
     const Tensor images = Tensor::from(t.image_shape(o.n), all);
-    CL_CHECK(t.channels == 1 && t.image_size == Mnist::kSide,
-             "gan-eval: the generator makes " << shape_str(t.image_shape(1)) << " images, the classifier takes [1,1,28,28]");
     json r = score(c, ref, images, o.checkpoint.empty() ? "generator at init (" + o.config + ")" : o.checkpoint);
     r["sample_bn"] = t.sample_batch_stats ? "batch" : "eval";
     rows.push_back(r);

@@ -7,32 +7,18 @@
 
 #include "core/error.h"
 #include "core/random.h"
+#include "data/json.h"
 
 namespace convlab {
 namespace {
 
 using nlohmann::json;
 
-// An integer JSON value (3 or 3.0 are integers; 1.5, true, "3" are not).
-bool json_integer(const json& v, int64_t& out) {
-  if (v.is_number_integer()) {
-    out = v.get<int64_t>();
-    return true;
-  }
-  if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) {
-      out = static_cast<int64_t>(d);
-      return true;
-    }
-  }
-  return false;
-}
+std::string brief(const json& v) { return json_brief(v, 40); }
 
-std::string brief(const json& v) {
-  std::string s = v.dump();
-  return s.size() > 40 ? s.substr(0, 40) + "..." : s;
-}
+// Input elements of one case, all tensors together (256 MiB of float32): checked on the shapes before any
+// tensor is allocated or filled.
+constexpr int64_t kMaxCaseElements = int64_t(1) << 26;
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -47,30 +33,37 @@ double median_ms(std::vector<double> v) {
 
 }  // namespace
 
-Tensor tensor_from_json(const json& j, const std::string& path) {
+Shape tensor_shape_from_json(const json& j, const std::string& path) {
   CL_CHECK(j.is_object(), path << ": expected an object {\"shape\", \"data\"|\"random\"}, got " << brief(j));
   for (const auto& [k, v] : j.items())
     CL_CHECK(k == "shape" || k == "data" || k == "random",
              path << ": unknown field '" << k << "' (a tensor has shape and data, or shape and random)");
   CL_CHECK(j.contains("shape"), path << ".shape: missing");
   const json& js = j["shape"];
-  CL_CHECK(js.is_array() && !js.empty(), path << ".shape: expected a non-empty list of dimensions, got " << brief(js));
+  CL_CHECK(js.is_array() && !js.empty() && js.size() <= 8,
+           path << ".shape: expected a list of 1 to 8 dimensions, got " << brief(js));
   Shape shape;
+  int64_t total = 1;
   for (size_t i = 0; i < js.size(); ++i) {
     int64_t d;
-    CL_CHECK(json_integer(js[i], d) && d >= 1,
+    CL_CHECK(json_to_int(js[i], d) && d >= 1,
              path << ".shape[" << i << "]: expected an integer >= 1, got " << brief(js[i]));
-    CL_CHECK(d <= (int64_t(1) << 31), path << ".shape[" << i << "]: dimension " << d << " is too large");
     shape.push_back(d);
+    CL_CHECK(!__builtin_mul_overflow(total, d, &total) && total <= kMaxCaseElements,
+             path << ": shape " << json_brief(js) << " has more than " << kMaxCaseElements
+                  << " elements (the limit for one op case)");
   }
-  const double total = [&] { double t = 1; for (auto d : shape) t *= double(d); return t; }();
-  CL_CHECK(total <= double(int64_t(1) << 32), path << ": shape " << shape_str(shape) << " is too large");
+  return shape;
+}
+
+Tensor tensor_from_json(const json& j, const std::string& path) {
+  const Shape shape = tensor_shape_from_json(j, path);
   const bool has_data = j.contains("data"), has_random = j.contains("random");
   CL_CHECK(has_data != has_random, path << ": give exactly one of data or random");
   Tensor t = Tensor::empty(shape);
   if (has_random) {
     int64_t seed;
-    CL_CHECK(json_integer(j["random"], seed) && seed >= 0,
+    CL_CHECK(json_to_int(j["random"], seed) && seed >= 0,
              path << ".random: expected a non-negative integer seed, got " << brief(j["random"]));
     Rng rng(static_cast<uint64_t>(seed));
     fill_uniform(t, rng, -1.f, 1.f);
@@ -127,8 +120,8 @@ Pair OpCall::pair(const std::string& f, Pair dflt) const {
   if (!fields.contains(f)) return dflt;
   const json& v = fields[f];
   int64_t a, b;
-  if (json_integer(v, a)) return {a, a};
-  CL_CHECK(v.is_array() && v.size() == 2 && json_integer(v[0], a) && json_integer(v[1], b),
+  if (json_to_int(v, a)) return {a, a};
+  CL_CHECK(v.is_array() && v.size() == 2 && json_to_int(v[0], a) && json_to_int(v[1], b),
            op << ": " << f << " must be an integer or a pair [h, w] of integers, got " << brief(v));
   return {a, b};
 }
@@ -136,7 +129,7 @@ Pair OpCall::pair(const std::string& f, Pair dflt) const {
 int64_t OpCall::integer(const std::string& f, int64_t dflt) const {
   if (!fields.contains(f)) return dflt;
   int64_t v;
-  CL_CHECK(json_integer(fields[f], v), op << ": " << f << " must be an integer, got " << brief(fields[f]));
+  CL_CHECK(json_to_int(fields[f], v), op << ": " << f << " must be an integer, got " << brief(fields[f]));
   return v;
 }
 
@@ -156,13 +149,7 @@ const OpSpec* find_op(const std::string& name) {
 }
 
 OpCall parse_case(const std::string& text) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    throw Error("case: not valid JSON (" + what.substr(what.find(':') + 2) + ")");
-  }
+  const json j = parse_json(text, "case");
   CL_CHECK(j.is_object(), "case: expected a JSON object, got " << brief(j));
   CL_CHECK(j.contains("op") && j["op"].is_string(), "case: missing field 'op' (a string)");
   OpCall call;
@@ -185,9 +172,15 @@ OpCall parse_case(const std::string& text) {
     return n == "grad_output" || std::count(spec->required.begin(), spec->required.end(), n) ||
            std::count(spec->optional.begin(), spec->optional.end(), n);
   };
+  int64_t total = 0;
   for (const auto& [k, v] : jt.items()) {
     CL_CHECK(known(k), call.op << ": unknown tensor '" << k << "' (this op takes: " << join(spec->required)
                                << "; optional: " << join(spec->optional) << ", grad_output)");
+    total += numel_of(tensor_shape_from_json(v, "tensors." + k));  // each <= kMaxCaseElements: no overflow
+    CL_CHECK(total <= kMaxCaseElements,
+             call.op << ": the case's tensors hold more than " << kMaxCaseElements << " elements in all");
+  }
+  for (const auto& [k, v] : jt.items()) {
     Tensor t = tensor_from_json(v, "tensors." + k);
     if (k == "grad_output") call.grad_output = t;
     else call.tensors[k] = t.set_requires_grad(true);

@@ -5,16 +5,14 @@
 
 
 #include "core/error.h"
+#include "data/json.h"
 
 namespace convlab {
 namespace {
 
 using nlohmann::json;
 
-std::string brief(const json& v) {
-  std::string s = v.dump();
-  return s.size() > 40 ? s.substr(0, 40) + "..." : s;
-}
+std::string brief(const json& v) { return json_brief(v, 40); }
 
 bool boolean(const OpCall& c, const std::string& f, bool dflt) {
   if (!c.fields.contains(f)) return dflt;

@@ -9,6 +9,7 @@
 // periodic with the product of the upsampling factors). k4 s2 gives 2 taps per axis everywhere inside (flat),
 // k3 s2 alternates 1 and 2 (1, 2, 4 in 2-D), resize-conv 3 (flat); stacking multiplies unevenness.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 
@@ -45,8 +46,8 @@ int64_t up_factor(const RfLayer& l, int ax) {
   CL_CHECK(l.scale, "checkerboard: " << l.path << " (" << l.type << "): an upsample with an explicit size has no "
                                      << "lattice period; give scale_factor");
   const double s = (*l.scale)[ax];
-  CL_CHECK(s >= 1 && s == double(int64_t(s)), "checkerboard: " << l.path << " (" << l.type << "): scale_factor " << s
-                                                                << " is not a whole number: no periodic overlap");
+  CL_CHECK(s >= 1 && s <= 4096 && s == std::floor(s), "checkerboard: " << l.path << " (" << l.type << "): scale_factor " << s
+                                                                << " is not a whole number up to 4096: no periodic overlap");
   return int64_t(s);
 }
 

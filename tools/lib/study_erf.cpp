@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "data/batch.h"
 #include "data/safetensors.h"
+#include "data/json.h"
 #include "models/config.h"
 #include "models/erf.h"
 #include "models/seg_task.h"
@@ -34,7 +35,7 @@ Tensor validation_images(const json& config, uint64_t seed, int64_t n) {
 std::string first_difference(const json& a, const json& b, const std::string& path) {
   if (a.is_object() && b.is_object()) {
     for (const auto& [k, v] : a.items()) {
-      if (!b.contains(k)) return path + "." + k + ": " + v.dump() + " vs (absent)";
+      if (!b.contains(k)) return path + "." + k + ": " + json_brief(v) + " vs (absent)";
       if (std::string d = first_difference(v, b[k], path + "." + k); !d.empty()) return d;
     }
     for (const auto& [k, v] : b.items())
@@ -46,19 +47,18 @@ std::string first_difference(const json& a, const json& b, const std::string& pa
       if (std::string d = first_difference(a[i], b[i], path + "[" + std::to_string(i) + "]"); !d.empty()) return d;
     return "";
   }
-  return a == b ? "" : path + ": " + a.dump() + " vs " + b.dump();
+  return a == b ? "" : path + ": " + json_brief(a) + " vs " + json_brief(b);
 }
 
 // Weights of the same shapes fit networks that differ in dilation or padding: compare the layer lists
 // with the config stored in the checkpoint's metadata (when there is one).
 std::string checkpoint_warning(const safetensors::File& f, const std::string& path, const json& config) {
-  const auto it = f.metadata.find("config");
-  if (it == f.metadata.end()) return "";
+  if (!f.metadata.count("config")) return "";
   json stored;
   try {
-    stored = json::parse(it->second);
-  } catch (const json::parse_error&) {
-    return "";
+    stored = checkpoint_config(f.metadata, path);
+  } catch (const Error&) {
+    return "";  // an unreadable stored config only loses the warning
   }
   if (!stored.contains("model") || !stored["model"].contains("layers")) return "";
   const std::string d = first_difference(stored["model"]["layers"], config["model"]["layers"], "model.layers");

@@ -144,6 +144,9 @@ StudyResult matrix_command(const MatrixCommand& c) {
   const Tensor go = call.grad_output;
   if (go.defined()) {  // image 0 of the case's grad_output (channel c_out of it for a pair)
     const int64_t off = c.pair.empty() ? 0 : c.pair[0] * d.hw_out();
+    CL_CHECK(go.dim() == 4 && go.size(2) == d.H_out && go.size(3) == d.W_out && go.numel() >= off + g.numel(),
+             "matrix: grad_output " << shape_str(go.shape()) << " does not match the conv output " << shape_str(y.shape())
+                                    << (c.pair.empty() ? "" : " of the whole case"));
     std::copy_n(go.data() + off, g.numel(), g.data());
   }
   const std::vector<double> ctg = matvec(C, g.data(), true);

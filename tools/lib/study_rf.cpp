@@ -69,6 +69,8 @@ std::string coverage_text(const CoverageMap& c, double mx) {
 StudyResult rf_command(const RfCommand& c) {
   CL_CHECK(c.config.empty() != c.dilations.empty(), "rf: give a CONFIG or --dilations (e.g. --kernel 3 --dilations 1,2,5), not both");
   CL_CHECK(c.pixel.empty() || c.pixel.size() == 2, "rf: --pixel takes y,x");
+  for (int64_t p : c.pixel)  // the unbounded lattice multiplies it by strides: kept far inside int64
+    CL_CHECK(p >= -1000000 && p <= 1000000, "rf: --pixel coordinates must be within +-1000000, got " << p);
   CL_CHECK(c.size >= 0, "rf: --size must be >= 1, got " << c.size);
   std::vector<RfLayer> layers;
   Pair in{-1, -1};

@@ -43,6 +43,10 @@ std::pair<int64_t, int64_t> conv_preimage(int64_t out, int64_t k, int64_t st, in
 }
 
 StudyResult transposed_inverse(const SizeCommand& c) {
+  // The search tries every padding, output_padding and dilation: kept to sizes a person would ask about.
+  CL_CHECK(c.kernel <= 64 && c.stride <= 64,
+           "size --out: kernel and stride must be at most 64 for the search, got kernel " << c.kernel << ", stride "
+                                                                                         << c.stride);
   StudyResult r;
   const auto sol = transposed_solutions(c.in, c.out, c.kernel, c.stride);
   json list = json::array();
