@@ -49,7 +49,8 @@ Tensor sum(const Tensor& a, std::vector<int64_t> axes, bool keepdim) {
   Shape kept = a.shape();
   for (int64_t ax : axes) kept[ax] = 1;
   Tensor out = sum_to(a.detach(), kept);
-  if (out.same(a)) out = a.detach().clone();  // sum over no axes (or size-1 axes): still a new tensor
+  // Sum over no axes (or size-1 axes) hands back a view of a's storage: still a new tensor, never an alias.
+  if (out.impl()->storage == a.impl()->storage) out = a.detach().clone();
   const Shape full = a.shape();
   record(out, "sum_axes", {a}, [a, full](const Tensor& g) { accumulate_grad(a, expand_to(g, full, 1.f)); });
   if (keepdim) return out;

@@ -47,7 +47,7 @@ void run_sample(const SampleArgs& a) {
   const size_t comma = a.interpolate.find(',');
   uint64_t sa = 0, sb = 0;
   try {
-    CL_CHECK(comma != std::string::npos, "");
+    CL_CHECK(comma != std::string::npos && a.interpolate.find('-') == std::string::npos, "");  // stoull takes "-1"
     sa = std::stoull(a.interpolate.substr(0, comma));
     sb = std::stoull(a.interpolate.substr(comma + 1));
   } catch (const std::exception&) {

@@ -35,6 +35,8 @@ double inception_score(const std::vector<double>& probs, int64_t classes) {
 }
 
 Gaussian fit_gaussian(const std::vector<double>& f, int64_t dim) {
+  // dim^2 doubles and an O(dim^3) eigen-solve: the classifier's feature layer must be a feature vector.
+  CL_CHECK(dim >= 1 && dim <= 4096, "frechet_distance: " << dim << " features per image; at most 4096 are supported");
   const int64_t n = int64_t(f.size()) / dim;
   CL_CHECK(n >= 2, "frechet_distance: needs at least 2 samples, got " << n);
   Gaussian g;
