@@ -18,6 +18,7 @@
 #include "data/mnist.h"
 #include "data/safetensors.h"
 #include "layers/options.h"
+#include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/seg_task.h"  // make_optimizer
 #include "tools/lib/io.h"
@@ -171,7 +172,8 @@ json train_classifier(const json& config, const TrainFlags& flags) {
   Sequential& model = *t.c.model;
   auto opt = make_optimizer(config.contains("optimizer") ? config["optimizer"] : json::object(), model);
   const fs::path dir = fs::path(flags.runs_dir) / t.name;
-  fs::create_directories(dir);
+  RunCheckpoints ckpts(dir.string(), {"model.safetensors"});
+  ckpts.start(/*resume=*/false, flags.overwrite, /*resumable=*/false);
   write_file_atomic((dir / "config.json").string(), config.dump(2) + "\n");
   std::FILE* mlog = std::fopen((dir / "metrics.jsonl").string().c_str(), "w");
   CL_CHECK(mlog, (dir / "metrics.jsonl").string() << ": cannot write");
@@ -200,7 +202,7 @@ json train_classifier(const json& config, const TrainFlags& flags) {
     opt->zero_grad();
     Tensor loss = cross_entropy(model.forward(x), mnist_labels(*t.mnist, idx));
     const float l = loss.item();
-    CL_CHECK(std::isfinite(l), "train: loss became " << l << " at step " << done);
+    CL_CHECK(std::isfinite(l), "train: loss became " << l << " at step " << done << "; " << ckpts.kept());
     loss.backward();
     opt->step();
     loss_avg = std::isnan(loss_avg) ? l : 0.9 * loss_avg + 0.1 * l;
@@ -221,8 +223,8 @@ json train_classifier(const json& config, const TrainFlags& flags) {
     std::fflush(stdout);
   }
   std::fclose(mlog);
-  safetensors::save((dir / "model.safetensors").string(), model.state_dict(),
-                    {{"format", "convlab-classifier"}, {"step", std::to_string(t.steps)}, {"config", config.dump()}});
+  ckpts.save(t.steps,
+             {{"model.safetensors", model.state_dict(), {{"format", "convlab-classifier"}, {"config", config.dump()}}}});
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   json summary = {{"name", t.name},         {"task", "classification"}, {"steps", t.steps},
                   {"parameters", model.num_parameters()}, {"train_seconds", secs}, {"final", last_eval},

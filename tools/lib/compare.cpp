@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/seg_task.h"
 #include "tools/lib/compare.h"
@@ -82,7 +83,7 @@ RunState run_state(const fs::path& d, const json& cfg, bool fresh) {
     return RunState::train;
   }
   if (fs::exists(d / "summary.json")) return RunState::finished;
-  const bool ckpt = fs::exists(d / "model.safetensors") && fs::exists(d / "optimizer.safetensors");
+  const bool ckpt = RunCheckpoints(d.string(), {"model.safetensors", "optimizer.safetensors"}).exists();
   return ckpt ? RunState::resume : RunState::train;
 }
 
@@ -292,7 +293,8 @@ StudyResult compare_command(const CompareCommand& c) {
         say(tag + (resume ? ": resuming" : ": training") + "...");
         const auto w0 = std::chrono::steady_clock::now();
         const double u0 = cpu_seconds();
-        train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = resume, .quiet = true});
+        // Not resumed: a checkpoint of another config (or --fresh) is deleted, not refused.
+        train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = resume, .quiet = true, .overwrite = !resume});
         timing = {{"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count()},
                   {"cpu_s", cpu_seconds() - u0}, {"resumed", resume}};
         write_file_atomic((d / "compare_timing.json").string(), timing.dump(2) + "\n");

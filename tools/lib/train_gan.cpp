@@ -18,6 +18,7 @@
 #include "data/dataset.h"
 #include "data/png.h"
 #include "data/safetensors.h"
+#include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/gan_task.h"
 #include "models/seg_task.h"  // make_optimizer
@@ -47,53 +48,43 @@ double mean_prob(const Tensor& logits) {
   return s / double(logits.numel());
 }
 
-void save_checkpoint(const GanTask& t, const Optimizer& og, const Optimizer& od, int64_t step, const fs::path& dir) {
-  const std::string s = std::to_string(step), cfg = t.config.dump();
+std::vector<CheckpointFile> checkpoint_files(const GanTask& t, const Optimizer& og, const Optimizer& od) {
+  const std::string cfg = t.config.dump();
   NamedTensors st;
   for (auto& [k, v] : og.state()) st.emplace_back("g." + k, v);
   for (auto& [k, v] : od.state()) st.emplace_back("d." + k, v);
-  // Optimizer first: a crash between the files leaves a step mismatch that --resume refuses, never a mix.
-  safetensors::save((dir / "optimizer.safetensors").string(), st, {{"format", "convlab-gan-optimizer"}, {"step", s}});
-  safetensors::save((dir / "discriminator.safetensors").string(), t.discriminator->state_dict(),
-                    {{"format", "convlab-gan-discriminator"}, {"step", s}, {"config", cfg}});
+  std::vector<CheckpointFile> files = {
+      {"generator.safetensors", t.generator->state_dict(), {{"format", "convlab-gan-generator"}, {"config", cfg}}},
+      {"discriminator.safetensors", t.discriminator->state_dict(),
+       {{"format", "convlab-gan-discriminator"}, {"config", cfg}}},
+      {"optimizer.safetensors", st, {{"format", "convlab-gan-optimizer"}}}};
   if (t.generator_ema)  // the averaged weights: `convlab sample` / `gan-eval` take this file like generator.safetensors
-    safetensors::save((dir / "generator_ema.safetensors").string(), t.generator_ema->state_dict(),
-                      {{"format", "convlab-gan-generator"}, {"step", s}, {"config", cfg}, {"weights", "ema"}});
-  safetensors::save((dir / "generator.safetensors").string(), t.generator->state_dict(),
-                    {{"format", "convlab-gan-generator"}, {"step", s}, {"config", cfg}});
+    files.push_back({"generator_ema.safetensors", t.generator_ema->state_dict(),
+                     {{"format", "convlab-gan-generator"}, {"config", cfg}, {"weights", "ema"}}});
+  return files;
 }
 
-int64_t load_checkpoint(GanTask& t, Optimizer& og, Optimizer& od, const fs::path& dir) {
-  const std::string gp = (dir / "generator.safetensors").string(), dp = (dir / "discriminator.safetensors").string(),
-                    op = (dir / "optimizer.safetensors").string();
-  CL_CHECK(fs::exists(gp) && fs::exists(dp) && fs::exists(op),
-           "--resume: no checkpoint in " << dir.string()
-                                         << " (generator.safetensors, discriminator.safetensors, optimizer.safetensors)");
-  const auto gf = safetensors::load(gp), df = safetensors::load(dp), of = safetensors::load(op);
-  auto step_of = [](const safetensors::File& f) { return f.metadata.count("step") ? f.metadata.at("step") : "?"; };
-  CL_CHECK(step_of(gf) != "?" && step_of(gf) == step_of(df) && step_of(gf) == step_of(of),
-           "--resume: " << dir.string() << " holds checkpoint files from different steps (generator "
-                        << step_of(gf) << ", discriminator " << step_of(df) << ", optimizer " << step_of(of) << ")");
-  safetensors::copy_into(gf, t.generator->state_dict(), gp);
+int64_t load_checkpoint(GanTask& t, Optimizer& og, Optimizer& od, const Checkpoint& c) {
+  safetensors::copy_into(c.file("generator.safetensors"), t.generator->state_dict(), c.path("generator.safetensors"));
   if (t.generator_ema) {
-    const std::string ep = (dir / "generator_ema.safetensors").string();
-    CL_CHECK(fs::exists(ep), "--resume: gan.ema_decay is set but " << dir.string()
-                                                                   << " has no generator_ema.safetensors to continue from");
-    const auto ef = safetensors::load(ep);
-    CL_CHECK(step_of(ef) == step_of(gf), "--resume: " << ep << " is from step " << step_of(ef) << ", the generator from "
-                                                      << step_of(gf));
-    safetensors::copy_into(ef, t.generator_ema->state_dict(), ep);
+    CL_CHECK(c.has("generator_ema.safetensors"), "--resume: gan.ema_decay is set but the checkpoint of step "
+                                                     << c.step << " (" << c.source
+                                                     << ") has no generator_ema.safetensors to continue from");
+    safetensors::copy_into(c.file("generator_ema.safetensors"), t.generator_ema->state_dict(),
+                           c.path("generator_ema.safetensors"));
   }
-  safetensors::copy_into(df, t.discriminator->state_dict(), dp);
+  safetensors::copy_into(c.file("discriminator.safetensors"), t.discriminator->state_dict(),
+                         c.path("discriminator.safetensors"));
+  const std::string& op = c.path("optimizer.safetensors");
   NamedTensors sg, sd;
-  for (auto& [k, v] : of.tensors) {
+  for (auto& [k, v] : c.file("optimizer.safetensors").tensors) {
     if (k.rfind("g.", 0) == 0) sg.emplace_back(k.substr(2), v);
     else if (k.rfind("d.", 0) == 0) sd.emplace_back(k.substr(2), v);
     else CL_FAIL("--resume: " << op << " holds an unexpected tensor '" << k << "'");
   }
   og.load_state(sg);
   od.load_state(sd);
-  return std::stoll(step_of(gf));
+  return c.step;
 }
 
 }  // namespace
@@ -112,8 +103,9 @@ json train_gan(const json& config, const TrainFlags& flags) {
   auto og = make_optimizer(t.optimizer_g, *t.generator);
   auto od = make_optimizer(t.optimizer_d, *t.discriminator);
   const fs::path dir = fs::path(flags.runs_dir) / t.name;
-  fs::create_directories(dir);
-  write_file_atomic((dir / "config.json").string(), t.config.dump(2) + "\n");
+  RunCheckpoints ckpts(dir.string(), {"generator.safetensors", "discriminator.safetensors", "optimizer.safetensors",
+                                      "generator_ema.safetensors"});
+  ckpts.start(flags.resume, flags.overwrite);
 
   const int64_t B = t.train.batch_size, n = int64_t(t.train_indices.size());
   EpochOrder order(n, t.seed);
@@ -124,8 +116,11 @@ json train_gan(const json& config, const TrainFlags& flags) {
   const Tensor fixed_z = sample_latent(t, t.train.samples, fixed_rng);
 
   int64_t step = 0;
-  if (flags.resume) step = load_checkpoint(t, *og, *od, dir);
-  else if (fs::exists(dir / "metrics.jsonl")) fs::remove(dir / "metrics.jsonl");
+  if (flags.resume) {
+    step = load_checkpoint(t, *og, *od, ckpts.load());
+    ckpts.trim_metrics(step);
+  }
+  write_file_atomic((dir / "config.json").string(), t.config.dump(2) + "\n");
   std::FILE* mlog = std::fopen((dir / "metrics.jsonl").string().c_str(), "a");
   CL_CHECK(mlog, (dir / "metrics.jsonl").string() << ": cannot write");
   auto log_json = [&](const json& j) {
@@ -144,7 +139,6 @@ json train_gan(const json& config, const TrainFlags& flags) {
   Tensor real_target = Tensor::ones({B, 1});  // gan.real_label: 1, or e.g. 0.9 (one-sided label smoothing)
   std::fill(real_target.data(), real_target.data() + B, t.real_label);
   auto logits_of = [&](const Tensor& x) { return reshape(t.discriminator->forward(x), {B, 1}); };
-  int64_t last_good = step;
   const int64_t first = step;
   const auto t0 = std::chrono::steady_clock::now();
   double ld_avg = NAN, lg_avg = NAN;
@@ -157,9 +151,7 @@ json train_gan(const json& config, const TrainFlags& flags) {
     Rng zr(sample_seed(t.seed ^ kZ, step));
     const Tensor z = sample_latent(t, B, zr);
     auto nan_stop = [&](const char* what, float v) {
-      CL_CHECK(std::isfinite(v), "train: " << what << " became " << v << " at step " << done
-                                           << "; the last good checkpoint (step " << last_good << ") is kept in "
-                                           << dir.string());
+      CL_CHECK(std::isfinite(v), "train: " << what << " became " << v << " at step " << done << "; " << ckpts.kept());
     };
     // D step: maximise log D(x) + log(1 - D(G(z))), i.e. minimise BCE(D(x), 1) + BCE(D(G(z)), 0).
     const Tensor fake = t.generator->forward(z);  // [B, C, S, S], keeps G's graph for the G step
@@ -208,10 +200,8 @@ json train_gan(const json& config, const TrainFlags& flags) {
     if (done % sample_every == 0 || done == t.train.steps)
       write_sample_grid((dir / ("samples_" + std::to_string(done) + ".png")).string(), generate(t, fixed_z));
     const bool stop = done == flags.stop_after;
-    if (done % ckpt_every == 0 || done == t.train.steps || stop) {
-      save_checkpoint(t, *og, *od, done, dir);
-      last_good = done;
-    }
+    if (done % ckpt_every == 0 || done == t.train.steps || stop)
+      ckpts.save(done, checkpoint_files(t, *og, *od));  // refuses non-finite weights, statistics or state
     if (stop) break;
   }
   std::fclose(mlog);

@@ -17,6 +17,7 @@
 #include "data/png.h"
 #include "data/safetensors.h"
 #include "layers/basic_layers.h"
+#include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/metrics.h"
 #include "models/receptive_field.h"
@@ -93,9 +94,9 @@ json validate(SegTask& t, const std::string& png_path) {
   return j;
 }
 
-void save_checkpoint(const SegTask& t, const Optimizer& opt, const std::vector<Dropout*>& drops, int64_t step,
-                     const fs::path& dir) {
-  std::map<std::string, std::string> meta = {{"format", "convlab-segmentation"}, {"step", std::to_string(step)}};
+std::vector<CheckpointFile> checkpoint_files(const SegTask& t, const Optimizer& opt,
+                                             const std::vector<Dropout*>& drops) {
+  std::map<std::string, std::string> meta = {{"format", "convlab-segmentation"}};
   for (size_t i = 0; i < drops.size(); ++i) {
     std::ostringstream os;
     for (uint64_t s : drops[i]->rng().state) os << s << ' ';
@@ -103,28 +104,25 @@ void save_checkpoint(const SegTask& t, const Optimizer& opt, const std::vector<D
   }
   NamedTensors st;
   for (auto& [k, v] : opt.state()) st.emplace_back(k, v);
-  safetensors::save((dir / "optimizer.safetensors").string(), st, meta);
-  safetensors::save((dir / "model.safetensors").string(), t.model->state_dict(),
-                    {{"format", "convlab-segmentation"}, {"step", std::to_string(step)}, {"config", t.config.dump()}});
+  const std::map<std::string, std::string> model_meta = {{"format", "convlab-segmentation"}, {"config", t.config.dump()}};
+  return {{"model.safetensors", t.model->state_dict(), model_meta},
+          {"optimizer.safetensors", st, meta}};
 }
 
-int64_t load_checkpoint(SegTask& t, Optimizer& opt, const std::vector<Dropout*>& drops, const fs::path& dir) {
-  const std::string mp = (dir / "model.safetensors").string(), op = (dir / "optimizer.safetensors").string();
-  CL_CHECK(fs::exists(mp) && fs::exists(op), "--resume: no checkpoint in " << dir.string() << " (model.safetensors and optimizer.safetensors)");
-  const auto mf = safetensors::load(mp);
-  const auto of = safetensors::load(op);
-  CL_CHECK(mf.metadata.count("step") && of.metadata.count("step") && mf.metadata.at("step") == of.metadata.at("step"),
-           "--resume: " << dir.string() << " holds model and optimizer files from different steps");
-  safetensors::copy_into(mf, t.model->state_dict(), mp);
+int64_t load_checkpoint(SegTask& t, Optimizer& opt, const std::vector<Dropout*>& drops, const Checkpoint& c) {
+  const auto& mf = c.file("model.safetensors");
+  const auto& of = c.file("optimizer.safetensors");
+  safetensors::copy_into(mf, t.model->state_dict(), c.path("model.safetensors"));
   NamedTensors ost(of.tensors.begin(), of.tensors.end());
   opt.load_state(ost);
   for (size_t i = 0; i < drops.size(); ++i) {
     auto it = of.metadata.find("dropout_rng." + std::to_string(i));
-    CL_CHECK(it != of.metadata.end(), "--resume: " << op << " lacks dropout RNG state " << i);
+    CL_CHECK(it != of.metadata.end(),
+             "--resume: " << c.path("optimizer.safetensors") << " lacks dropout RNG state " << i);
     std::istringstream is(it->second);
     for (uint64_t& s : drops[i]->rng().state) is >> s;
   }
-  return std::stoll(mf.metadata.at("step"));
+  return c.step;
 }
 
 }  // namespace
@@ -136,12 +134,14 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
   std::vector<Dropout*> drops;
   collect_dropouts(*t.model, drops);
   const fs::path dir = fs::path(flags.runs_dir) / t.name;
-  fs::create_directories(dir);
-  write_file_atomic((dir / "config.json").string(), t.config.dump(2) + "\n");
-
+  RunCheckpoints ckpts(dir.string(), {"model.safetensors", "optimizer.safetensors"});
+  ckpts.start(flags.resume, flags.overwrite);
   int64_t step = 0;
-  if (flags.resume) step = load_checkpoint(t, *opt, drops, dir);
-  else if (fs::exists(dir / "metrics.jsonl")) fs::remove(dir / "metrics.jsonl");
+  if (flags.resume) {
+    step = load_checkpoint(t, *opt, drops, ckpts.load());
+    ckpts.trim_metrics(step);
+  }
+  write_file_atomic((dir / "config.json").string(), t.config.dump(2) + "\n");
   std::FILE* mlog = std::fopen((dir / "metrics.jsonl").string().c_str(), "a");
   CL_CHECK(mlog, (dir / "metrics.jsonl").string() << ": cannot write");
   auto log_json = [&](const json& j) {
@@ -160,7 +160,6 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
   const int64_t B = t.train.batch_size;
   CL_CHECK(order.batches_per_epoch(B) > 0, "train.batch_size: " << B << " is larger than data.train_size " << t.train_set->size());
   json last_val;
-  int64_t last_good = step;
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = step;
   double loss_avg = NAN;
@@ -172,8 +171,7 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
     opt->zero_grad();
     Tensor loss = cross_entropy(t.model->forward(b.images), b.labels, t.class_weights, t.ignore_index);
     const float l = loss.item();
-    CL_CHECK(std::isfinite(l), "train: loss became " << l << " at step " << step + 1 << "; the last good checkpoint (step "
-                                                     << last_good << ") is kept in " << dir.string());
+    CL_CHECK(std::isfinite(l), "train: loss became " << l << " at step " << step + 1 << "; " << ckpts.kept());
     loss.backward();
     opt->step();
     loss_avg = std::isnan(loss_avg) ? l : 0.9 * loss_avg + 0.1 * l;
@@ -211,10 +209,8 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
       if (!flags.quiet && !deform_val.empty()) std::printf("  %s\n", deform_val.c_str());
     }
     const bool stop = done == flags.stop_after;
-    if (done % t.train.checkpoint_every == 0 || done == t.train.steps || stop) {
-      save_checkpoint(t, *opt, drops, done, dir);
-      last_good = done;
-    }
+    if (done % t.train.checkpoint_every == 0 || done == t.train.steps || stop)
+      ckpts.save(done, checkpoint_files(t, *opt, drops));  // refuses non-finite weights, statistics or state
     if (stop) break;
   }
   std::fclose(mlog);

@@ -1,9 +1,11 @@
 // tools/lib/train_seg.h: `convlab train` / `eval` / `predict` for segmentation configs.
 //
 // A run writes runs/<name>/: config.json (resolved), metrics.jsonl (one JSON object per log and validation),
-// summary.json, model.safetensors (weights + buffers, PyTorch names; the resolved config and step in its
-// metadata), optimizer.safetensors (optimizer state, step, RNG states) and val_<step>.png grids of
-// image | label | prediction. Resuming (--resume) continues from the checkpoint bit-identically.
+// summary.json, val_<step>.png grids of image | label | prediction and its checkpoint (models/checkpoint.h:
+// checkpoint.json naming checkpoints/step_<N>/): model.safetensors (weights + buffers, PyTorch names; the
+// resolved config and step in its metadata) and optimizer.safetensors (optimizer state, step, RNG states),
+// also linked at the top level. Resuming (--resume) continues from the checkpoint bit-identically; a folder
+// holding a checkpoint is not trained from scratch without `overwrite`.
 #pragma once
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@ struct TrainFlags {
   bool quiet = false;
   bool progress_bar = true;  // only used when stdout is a terminal
   int64_t stop_after = -1;   // > 0: stop after this step as if interrupted (checkpoint written, schedule unchanged)
+  bool overwrite = false;    // without resume: start over in a run folder that holds a checkpoint (deleting it)
 };
 
 // Returns the summary (also written to summary.json).

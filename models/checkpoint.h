@@ -1,0 +1,91 @@
+// models/checkpoint.h: a training run's checkpoint as one unit, shared by every trainer (segmentation, GAN,
+// classifier): model, optimizer and training state become visible together, so a kill -9 at any moment
+// leaves the previous checkpoint or the new one, never a mix.
+//
+// Layout of runs/<name>/ and the order of a write (each step durable before the next: files and folders
+// are fsync'd):
+//   1. checkpoints/step_<N>.tmp-<pid>/   every file of the checkpoint, written and fsync'd
+//   2. checkpoints/step_<N>/             the folder renamed into place
+//   3. checkpoint.json                   {"step": N, "folder": "checkpoints/step_<N>", "files": [...],
+//                                         "published": false}, written atomically: THE commit point
+//   4. <file> at the top level           hard links to the step folder's files (link to a temp name, rename
+//                                         over: each swap is atomic; copy when the filesystem cannot link),
+//                                         the paths users pass to eval / predict / sample
+//   5. checkpoint.json                   rewritten with "published": true
+//   6. older step folders removed
+// Resume reads checkpoint.json and loads from the step folder it names, checking each file's "step"
+// metadata; a kill between 3 and 5 is repaired by linking again. A top-level file that disappears after
+// step 5 was removed by hand: resume refuses rather than guess. Runs written before checkpoint.json
+// (the files at the top level only) resume when every file carries the same "step" metadata.
+//
+// Limits: one writer per run folder (two trainers on the same folder are not detected); the top-level
+// files share their inode with the step folder's, so a tool that rewrites one in place (not via rename)
+// changes both (convlab itself always writes through a temporary and a rename).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/safetensors.h"
+
+namespace convlab {
+
+struct CheckpointFile {
+  std::string name;                             // "model.safetensors": its name in the run folder
+  NamedTensors tensors;
+  std::map<std::string, std::string> metadata;  // "step" is added by RunCheckpoints::save
+};
+
+// A loaded checkpoint: its step and its files by name.
+struct Checkpoint {
+  int64_t step = 0;
+  std::string source;  // "checkpoint.json" or, for the old layout, the file names
+  std::map<std::string, safetensors::File> files;
+  std::map<std::string, std::string> paths;     // name -> path it was read from (for error messages)
+  bool has(const std::string& name) const { return files.count(name) > 0; }
+  const safetensors::File& file(const std::string& name) const;  // throws naming the run folder
+  const std::string& path(const std::string& name) const;         // where file(name) was read from
+};
+
+class RunCheckpoints {
+ public:
+  // `names`: the files a checkpoint of this task holds (the old layout is recognised by them; the
+  // optional ones, e.g. generator_ema.safetensors, may be absent).
+  RunCheckpoints(std::string run_dir, std::vector<std::string> names);
+
+  // Call once before training. Creates the folder and removes what a killed writer left (temporaries,
+  // step folders checkpoint.json does not name). Without `resume`: refuses a folder that holds a
+  // checkpoint unless `overwrite`, then clears every checkpoint file and the previous run's outputs
+  // (metrics.jsonl, summary.json, val_*.png, samples_*.png), so nothing stale survives.
+  void start(bool resume, bool overwrite, bool resumable = true);
+
+  bool exists() const;                 // a checkpoint (either layout) is on disk
+  Checkpoint load() const;             // --resume: throws "--resume: ..." naming the folder
+  // Writes a checkpoint of `step` (see the header comment). Refuses, before writing anything, tensors
+  // that are not finite (weights, BN statistics, optimizer state): "train: <file> <tensor> is not finite
+  // after step N; <kept()>".
+  void save(int64_t step, const std::vector<CheckpointFile>& files);
+  // "the last good checkpoint (step 20) is kept in runs/x (checkpoint.json)", or, when none is on disk,
+  // "no last good checkpoint exists in runs/x (none was written)". Read from disk: it never names a step
+  // that is not there.
+  std::string kept() const;
+  // --resume: drops metrics.jsonl lines after `step` (and a line cut by a kill) so the log continues cleanly.
+  void trim_metrics(int64_t step) const;
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct OnDisk {
+    int64_t step = -1;
+    std::string source, error;  // error: why the checkpoint on disk cannot be read
+  };
+  OnDisk on_disk() const;
+
+  std::string dir_;
+  std::vector<std::string> names_;
+};
+
+// Name of the first tensor holding a NaN or an infinity (with `prefix`), or "" when all are finite.
+std::string first_nonfinite(const NamedTensors& tensors, const std::string& prefix = "");
+
+}  // namespace convlab
