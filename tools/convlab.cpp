@@ -2,6 +2,7 @@
 // into the libraries; user errors (convlab::Error, bad options) print one line on stderr and exit 2.
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -50,6 +51,43 @@ std::string metrics_text(const nlohmann::json& m) {
   return s + "\n";
 }
 
+// The one place where an exception becomes an exit code: 2 and one line for anything the user's input
+// caused (bad flags, configs, files, paths), 1 for a genuine internal fault.
+int report_exception(CLI::App& app) {
+  const auto say = [](const std::string& what, const std::string& suffix = "") {
+    std::string line = what;
+    for (char& c : line)
+      if (c == '\n' || c == '\r') c = ' ';  // one line, whatever the message holds
+    std::cerr << "convlab: " << line << suffix << "\n";
+  };
+  try {
+    throw;
+  } catch (const CLI::Success& e) {  // --help, --help-all
+    return app.exit(e);
+  } catch (const CLI::Error& e) {
+    say(e.what(), " (see convlab --help)");
+    return 2;
+  } catch (const convlab::Error& e) {
+    say(e.what());
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {  // a --runs or output folder that cannot be made
+    say(e.path1().string() + ": " + e.code().message());
+    return 2;
+  } catch (const nlohmann::json::exception& e) {  // a JSON file of the user's that has the wrong shape
+    say(std::string("unexpected JSON content: ") + e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    say("out of memory");
+    return 1;
+  } catch (const std::exception& e) {
+    say(std::string("internal error: ") + e.what());
+    return 1;
+  } catch (...) {
+    say("internal error: unknown exception");
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,10 +99,13 @@ int main(int argc, char** argv) {
   convlab::register_compare_command(app);  // compare (tools/lib/compare.h)
   int threads = 0;
   // Applied while parsing (before any subcommand callback runs), so every command sees it.
+  // Given before or after the subcommand (fallthrough); 0 means all cores.
+  app.fallthrough();
   app.add_option("--threads", threads, "OpenMP threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0, convlab::kMaxThreads))
       ->each([](const std::string& v) {
-        if (std::stoi(v) > 0) convlab::set_num_threads(std::stoi(v));
+        const int n = std::stoi(v);  // CLI::Range above has already checked it is a small number
+        if (n > 0) convlab::set_num_threads(n);
       });
 
   std::string case_path, out_path;
@@ -74,7 +115,7 @@ int main(int argc, char** argv) {
   op->add_option("case", case_path, "op-case JSON file (see docs/op-case.md)")->required();
   op->add_option("-o,--output", out_path, "write the result here instead of stdout");
   op->add_flag("--stats", stats, "print each tensor as {shape, sum, abs_sum, min, max}");
-  op->add_option("--repeat", repeat, "time N forward and N backward passes (median ms)");
+  op->add_option("--repeat", repeat, "time N forward and N backward passes (median ms)")->check(CLI::Range(0, 100000));
   op->add_flag("--json")->description("accepted for uniformity: the result is always JSON");
 
   std::string config_path, checkpoint, image, mask_out = "mask.png", runs_dir = "runs";
@@ -88,6 +129,8 @@ int main(int argc, char** argv) {
   train->add_flag("-q,--quiet", quiet, "no progress output");
   int64_t stop_after = -1;
   train->add_option("--stop-after", stop_after, "stop after this step (checkpoint written), e.g. to resume later");
+  bool overwrite = false;
+  train->add_flag("--overwrite", overwrite, "start over in a run folder that already holds a checkpoint (deletes it)");
   train->add_flag("--json", as_json, "print the summary as JSON");
   CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on a config's validation set");
   eval->add_option("config", config_path, "config file")->required();
@@ -102,18 +145,6 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::Error& e) {
-    std::cerr << "convlab: " << e.what() << " (see convlab --help)\n";
-    return 2;
-  } catch (const convlab::Error& e) {  // thrown by subcommand callbacks (gan_cli) inside parse()
-    std::cerr << "convlab: " << e.what() << "\n";
-    return 2;
-  }
-  try {
     if (threads > 0) convlab::set_num_threads(threads);
     quiet = quiet || as_json;  // train --json: stdout holds only the JSON result
     if (*op) return cmd_op(case_path, out_path, stats, repeat);
@@ -121,14 +152,14 @@ int main(int argc, char** argv) {
       const auto cfg = convlab::load_config(config_path, sets);
       const std::string task = cfg.contains("task") && cfg["task"].is_string() ? cfg["task"].get<std::string>() : "";
       if (task == "gan" || task == "classification") {
-        const convlab::TrainFlags f{.runs_dir = runs_dir, .resume = resume, .quiet = quiet, .stop_after = stop_after};
+        const convlab::TrainFlags f{.runs_dir = runs_dir, .resume = resume, .quiet = quiet, .stop_after = stop_after, .overwrite = overwrite};
         const auto s = task == "gan" ? convlab::train_gan(cfg, f) : convlab::train_classifier(cfg, f);
         print_json_or_summary(s, as_json, "done in " + std::to_string(int(s["train_seconds"].get<double>())) + " s" +
                                               (task == "classification" ? "; held-out accuracy " + pct(s["final"]["accuracy"]) : "") +
                                               "; run folder: " + s["run_dir"].get<std::string>() + "\n");
         return 0;
       }
-      const auto summary = convlab::train_segmentation(cfg, {.runs_dir = runs_dir, .resume = resume, .quiet = quiet, .stop_after = stop_after});
+      const auto summary = convlab::train_segmentation(cfg, {.runs_dir = runs_dir, .resume = resume, .quiet = quiet, .stop_after = stop_after, .overwrite = overwrite});
       print_json_or_summary(summary, as_json,
                             "done in " + std::to_string(int(summary["train_seconds"].get<double>())) + " s; final " +
                                 metrics_text(summary["final"]) + "run folder: " + summary["run_dir"].get<std::string>() +
@@ -142,15 +173,8 @@ int main(int argc, char** argv) {
       const auto r = convlab::predict_segmentation(checkpoint, image, mask_out);
       print_json_or_summary(r, as_json, "wrote " + mask_out + "\n");
     }
-  } catch (const convlab::Error& e) {
-    std::cerr << "convlab: " << e.what() << "\n";
-    return 2;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "convlab: out of memory\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "convlab: internal error: " << e.what() << "\n";
-    return 1;
+  } catch (...) {
+    return report_exception(app);
   }
   return 0;
 }
