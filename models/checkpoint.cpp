@@ -327,9 +327,9 @@ void RunCheckpoints::save(int64_t step, const std::vector<CheckpointFile>& files
 
 RunCheckpoints::OnDisk RunCheckpoints::on_disk() const {
   try {
-    if (const std::optional<Manifest> m = read_manifest(dir_)) return {.step = m->step, .source = kManifest};
+    if (const std::optional<Manifest> m = read_manifest(dir_)) return {.step = m->step, .source = kManifest, .error = ""};
     const Checkpoint c = load();  // the old layout
-    return {.step = c.step, .source = c.source};
+    return {.step = c.step, .source = c.source, .error = ""};
   } catch (const Error& e) {
     return {.error = e.what()};
   }
