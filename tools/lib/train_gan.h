@@ -5,7 +5,9 @@
 // config.json, metrics.jsonl (step, loss_d, loss_g, d_x = mean D(x), d_g_z1 / d_g_z2 = mean D(G(z)) before /
 // after the D step, images_per_s), samples_<step>.png (8 columns, the fixed noise batch), summary.json,
 // generator.safetensors / discriminator.safetensors (weights + buffers; the resolved config and step in the
-// metadata) and optimizer.safetensors (both optimizers' state, prefixed "g." / "d.", and the step).
+// metadata) and optimizer.safetensors (both optimizers' state, prefixed "g." / "d.", and the step), written
+// together as one checkpoint unit by models/checkpoint.h (checkpoints/step_<N>/, checkpoint.json last; the
+// top-level files are links to the newest).
 // --resume continues bit-identically; a non-finite loss stops the run naming the step, keeping the last good
 // checkpoint.
 #pragma once
