@@ -289,12 +289,31 @@ Checkpoint RunCheckpoints::load() const {
   return c;
 }
 
-void RunCheckpoints::save(int64_t step, const std::vector<CheckpointFile>& files) {
+void RunCheckpoints::check_finite(int64_t step, const std::vector<CheckpointFile>& files) const {
   for (const CheckpointFile& f : files) {
     const std::string bad = first_nonfinite(f.tensors);
     CL_CHECK(bad.empty(), "train: " << bad << " (" << f.name << ") is not finite after step " << step
                                     << ", so no checkpoint of it is written; " << kept());
   }
+}
+
+void RunCheckpoints::defer(int64_t step, std::vector<CheckpointFile> files) {
+  pending_.reset();  // an uncommitted one is dropped: its successor supersedes it
+  check_finite(step, files);
+  for (CheckpointFile& f : files)
+    for (auto& [name, t] : f.tensors) t = t.clone();
+  pending_ = Pending{.step = step, .files = std::move(files)};
+}
+
+void RunCheckpoints::commit_pending() {
+  if (!pending_) return;
+  const Pending p = std::move(*pending_);
+  pending_.reset();
+  save(p.step, p.files);
+}
+
+void RunCheckpoints::save(int64_t step, const std::vector<CheckpointFile>& files) {
+  check_finite(step, files);
   const fs::path dir(dir_), ck = dir / kFolder;
   Manifest m{.step = step, .folder = std::string(kFolder) + "/step_" + std::to_string(step), .files = {}};
   for (const CheckpointFile& f : files) m.files.push_back(f.name);
@@ -331,7 +350,7 @@ RunCheckpoints::OnDisk RunCheckpoints::on_disk() const {
     const Checkpoint c = load();  // the old layout
     return {.step = c.step, .source = c.source, .error = ""};
   } catch (const Error& e) {
-    return {.error = e.what()};
+    return {.step = -1, .source = "", .error = e.what()};
   }
 }
 

@@ -18,11 +18,22 @@
 // step 5 was removed by hand: resume refuses rather than guess. Runs written before checkpoint.json
 // (the files at the top level only) resume when every file carries the same "step" metadata.
 //
+// When a checkpoint is written: a checkpoint becomes durable only after the weights it holds have produced a
+// finite loss. A trainer hands the checkpoint due after step N to defer() (deep copies, so training goes on);
+// at step N+1, once that step's loss (every loss: the GAN's D and G) is checked finite, commit_pending() writes
+// it with save(). Finite yet exploded weights (say 5e29 after a learning rate of 1e30) pass save()'s check but
+// give a non-finite loss at the next step: the pending checkpoint is then dropped (never written), and the stop
+// message names the step really on disk. The final step and --stop-after call save() directly (no next step
+// exists). Cost: a kill between step N and N+1 loses the pending checkpoint, i.e. at most one checkpoint
+// interval more than writing at once. The content is the same as writing at step N, so --resume stays
+// bit-identical to an uninterrupted run.
+//
 // Limits: one writer per run folder (two trainers on the same folder are not detected); the top-level
 // files share their inode with the step folder's, so a tool that rewrites one in place (not via rename)
 // changes both (convlab itself always writes through a temporary and a rename).
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +76,15 @@ class RunCheckpoints {
   // that are not finite (weights, BN statistics, optimizer state): "train: <file> <tensor> is not finite
   // after step N; <kept()>".
   void save(int64_t step, const std::vector<CheckpointFile>& files);
+  // Holds a deep copy of `files` (tensors cloned: state_dict() and the optimizer state share storage with the
+  // live model) as the checkpoint of `step`, to be written by commit_pending() once the next step's loss is
+  // finite. Refuses non-finite tensors at once, with save()'s message. Replaces a pending checkpoint not yet
+  // committed (it is dropped).
+  void defer(int64_t step, std::vector<CheckpointFile> files);
+  // Writes the pending checkpoint, if any, with save(), and clears it (also when save() throws).
+  void commit_pending();
+  bool has_pending() const { return pending_.has_value(); }
+  int64_t pending_step() const { return pending_ ? pending_->step : -1; }
   // "the last good checkpoint (step 20) is kept in runs/x (checkpoint.json)", or, when none is on disk,
   // "no last good checkpoint exists in runs/x (none was written)". Read from disk: it never names a step
   // that is not there.
@@ -80,9 +100,15 @@ class RunCheckpoints {
     std::string source, error;  // error: why the checkpoint on disk cannot be read
   };
   OnDisk on_disk() const;
+  void check_finite(int64_t step, const std::vector<CheckpointFile>& files) const;
 
+  struct Pending {
+    int64_t step = 0;
+    std::vector<CheckpointFile> files;
+  };
   std::string dir_;
   std::vector<std::string> names_;
+  std::optional<Pending> pending_;
 };
 
 // Name of the first tensor holding a NaN or an infinity (with `prefix`), or "" when all are finite.

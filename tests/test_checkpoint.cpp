@@ -1,7 +1,7 @@
 // tests/test_checkpoint.cpp: the run folder's checkpoint as one unit (models/checkpoint.h), through the
 // `convlab train` executable as a user runs it: kill -9 at seeded random moments never leaves a mix of steps or
 // an unresumable run (and the finished run is bit-identical to an uninterrupted one); a learning rate that blows
-// the weights up stops with exit 2 naming a checkpoint that is on disk and finite; a run folder holding a
+// the weights up stops with exit 2 naming a checkpoint that is on disk, finite, and evaluates to a finite loss; a run folder holding a
 // checkpoint is not trained over without --overwrite; a GAN failing at step 1 says no checkpoint exists.
 #include <gtest/gtest.h>
 
@@ -173,23 +173,47 @@ TEST(Checkpoint, KillNineInALoopNeverLeavesAnUnresumableRun) {
 }
 
 TEST(Checkpoint, ExplodingLearningRateKeepsOnlyAFiniteCheckpoint) {
-  const fs::path runs = test_dir() / "lr";
-  const Exit e = run(seg_args(runs, "boom", {"--set", "optimizer.lr=1e30", "--set", "schedule.type=constant"}));
-  EXPECT_EQ(e.code, 2) << e.err;
-  EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << e.err;
-  EXPECT_NE(e.err.find("at step"), std::string::npos) << e.err;
-  const fs::path dir = runs / "boom";
-  std::smatch m;
-  if (std::regex_search(e.err, m, std::regex(R"(the last good checkpoint \(step (\d+)\))"))) {
-    ASSERT_TRUE(fs::exists(dir / "checkpoint.json")) << e.err;
-    const Checkpoint c = RunCheckpoints(dir.string(), kSegFiles).load();
-    EXPECT_EQ(std::to_string(c.step), m[1].str()) << e.err;
-    for (const auto& [name, f] : c.files) EXPECT_EQ(first_nonfinite(f.tensors), "") << name;
-    EXPECT_EQ(first_nonfinite(safetensors::load((dir / "model.safetensors").string()).tensors), "");
-  } else {
-    EXPECT_NE(e.err.find("no last good checkpoint exists"), std::string::npos) << e.err;
-    EXPECT_FALSE(fs::exists(dir / "checkpoint.json"));
+  // 1e30: step 1 leaves finite weights (~5e29) whose loss at step 2 is NaN; before checkpoints waited for the
+  // next step's loss, that checkpoint was kept and `convlab eval` of it gave NaN. 1e15: step 2 blows up the BN
+  // statistics, so a checkpoint (step 1) is kept and the evaluation below is exercised.
+  int evaluated = 0;
+  for (const std::string lr : {"1e30", "1e15"}) {
+    SCOPED_TRACE("optimizer.lr=" + lr);
+    const fs::path runs = test_dir() / ("lr" + lr);
+    const Exit e = run(seg_args(runs, "boom", {"--set", "optimizer.lr=" + lr, "--set", "schedule.type=constant",
+                                               "--set", "train.checkpoint_every=1"}));
+    EXPECT_EQ(e.code, 2) << e.err;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << e.err;
+    if (lr == "1e30") {
+      EXPECT_NE(e.err.find("at step"), std::string::npos) << e.err;
+    } else {  // a loss that became NaN, or weights / statistics save() refuses
+      EXPECT_TRUE(e.err.find("at step") != std::string::npos || e.err.find("after step") != std::string::npos)
+          << e.err;
+    }
+    const fs::path dir = runs / "boom";
+    std::smatch m;
+    if (std::regex_search(e.err, m, std::regex(R"(the last good checkpoint \(step (\d+)\))"))) {
+      ASSERT_TRUE(fs::exists(dir / "checkpoint.json")) << e.err;
+      const Checkpoint c = RunCheckpoints(dir.string(), kSegFiles).load();
+      EXPECT_EQ(std::to_string(c.step), m[1].str()) << e.err;
+      for (const auto& [name, f] : c.files) EXPECT_EQ(first_nonfinite(f.tensors), "") << name;
+      EXPECT_EQ(first_nonfinite(safetensors::load((dir / "model.safetensors").string()).tensors), "");
+      // Finite is not enough (weights of 5e29 are finite): the kept weights were written only after they gave
+      // a finite loss at the next step, so evaluating them gives a finite loss too, not NaN.
+      const Exit ev = run({"eval", (dir / "config.json").string(), "--checkpoint",
+                           (dir / "model.safetensors").string(), "--json"});
+      ASSERT_EQ(ev.code, 0) << ev.err;
+      const json r = json::parse(slurp(test_dir() / "out"), nullptr, false);
+      ASSERT_TRUE(r.is_object() && r.contains("loss")) << slurp(test_dir() / "out");
+      EXPECT_TRUE(r["loss"].is_number() && std::isfinite(r["loss"].get<double>()))
+          << "eval of the kept checkpoint (step " << m[1].str() << "): " << r.dump();
+      ++evaluated;
+    } else {
+      EXPECT_NE(e.err.find("no last good checkpoint exists"), std::string::npos) << e.err;
+      EXPECT_FALSE(fs::exists(dir / "checkpoint.json"));
+    }
   }
+  EXPECT_GT(evaluated, 0) << "no learning rate kept a checkpoint: the evaluation of one was not exercised";
 }
 
 TEST(Checkpoint, FreshStartOverACheckpointNeedsOverwrite) {
@@ -260,6 +284,34 @@ TEST(Checkpoint, SaveRefusesNonFiniteStateAndResumeFinishesAnInterruptedPublish)
   EXPECT_EQ(rc.load().step, 1);
   EXPECT_EQ(safetensors::load((dir / "model.safetensors").string()).metadata.at("step"), "1");
   EXPECT_TRUE(json::parse(slurp(dir / "checkpoint.json"))["published"].get<bool>());
+}
+
+TEST(Checkpoint, DeferredCheckpointIsACopyWrittenOnlyOnCommit) {
+  const fs::path dir = test_dir() / "defer";
+  RunCheckpoints rc(dir.string(), kSegFiles);
+  rc.start(/*resume=*/false, /*overwrite=*/true);
+  Tensor w = Tensor::from({2}, {1.f, 2.f});
+  rc.defer(1, {{"model.safetensors", {{"w", w}}, {}}, {"optimizer.safetensors", {{"exp_avg.w", w}}, {}}});
+  EXPECT_TRUE(rc.has_pending());
+  EXPECT_FALSE(rc.exists()) << "a deferred checkpoint is not written before commit_pending()";
+  w.data()[0] = 5e29f;  // training goes on in place: the pending copy keeps the values of step 1
+  rc.commit_pending();
+  EXPECT_FALSE(rc.has_pending());
+  ASSERT_EQ(rc.load().step, 1);
+  EXPECT_EQ(safetensors::load((dir / "model.safetensors").string()).tensors.at(0).second.to_vector(),
+            (std::vector<float>{1.f, 2.f}));
+  // A pending checkpoint that is superseded (or never committed, as when the next loss is NaN) is not written.
+  rc.defer(2, {{"model.safetensors", {{"w", w}}, {}}, {"optimizer.safetensors", {{"exp_avg.w", w}}, {}}});
+  rc.defer(3, {{"model.safetensors", {{"w", w}}, {}}, {"optimizer.safetensors", {{"exp_avg.w", w}}, {}}});
+  EXPECT_EQ(rc.pending_step(), 3);
+  EXPECT_EQ(rc.kept(), "the last good checkpoint (step 1) is kept in " + dir.string() + " (checkpoint.json)");
+  rc.commit_pending();
+  EXPECT_EQ(rc.load().step, 3);
+  EXPECT_FALSE(fs::exists(dir / "checkpoints/step_2"));
+  // Non-finite tensors are refused at once, with save()'s message, and nothing is left pending.
+  const Tensor inf = Tensor::from({2}, {1.f, INFINITY});
+  EXPECT_THROW(rc.defer(4, {{"model.safetensors", {{"w", inf}}, {}}}), Error);
+  EXPECT_FALSE(rc.has_pending());
 }
 
 TEST(Checkpoint, GanFailingAtStepOneSaysNoCheckpointExists) {

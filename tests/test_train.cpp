@@ -106,7 +106,10 @@ TEST(Train, NanLossStopsAndKeepsLastGoodCheckpoint) {
   c["train"]["checkpoint_every"] = 1;
   const std::string e = error_of([&] { train_segmentation(c, {.runs_dir = runs_dir(), .quiet = true}); });
   EXPECT_NE(e.find("train: loss became"), std::string::npos) << e;
-  EXPECT_NE(e.find("the last good checkpoint (step"), std::string::npos) << e;
+  // At lr=1e30 the weights after step 1 already give a non-finite loss at step 2: their checkpoint is not good
+  // and is never written, so the message says none exists instead of naming step 1 (issue 11). A run that
+  // does keep a good step (lr=1e15) is checked in test_checkpoint.cpp, its kept weights evaluated.
+  EXPECT_NE(e.find("no last good checkpoint exists"), std::string::npos) << e;
 }
 
 TEST(Train, BadConfigsAndCheckpointsAreRefused) {

@@ -171,6 +171,7 @@ json train_gan(const json& config, const TrainFlags& flags) {
     Tensor loss_g = bce_with_logits(gen_logits, ones);
     const float lg = loss_g.item();
     nan_stop("the generator loss", lg);
+    ckpts.commit_pending();  // both losses of the weights it holds are finite: now it may become durable
     loss_g.backward();
     og->step();
     update_generator_ema(t, step);
@@ -200,8 +201,11 @@ json train_gan(const json& config, const TrainFlags& flags) {
     if (done % sample_every == 0 || done == t.train.steps)
       write_sample_grid((dir / ("samples_" + std::to_string(done) + ".png")).string(), generate(t, fixed_z));
     const bool stop = done == flags.stop_after;
-    if (done % ckpt_every == 0 || done == t.train.steps || stop)
+    // Written once the next step's losses are finite (models/checkpoint.h); the last step has none, so at once.
+    if (done == t.train.steps || stop)
       ckpts.save(done, checkpoint_files(t, *og, *od));  // refuses non-finite weights, statistics or state
+    else if (done % ckpt_every == 0)
+      ckpts.defer(done, checkpoint_files(t, *og, *od));
     if (stop) break;
   }
   std::fclose(mlog);

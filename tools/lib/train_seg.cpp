@@ -172,6 +172,7 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
     Tensor loss = cross_entropy(t.model->forward(b.images), b.labels, t.class_weights, t.ignore_index);
     const float l = loss.item();
     CL_CHECK(std::isfinite(l), "train: loss became " << l << " at step " << step + 1 << "; " << ckpts.kept());
+    ckpts.commit_pending();  // the weights it holds gave a finite loss: now it may become durable
     loss.backward();
     opt->step();
     loss_avg = std::isnan(loss_avg) ? l : 0.9 * loss_avg + 0.1 * l;
@@ -209,8 +210,11 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
       if (!flags.quiet && !deform_val.empty()) std::printf("  %s\n", deform_val.c_str());
     }
     const bool stop = done == flags.stop_after;
-    if (done % t.train.checkpoint_every == 0 || done == t.train.steps || stop)
+    // Written once the next step's loss is finite (models/checkpoint.h); the last step has none, so at once.
+    if (done == t.train.steps || stop)
       ckpts.save(done, checkpoint_files(t, *opt, drops));  // refuses non-finite weights, statistics or state
+    else if (done % t.train.checkpoint_every == 0)
+      ckpts.defer(done, checkpoint_files(t, *opt, drops));
     if (stop) break;
   }
   std::fclose(mlog);
