@@ -1,5 +1,5 @@
 // data/png.cpp: see png.h. This is the one translation unit that compiles stb_image / stb_image_write
-// (PNG decoder only); other files include <stb_image.h> for declarations if they must, but should call
+// (PNG and JPEG decoders only); other files include <stb_image.h> for declarations if they must, but should call
 // read_png / write_png instead.
 #include "data/png.h"
 
@@ -12,6 +12,7 @@
 
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
 #define STBI_NO_STDIO  // we read the bytes ourselves: errors then name the path and errno
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO  // we write to memory, then atomically to disk
@@ -46,24 +47,82 @@ void write_png(const std::string& path, const RgbImage& img) {
   write_png(path, img.rgb.data(), img.W, img.H);
 }
 
+namespace {
+
+// stb_image 2.27 (Debian 12's libstb-dev) trusts the 16 code counts of a JPEG DHT table: a sum above 256 writes
+// past the 257-byte size list in stbi__build_huffman and the 256-byte value list after it (found by
+// tests/fuzz/fuzz_image; upstream 2.28 refuses such a table). stb reads DHT segments in stbi_info as well as in
+// the decoder, so every FF C4 of the file is read as stb would read a DHT segment (length, then tables while
+// bytes of the length remain) before stb sees the bytes. FF C4 cannot occur inside entropy-coded data (an FF
+// there is followed by 00 or a marker), so a valid file is never refused.
+bool jpeg_huffman_tables_fit(const std::string& b) {
+  const auto byte = [&](size_t i) -> int { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0; };
+  for (size_t i = 0; i + 1 < b.size(); ++i) {
+    if (byte(i) != 0xFF || byte(i + 1) != 0xC4) continue;
+    int64_t left = (byte(i + 2) << 8 | byte(i + 3)) - 2;  // stb: L = get16be - 2
+    size_t p = i + 4;
+    while (left > 0 && p < b.size()) {
+      int64_t n = 0;
+      for (size_t k = 0; k < 16; ++k) n += byte(p + 1 + k);
+      if (n > 256) return false;
+      p += 17 + static_cast<size_t>(n);
+      left -= 17 + n;
+    }
+  }
+  return true;
+}
+
+// `what` prefixes every error ("png PATH", "image SOURCE"). Header first: the size is checked before stb
+// allocates anything for the pixels.
+PngImage decode(const std::string& bytes, const std::string& what) {
+  CL_CHECK(!bytes.empty(), what << ": empty file");
+  CL_CHECK(bytes.size() < (1ull << 31), what << ": file too large");
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int len = static_cast<int>(bytes.size());
+  // stb's JPEG test: 0xFF, any number of 0xFF fill bytes, then D8 (SOI).
+  const size_t soi = bytes.find_first_not_of('\xFF');
+  const bool jpeg = soi != std::string::npos && soi >= 1 && static_cast<unsigned char>(bytes[soi]) == 0xD8;
+  CL_CHECK(!jpeg || jpeg_huffman_tables_fit(bytes),
+           what << ": cannot decode (corrupt JPEG: a Huffman table with more than 256 codes)");
+  int w = 0, h = 0, c = 0;
+  CL_CHECK(stbi_info_from_memory(data, len, &w, &h, &c) != 0,
+           what << ": cannot decode (" << stbi_failure_reason() << ")");
+  CL_CHECK(w > 0 && h > 0 && c >= 1 && c <= 4, what << ": bad image header (" << w << "x" << h << ", " << c << " channels)");
+  CL_CHECK(int64_t(w) * h * c <= max_tensor_elements(),
+           what << ": image " << w << "x" << h << "x" << c << " is larger than the limit of " << max_tensor_elements()
+                << " values");
+  int w2 = 0, h2 = 0, c2 = 0;
+  stbi_uc* px = stbi_load_from_memory(data, len, &w2, &h2, &c2, 0);
+  CL_CHECK(px != nullptr, what << ": cannot decode (" << stbi_failure_reason() << ")");
+  PngImage img;
+  img.W = w2;
+  img.H = h2;
+  img.channels = c2;
+  if (w2 != w || h2 != h || c2 != c) {  // never seen: stb's header and decoder agree
+    stbi_image_free(px);
+    CL_CHECK(false, what << ": header says " << w << "x" << h << "x" << c << ", decoder gave " << w2 << "x" << h2
+                         << "x" << c2);
+  }
+  img.pixels.assign(px, px + static_cast<size_t>(w2) * h2 * c2);
+  stbi_image_free(px);
+  return img;
+}
+
+}  // namespace
+
 PngImage read_png(const std::string& path) {
   const std::string bytes = read_file_bytes(path, "png");
   static const unsigned char kSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   CL_CHECK(bytes.size() >= 8 && std::memcmp(bytes.data(), kSig, 8) == 0,
            "png " << path << ": not a PNG file (bad signature)");
-  CL_CHECK(bytes.size() < (1ull << 31), "png " << path << ": file too large");
-  int w = 0, h = 0, c = 0;
-  stbi_uc* px = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()),
-                                      static_cast<int>(bytes.size()), &w, &h, &c, 0);
-  CL_CHECK(px != nullptr, "png " << path << ": cannot decode (" << stbi_failure_reason() << ")");
-  PngImage img;
-  img.W = w;
-  img.H = h;
-  img.channels = c;
-  img.pixels.assign(px, px + static_cast<size_t>(w) * h * c);
-  stbi_image_free(px);
-  return img;
+  return decode(bytes, "png " + path);
 }
+
+PngImage decode_image(const std::string& bytes, const std::string& source) {
+  return decode(bytes, "image " + source);
+}
+
+PngImage read_image(const std::string& path) { return decode_image(read_file_bytes(path, "image"), path); }
 
 RgbImage to_rgb(const PngImage& img) {
   CL_CHECK(img.channels >= 1 && img.channels <= 4, "png: unsupported channel count " << img.channels);
