@@ -72,10 +72,34 @@ bool jpeg_huffman_tables_fit(const std::string& b) {
   return true;
 }
 
+// stb_image 2.27 copies a zero-length IDAT chunk that comes before any data with memcpy(NULL, p, 0), undefined
+// behaviour UBSan reports (found by tests/fuzz/fuzz_image). Such chunks carry nothing: drop them before stb
+// reads the file (stb does not check chunk CRCs, and the image decodes the same).
+std::string without_empty_idat(const std::string& b) {
+  const auto be32 = [&](size_t i) {
+    return uint32_t(static_cast<unsigned char>(b[i])) << 24 | uint32_t(static_cast<unsigned char>(b[i + 1])) << 16 |
+           uint32_t(static_cast<unsigned char>(b[i + 2])) << 8 | uint32_t(static_cast<unsigned char>(b[i + 3]));
+  };
+  std::string out = b.substr(0, 8);
+  size_t pos = 8;
+  while (pos + 12 <= b.size()) {
+    const uint64_t len = be32(pos);
+    const bool empty_idat = len == 0 && b.compare(pos + 4, 4, "IDAT") == 0;
+    const uint64_t end = std::min<uint64_t>(b.size(), pos + 12 + len);
+    if (!empty_idat) out.append(b, pos, size_t(end - pos));
+    pos = size_t(end);
+  }
+  if (pos < b.size()) out.append(b, pos, std::string::npos);
+  return out;
+}
+
 // `what` prefixes every error ("png PATH", "image SOURCE"). Header first: the size is checked before stb
 // allocates anything for the pixels.
-PngImage decode(const std::string& bytes, const std::string& what) {
-  CL_CHECK(!bytes.empty(), what << ": empty file");
+PngImage decode(const std::string& file_bytes, const std::string& what) {
+  CL_CHECK(!file_bytes.empty(), what << ": empty file");
+  static const unsigned char kPngSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  const bool png = file_bytes.size() >= 8 && std::memcmp(file_bytes.data(), kPngSig, 8) == 0;
+  const std::string bytes = png ? without_empty_idat(file_bytes) : file_bytes;
   CL_CHECK(bytes.size() < (1ull << 31), what << ": file too large");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
