@@ -72,6 +72,17 @@ bool jpeg_huffman_tables_fit(const std::string& b) {
   return true;
 }
 
+// stb_image 2.27's progressive JPEG decoder shifts by 32 on crafted coefficient data (decode_block_prog_ac via
+// stbi__grow_buffer_unsafe: undefined behaviour, found by tests/fuzz/fuzz_image), which no check outside stb
+// can rule out. Progressive JPEG is refused instead: stb takes it from an SOF2 marker (FF C2), which cannot occur
+// inside entropy-coded data, so a baseline file is never refused. Training images are saved baseline by
+// default by every common tool; `convert in.jpg -interlace none out.jpg` converts one.
+bool jpeg_is_progressive(const std::string& b) {
+  for (size_t i = 0; i + 1 < b.size(); ++i)
+    if (static_cast<unsigned char>(b[i]) == 0xFF && static_cast<unsigned char>(b[i + 1]) == 0xC2) return true;
+  return false;
+}
+
 // stb_image 2.27 copies a zero-length IDAT chunk that comes before any data with memcpy(NULL, p, 0), undefined
 // behaviour UBSan reports (found by tests/fuzz/fuzz_image). Such chunks carry nothing: drop them before stb
 // reads the file (stb does not check chunk CRCs, and the image decodes the same).
@@ -108,6 +119,9 @@ PngImage decode(const std::string& file_bytes, const std::string& what) {
   const bool jpeg = soi != std::string::npos && soi >= 1 && static_cast<unsigned char>(bytes[soi]) == 0xD8;
   CL_CHECK(!jpeg || jpeg_huffman_tables_fit(bytes),
            what << ": cannot decode (corrupt JPEG: a Huffman table with more than 256 codes)");
+  CL_CHECK(!jpeg || !jpeg_is_progressive(bytes),
+           what << ": progressive JPEG is not supported (save it as baseline JPEG or PNG, e.g. convert IN -interlace "
+                   "none OUT)");
   int w = 0, h = 0, c = 0;
   CL_CHECK(stbi_info_from_memory(data, len, &w, &h, &c) != 0,
            what << ": cannot decode (" << stbi_failure_reason() << ")");
