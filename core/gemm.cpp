@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "core/cpu.h"
 #include "core/gemm_kernel.h"
 
 namespace convlab {
@@ -39,22 +40,25 @@ constexpr int64_t kMaxKc = kL1PanelFloats / 16;  // the narrowest full panel (16
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Register tile of the full micro-kernel: mr rows x (8 * nv) columns.
+// Register tile of the full micro-kernel: mr rows x (lane * nv) columns (lane: 8 floats AVX2, 16 AVX-512).
 struct Tile {
   int mr;
   int nv;
-  int nr() const { return nv * kLane; }
+  int lane = kLane;
+  int nr() const { return nv * lane; }
 };
 constexpr Tile kTiles[] = {{4, 3}, {6, 2}};  // on a cost tie the first wins: 4x24 measured faster
+// AVX-512: 24 accumulators of the 32 zmm registers; mr <= 8 keeps pack_a_panel's 8-row transposes.
+constexpr Tile kTiles512[] = {{8, 3, 16}, {6, 4, 16}};
 
-// Cycles per k step of an r x (8*nv) tile: FMA throughput (2/cycle) or latency (4 cycles per chain).
+// Cycles per k step of an r x (lane*nv) tile: FMA throughput (2/cycle) or latency (4 cycles per chain).
 double tile_cycles(int r, int nv) { return std::max(4.0, 0.5 * r * nv); }
 
 // Modelled cost of covering M x N with a tile shape, edges included; the cheapest shape wins.
 double tile_cost(const Tile& t, int64_t M, int64_t N) {
   const int64_t full_m = M / t.mr, full_n = N / t.nr();
   const int rem_m = static_cast<int>(M % t.mr);
-  const int rem_nv = static_cast<int>(ceil_div(N % t.nr(), kLane));
+  const int rem_nv = static_cast<int>(ceil_div(N % t.nr(), t.lane));
   double row_full = full_n * tile_cycles(t.mr, t.nv);
   double row_rem = rem_m ? full_n * tile_cycles(rem_m, t.nv) : 0;
   if (rem_nv) {
@@ -154,17 +158,21 @@ void pack_b_rows(const float* src, int64_t ldb, int64_t n, int64_t kc, float* ds
 }
 
 // Packs columns [0, n) x k [0, kc) of op(B) (src points at op(B)[0][0]) into consecutive micro-panels of
-// width nr (the last one w = round_up(n mod nr, 8) wide, zero padded): dst[k * w + c] = op(B)[k][c].
-void pack_b_block(bool trans, const float* src, int64_t ldb, int64_t n, int nr, int64_t kc, float* dst) {
+// width nr (the last one w = round_up(n mod nr, lane) wide, zero padded): dst[k * w + c] = op(B)[k][c].
+void pack_b_block(bool trans, const float* src, int64_t ldb, int64_t n, int nr, int lane, int64_t kc, float* dst) {
   if (!trans) {
     // op(B)[k][c] = src[k * ldb + c]. Walk each source row across the whole block: per panel instead, a
     // short bite of every row touches kc different pages (ldb is often a power of two, so they also
     // collide in a few L1/L2 sets and lines shared by two panels are fetched twice).
     const int64_t full = n / nr * nr;
-    if (nr == 16) pack_b_rows<16>(src, ldb, full, kc, dst);
-    else pack_b_rows<24>(src, ldb, full, kc, dst);
+    switch (nr) {
+      case 16: pack_b_rows<16>(src, ldb, full, kc, dst); break;
+      case 24: pack_b_rows<24>(src, ldb, full, kc, dst); break;
+      case 48: pack_b_rows<48>(src, ldb, full, kc, dst); break;
+      default: pack_b_rows<64>(src, ldb, full, kc, dst); break;
+    }
     if (full < n) {
-      const int n_valid = static_cast<int>(n - full), w = static_cast<int>(round_up(n_valid, kLane));
+      const int n_valid = static_cast<int>(n - full), w = static_cast<int>(round_up(n_valid, lane));
       float* d = dst + full * kc;
       for (int64_t k = 0; k < kc; ++k) {
         const float* s = src + k * ldb + full;
@@ -178,7 +186,7 @@ void pack_b_block(bool trans, const float* src, int64_t ldb, int64_t n, int nr, 
   // op(B)[k][c] = src[c * ldb + k]: rows of the stored B are contiguous in k; transpose 8 x 8 blocks.
   for (int64_t j = 0; j < n; j += nr) {
     const int n_valid = static_cast<int>(std::min<int64_t>(nr, n - j));
-    const int w = static_cast<int>(round_up(n_valid, kLane));
+    const int w = static_cast<int>(round_up(n_valid, lane));
     float* dp = dst + j * kc;
     for (int g = 0; g < w; g += kLane) {
       const int cols = std::min(kLane, n_valid - g);
@@ -213,13 +221,18 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, const float* pa, const float* pb,
                   float* c, int64_t ldc, float beta) {
   const int mr = tile.mr, nr = tile.nr();
-  const MicroKernel full = select_kernel(mr, tile.nv);
+#ifdef CONVLAB_GEMM_AVX512
+  const auto select = tile.lane == kLane512 ? select_kernel_512 : select_kernel;
+#else
+  const auto select = select_kernel;
+#endif
+  const MicroKernel full = select(mr, tile.nv);
   for (int64_t j = 0; j < ncur; j += nr) {
     const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
-    const int nv = static_cast<int>(ceil_div(n_valid, kLane));
+    const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
     for (int64_t i = 0; i < mcur; i += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
-      const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_kernel(rows, nv);
+      const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select(rows, nv);
       kern(kc, pa + i * kc, pb + j * kc, c + i * ldc + j, ldc, beta, n_valid);
     }
   }
@@ -230,10 +243,18 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   Tile tile = kTiles[0];
   for (const Tile& t : kTiles)
     if (tile_cost(t, M, N) < tile_cost(tile, M, N)) tile = t;
-  const int mr = tile.mr, nr = tile.nr();
-
-  const int64_t kc_max = kL1PanelFloats / nr;
+  // K blocking comes from the AVX2 tile model on every target: it decides where C = acc + C splits each
+  // element's sum, so it must not depend on the target for the results to be the same bits.
+  const int64_t kc_max = kL1PanelFloats / tile.nr();
   const int64_t kc = ceil_div(K, ceil_div(K, kc_max));
+#ifdef CONVLAB_GEMM_AVX512
+  if (active_isa() == Isa::avx512) {
+    tile = kTiles512[0];
+    for (const Tile& t : kTiles512)
+      if (tile_cost(t, M, N) < tile_cost(tile, M, N)) tile = t;
+  }
+#endif
+  const int mr = tile.mr, nr = tile.nr();
   const int64_t mc_max = std::max<int64_t>(mr, kABlockFloats / kc / mr * mr);
   const int64_t mc = round_up(ceil_div(M, ceil_div(M, mc_max)), mr);
   const int64_t nc_max = std::max<int64_t>(nr, kBBlockFloats / kc / nr * nr);
@@ -255,7 +276,7 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
       }
       for (int64_t j0 = 0; j0 < N; j0 += nc) {
         const int64_t ncur = std::min(nc, N - j0);
-        pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, kcur, pb);
+        pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, tile.lane, kcur, pb);
         macro_kernel(tile, mcur, ncur, kcur, pa, pb, C + i0 * ldc + j0, ldc, beta_p);
       }
     }

@@ -15,8 +15,10 @@
 #include <cstdint>
 
 #if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
 #define CONVLAB_GEMM_AVX2 1
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 namespace convlab::gemm_detail {
@@ -123,7 +125,7 @@ using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_
 
 // select_kernel(R, NV) -> micro_kernel<R, NV>; shapes that would spill (R*NV + NV + 1 > 16) are never
 // dispatched and stay null.
-constexpr int kMaxR = 6;
+constexpr int kMaxR = 8;  // the AVX-512 tiles are up to 8 rows high; the AVX2 ones up to 6
 constexpr int kMaxNV = 3;
 
 template <int R, int NV>
@@ -137,9 +139,85 @@ constexpr MicroKernel kKernelRow[kMaxNV] = {kernel_or_null<R, 1>(), kernel_or_nu
                                             kernel_or_null<R, 3>()};
 
 inline MicroKernel select_kernel(int r, int nv) {
-  static constexpr const MicroKernel* rows[kMaxR] = {kKernelRow<1>, kKernelRow<2>, kKernelRow<3>,
-                                                     kKernelRow<4>, kKernelRow<5>, kKernelRow<6>};
+  static constexpr const MicroKernel* rows[kMaxR] = {kKernelRow<1>, kKernelRow<2>, kKernelRow<3>, kKernelRow<4>,
+                                                     kKernelRow<5>, kKernelRow<6>, kKernelRow<7>, kKernelRow<8>};
   return rows[r - 1][nv - 1];
 }
+
+// ---- AVX-512 (F): the same contract with 16-float zmm lanes and 32 registers ----
+// Packed B panels are 16 * NV wide. Every C element is one FMA chain over k in the same order as the AVX2
+// and scalar kernels, starting from 0, then C = acc + beta * C with one fused multiply-add (the AVX2
+// kernel's _mm256_fmadd_ps(beta, C, acc), and store_tile_scalar's contracted tr + beta * cr): with K blocked
+// identically (gemm.cpp takes kc from the AVX2 tile model on every target) the results are the same bits.
+// Compiled for AVX-512 through the target attribute, so a build for any x86-64 carries it; gemm.cpp calls
+// it only when the CPU has AVX-512F.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CONVLAB_GEMM_AVX512 1
+constexpr int kLane512 = 16;
+constexpr int kMaxNV512 = 4;
+
+template <int R, int NV>
+__attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, const float* __restrict a,
+                                                                  const float* __restrict b, float* __restrict c,
+                                                                  int64_t ldc, float beta, int n_valid) {
+  static_assert(R * NV + NV + 1 <= 32, "tile does not fit the 32 zmm registers");
+  __m512 acc[R][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const char* row = reinterpret_cast<const char*>(c + r * ldc);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) _mm_prefetch(row + v * kLane512 * sizeof(float), _MM_HINT_T0);
+  }
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + v * kLane512);
+    b += NV * kLane512;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+    a += R;
+  }
+  // Full and edge tiles alike: lanes past n_valid are masked off (C beyond the tile is never touched).
+  const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    const int left = n_valid - v * kLane512;
+    if (left <= 0) break;
+    const __mmask16 m = left >= kLane512 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      float* p = c + r * ldc + v * kLane512;
+      if (beta == 0.f) _mm512_mask_storeu_ps(p, m, acc[r][v]);
+      else _mm512_mask_storeu_ps(p, m, _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, p), acc[r][v]));
+    }
+  }
+}
+
+template <int R, int NV>
+constexpr MicroKernel kernel_512_or_null() {
+  if constexpr (R * NV + NV + 1 <= 32) return &micro_kernel_512<R, NV>;
+  else return nullptr;
+}
+
+template <int R>
+constexpr MicroKernel kKernelRow512[kMaxNV512] = {kernel_512_or_null<R, 1>(), kernel_512_or_null<R, 2>(),
+                                                  kernel_512_or_null<R, 3>(), kernel_512_or_null<R, 4>()};
+
+inline MicroKernel select_kernel_512(int r, int nv) {
+  static constexpr const MicroKernel* rows[kMaxR] = {kKernelRow512<1>, kKernelRow512<2>, kKernelRow512<3>,
+                                                     kKernelRow512<4>, kKernelRow512<5>, kKernelRow512<6>,
+                                                     kKernelRow512<7>, kKernelRow512<8>};
+  return rows[r - 1][nv - 1];
+}
+#endif
 
 }  // namespace convlab::gemm_detail

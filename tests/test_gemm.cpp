@@ -9,8 +9,11 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "core/cpu.h"
+#include "core/error.h"
 #include "core/gemm.h"
 
 namespace convlab {
@@ -171,6 +174,53 @@ TEST(Gemm, ParallelIsBitIdenticalAcrossThreadCounts) {
     EXPECT_EQ(diff, 0u) << "M=" << s.M << " N=" << s.N << " K=" << s.K;
   }
   omp_set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace convlab
+
+namespace convlab {
+namespace {
+
+// Every SIMD target gives the same bits (core/cpu.h): the grid (odd M, N, K, all transposition cases,
+// beta 0 / 1 / 0.5, padded leading dimensions), shapes past one K chunk, and the conv shapes of
+// ../shared/bench (im2col GEMMs of the segmentation and DCGAN layers), through sgemm and sgemm_parallel.
+// The AVX-512 path is compared with AVX2 on a CPU that has it; elsewhere the test is skipped naming it.
+TEST(GemmIsa, Avx512IsBitIdenticalToAvx2) {
+  if (!cpu_supports(Isa::avx512)) GTEST_SKIP() << "this CPU lacks AVX-512F: the avx512 GEMM path was not run";
+  std::vector<Case> cases = grid();
+  const std::tuple<bool, bool, int64_t, int64_t, int64_t> conv_shapes[] = {
+      {false, false, 24, 4096, 216}, {false, true, 24, 216, 4096}, {true, false, 216, 4096, 24},  // seg 3x3, 24 ch
+      {false, false, 64, 4096, 576}, {true, false, 576, 4096, 64},  {false, true, 64, 576, 4096},   // seg_wide
+      {false, false, 128, 49, 1152}, {true, false, 1152, 196, 64},  {false, false, 1, 1, 6272},     // DCGAN
+      {false, false, 37, 1000, 777}, {true, true, 45, 333, 1500}};                                 // odd, deep K
+  for (const auto& [ta, tb, M, N, K] : conv_shapes)
+    for (float beta : {0.f, 1.f}) cases.push_back({ta, tb, M, N, K, 1.f, beta, 0, false});
+  const Isa saved = active_isa();
+  for (GemmFn fn : {static_cast<GemmFn>(sgemm), static_cast<GemmFn>(sgemm_parallel)}) {
+    uint32_t seed = 900;
+    for (const Case& c : cases) {
+      const int64_t a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
+      const int64_t b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
+      const int64_t lda = a_cols + c.pad, ldb = b_cols + c.pad, ldc = c.N + c.pad;
+      std::mt19937 rng(seed++);
+      std::uniform_real_distribution<float> dist(-1.f, 1.f);
+      std::vector<float> A(static_cast<size_t>(a_rows * lda)), B(static_cast<size_t>(b_rows * ldb)),
+          C0(static_cast<size_t>(c.M * ldc));
+      for (float& x : A) x = dist(rng);
+      for (float& x : B) x = dist(rng);
+      for (float& x : C0) x = dist(rng);
+      std::vector<float> c2 = C0, c5 = C0;
+      set_isa(Isa::avx2);
+      fn(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, c2.data(), ldc);
+      set_isa(Isa::avx512);
+      fn(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, c5.data(), ldc);
+      size_t diff = 0;
+      for (size_t i = 0; i < c2.size(); ++i) diff += std::memcmp(&c2[i], &c5[i], sizeof(float)) != 0;
+      EXPECT_EQ(diff, 0u) << describe(c);
+    }
+  }
+  set_isa(saved);
 }
 
 }  // namespace

@@ -126,6 +126,19 @@ TEST(HostileInputs, FlagsAndPathsAreUserErrors) {
   for (const Hostile& h : cases) expect_refused(h);
 }
 
+TEST(HostileInputs, UnknownSimdTargetIsRefused) {
+  for (const char* value : {"bogus", "sse2", ""}) {
+    const testing::CliRun r = run_cli("--version", "", std::string("CONVLAB_ISA=") + value);
+    EXPECT_EQ(r.code, 2) << value << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(std::string("CONVLAB_ISA=") + value + ":"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("avx2"), std::string::npos) << "names the targets available: " << r.err;
+  }
+  const testing::CliRun ok = run_cli("--version", "", "CONVLAB_ISA=avx2");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("SIMD target (GEMM): avx2"), std::string::npos) << ok.out;
+}
+
 TEST(HostileInputs, LongExtendsChainIsRefused) {
   const std::string dir = temp_dir("extends_chain");
   for (int i = 0; i < 40; ++i) {

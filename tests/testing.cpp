@@ -105,13 +105,14 @@ std::string temp_file(const std::string& name, const std::string& text) {
   return p;
 }
 
-CliRun run_cli(const std::string& args, const std::string& stdin_text) {
+CliRun run_cli(const std::string& args, const std::string& stdin_text, const std::string& env) {
   static std::atomic<int> counter{0};
   static const std::string dir = temp_dir("cli");
   const std::string base = dir + "/" + std::to_string(counter++);
   const std::string o = base + ".out", e = base + ".err", i = base + ".in";
   std::ofstream(i, std::ios::binary) << stdin_text;
-  const std::string cmd = std::string(CONVLAB_BINARY) + " " + args + " <" + i + " >" + o + " 2>" + e;
+  const std::string cmd =
+      (env.empty() ? "" : "env " + env + " ") + std::string(CONVLAB_BINARY) + " " + args + " <" + i + " >" + o + " 2>" + e;
   const int status = std::system(cmd.c_str());
   auto slurp = [](const std::string& p) {
     std::ifstream f(p, std::ios::binary);

@@ -40,12 +40,12 @@ std::vector<GradcheckResult> gradcheck(const std::string& what,
 std::string source_path(const std::string& rel);
 
 // The convlab executable as a user runs it: `args` go through the shell (quote them), stdin is empty
-// unless given. `code` is the exit status, or 128 + the signal when the process was killed by one.
+// unless given, `env` ("NAME=value ...") is added to its environment. `code` is the exit status, or 128 + the signal when the process was killed by one.
 struct CliRun {
   int code = -1;
   std::string out, err;
 };
-CliRun run_cli(const std::string& args, const std::string& stdin_text = "");
+CliRun run_cli(const std::string& args, const std::string& stdin_text = "", const std::string& env = "");
 // A fresh, empty folder under the system temp folder, unique to this process and `name`.
 std::string temp_dir(const std::string& name);
 // Writes `text` to a file in temp_dir("files") and returns its path.

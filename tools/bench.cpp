@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
+#include "core/error.h"
 #include "core/ops.h"
 #include "core/random.h"
 #include "core/threads.h"
@@ -188,6 +190,13 @@ int register_all() {
 int main(int argc, char** argv) {
   convlab::ensure_passive_wait(argc, argv);
   register_all();
+  try {
+    convlab::check_isa_env();
+  } catch (const convlab::Error& e) {
+    std::fprintf(stderr, "bench: %s\n", e.what());
+    return 2;
+  }
+  benchmark::AddCustomContext("simd_target_gemm", convlab::isa_name(convlab::active_isa()));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <string>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "tools/lib/io.h"
@@ -93,6 +94,12 @@ int report_exception(CLI::App& app) {
 int main(int argc, char** argv) {
   convlab::ensure_passive_wait(argc, argv);
   CLI::App app{"convlab: a small deep-learning framework for studying convolution"};
+  app.set_version_flag("--version", [] {
+    std::string avail;
+    for (convlab::Isa i : convlab::available_isas()) avail += (avail.empty() ? "" : ", ") + std::string(convlab::isa_name(i));
+    return std::string("convlab ") + CONVLAB_VERSION + "\nSIMD target (GEMM): " + convlab::isa_name(convlab::active_isa()) +
+           " (available on this CPU: " + avail + "; CONVLAB_ISA=avx512|avx2 forces one)";
+  });
   app.require_subcommand(1);
   convlab::register_gan_commands(app);  // sample, gan-eval (tools/lib/gan_cli.h)
   convlab::register_study_commands(app);  // rf, size, matrix, identities, gradcheck (tools/lib/study_cli.h)
@@ -144,6 +151,7 @@ int main(int argc, char** argv) {
   predict->add_flag("--json", as_json, "print JSON");
 
   try {
+    convlab::check_isa_env();  // an unknown or unsupported CONVLAB_ISA: one line, exit 2
     app.parse(argc, argv);
     if (threads > 0) convlab::set_num_threads(threads);
     quiet = quiet || as_json;  // train --json: stdout holds only the JSON result
