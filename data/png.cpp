@@ -49,6 +49,8 @@ void write_png(const std::string& path, const RgbImage& img) {
 
 namespace {
 
+constexpr int kMaxImageSide = 16384;  // decoded before anything checks it against a network: bounded here
+
 // stb_image 2.27 (Debian 12's libstb-dev) trusts the 16 code counts of a JPEG DHT table: a sum above 256 writes
 // past the 257-byte size list in stbi__build_huffman and the 256-byte value list after it (found by
 // tests/fuzz/fuzz_image; upstream 2.28 refuses such a table). stb reads DHT segments in stbi_info as well as in
@@ -126,6 +128,8 @@ PngImage decode(const std::string& file_bytes, const std::string& what) {
   CL_CHECK(stbi_info_from_memory(data, len, &w, &h, &c) != 0,
            what << ": cannot decode (" << stbi_failure_reason() << ")");
   CL_CHECK(w > 0 && h > 0 && c >= 1 && c <= 4, what << ": bad image header (" << w << "x" << h << ", " << c << " channels)");
+  CL_CHECK(w <= kMaxImageSide && h <= kMaxImageSide,
+           what << ": image " << w << "x" << h << " is larger than " << kMaxImageSide << " pixels on a side");
   CL_CHECK(int64_t(w) * h * c <= max_tensor_elements(),
            what << ": image " << w << "x" << h << "x" << c << " is larger than the limit of " << max_tensor_elements()
                 << " values");

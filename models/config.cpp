@@ -35,8 +35,11 @@ json checkpoint_config(const std::map<std::string, std::string>& metadata, const
 }
 
 void check_run_name(const std::string& name) {
-  CL_CHECK(!name.empty() && name.find('/') == std::string::npos && name != "." && name != "..",
-           "name: '" << name << "' cannot name a run folder");
+  const bool printable = std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20; });
+  CL_CHECK(!name.empty() && name.size() <= 200 && printable && name.find('/') == std::string::npos && name != "." &&
+               name != "..",
+           "name: " << json_brief(nlohmann::json(name)) << " cannot name a run folder (1-200 characters, no '/' or "
+                    << "control characters)");
 }
 
 json merge_json(const json& base, const json& over) {
