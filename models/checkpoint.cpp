@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "data/files.h"
+#include "data/json.h"
 
 namespace convlab {
 
@@ -109,7 +110,7 @@ std::optional<Manifest> read_manifest(const fs::path& dir) {
   Manifest m;
   try {
     CL_CHECK(j.is_object(), "not a JSON object");
-    m.step = j.at("step").get<int64_t>();
+    CL_CHECK(json_to_int(j.at("step"), m.step), "step " << json_brief(j.at("step")) << " is not an integer");
     m.folder = j.at("folder").get<std::string>();
     m.files = j.at("files").get<std::vector<std::string>>();
     m.published = j.value("published", false);
