@@ -369,7 +369,8 @@ void RunCheckpoints::trim_metrics(int64_t step) const {
   std::string kept_lines;
   for (std::string line; std::getline(in, line);) {
     const json j = json::parse(line, nullptr, false);
-    if (j.is_object() && (!j.contains("step") || (j["step"].is_number() && j["step"].get<int64_t>() <= step)))
+    int64_t s = 0;
+    if (j.is_object() && (!j.contains("step") || (json_to_int(j["step"], s) && s <= step)))
       kept_lines += line + "\n";
   }
   write_file_bytes_atomic(p.string(), kept_lines, "metrics log");

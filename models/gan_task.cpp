@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "layers/basic_layers.h"
 #include "layers/options.h"
+#include "data/json.h"
 #include "models/config.h"
 
 namespace convlab {
@@ -84,8 +85,8 @@ GanTask make_gan_task(const json& config, bool with_data) {
   const Shape z = t.z_shape(B), img = t.image_shape(B);
   // The latent size must be what the generator's first layer takes (checked here for a one-line message
   // naming both shapes; build_layers would only name the layer).
-  if (gl[0].is_object() && gl[0].contains("in_channels") && gl[0]["in_channels"].is_number_integer()) {
-    const int64_t c = gl[0]["in_channels"].get<int64_t>();
+  int64_t c = 0;
+  if (gl[0].is_object() && gl[0].contains("in_channels") && json_to_int(gl[0]["in_channels"], c)) {
     CL_CHECK(c == t.latent, "generator.layers[0].in_channels: the generator's first layer takes ["
                                 << B << "," << c << ",1,1] but the latent z is " << shape_str(z) << " (gan.latent_size "
                                 << t.latent << ")");

@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "data/json.h"
 #include "core/loss.h"
 #include "data/batch.h"
 #include "data/dataset.h"
@@ -50,7 +51,10 @@ Classifier build_classifier(const json& config, int64_t B) {
   Options mo(config["model"], "model");
   mo.raw("layers");
   mo.finish({"description"});
-  Rng rng(config.value("seed", 0));
+  int64_t seed = 0;  // the config may come from a checkpoint's metadata: checked, not converted blindly
+  CL_CHECK(!config.contains("seed") || (json_to_int(config["seed"], seed) && seed >= 0),
+           "seed: expected a non-negative integer, got " << json_brief(config["seed"]));
+  Rng rng(static_cast<uint64_t>(seed));
   const Shape in = {B, 1, Mnist::kSide, Mnist::kSide};
   c.model = build_layers(config["model"]["layers"], in, rng, "model.layers");
   const Shape out = c.model->output_shape(in);

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "data/json.h"
 #include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/seg_task.h"
@@ -247,7 +248,14 @@ StudyResult compare_command(const CompareCommand& c) {
   std::vector<double> step_s;
   for (size_t i = 0; i < e.variants.size(); ++i) {
     step_s.push_back(probe_step_seconds(cfgs[i]));
-    const int64_t val_size = cfgs[i]["data"].value("val_size", 256), B = cfgs[i]["train"].value("batch_size", 16);
+    // Validated by the probe's task build above; a section may still be absent (defaults), so read safely.
+    const auto key = [&](const char* sec, const char* k, int64_t dflt) {
+      const json& c = cfgs[i];
+      int64_t v = dflt;
+      if (c.contains(sec) && c[sec].is_object() && c[sec].contains(k)) json_to_int(c[sec][k], v);
+      return std::max<int64_t>(v, 1);
+    };
+    const int64_t val_size = key("data", "val_size", 256), B = key("train", "batch_size", 16);
     // A validation pass is forward-only: about a third of a training step per batch.
     const double per_run = step_s.back() * (double(steps) + double(steps / e.val_every) * double((val_size + B - 1) / B) / 3.0);
     for (int64_t seed : e.seeds) {
