@@ -76,6 +76,11 @@ Pair rf_output_size(const RfLayer& l, Pair in) {
 }
 
 void rf_sources(const RfLayer& l, int ax, int64_t o, int64_t in, int64_t out, std::vector<int64_t>& src) {
+  // Pulled back through many strided layers, an index of the unbounded lattice grows by the stride each time:
+  // kept where o * stride (stride <= 4096, see analyse_stack) cannot overflow.
+  constexpr int64_t kMaxIndex = int64_t(1) << 40;
+  CL_CHECK(o >= -kMaxIndex && o <= kMaxIndex,
+           l.path << " (" << l.type << "): index " << o << " is beyond the analysed lattice (|index| <= 2^40)");
   const int64_t k = l.kernel[ax], s = l.stride[ax], p = l.padding[ax], d = l.dilation[ax];
   auto keep = [&](int64_t i) {
     if (!bounded(in) || (i >= 0 && i < in)) src.push_back(i);
