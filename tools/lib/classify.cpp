@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "data/json.h"
 #include "core/loss.h"
@@ -232,7 +233,8 @@ json train_classifier(const json& config, const TrainFlags& flags) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   json summary = {{"name", t.name},         {"task", "classification"}, {"steps", t.steps},
                   {"parameters", model.num_parameters()}, {"train_seconds", secs}, {"final", last_eval},
-                  {"run_dir", dir.string()}};
+                  {"run_dir", dir.string()},
+                  {"simd_target_gemm", isa_name(active_isa())}};
   write_file_atomic((dir / "summary.json").string(), summary.dump(2) + "\n");
   return summary;
 }

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/loss.h"
 #include "data/batch.h"
@@ -216,7 +217,8 @@ json train_gan(const json& config, const TrainFlags& flags) {
                   {"batch_size", B},        {"generator_parameters", t.generator->num_parameters()},
                   {"discriminator_parameters", t.discriminator->num_parameters()},
                   {"train_seconds", secs},  {"last", last},
-                  {"run_dir", dir.string()}};
+                  {"run_dir", dir.string()},
+                  {"simd_target_gemm", isa_name(active_isa())}};
   write_file_atomic((dir / "summary.json").string(), summary.dump(2) + "\n");
   return summary;
 }

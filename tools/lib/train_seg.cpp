@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "data/png.h"
 #include "data/safetensors.h"
@@ -225,7 +226,8 @@ json train_segmentation(const json& config, const TrainFlags& flags) {
                   {"parameters", t.model->num_parameters()},
                   {"train_seconds", secs},
                   {"final", last_val},
-                  {"run_dir", dir.string()}};
+                  {"run_dir", dir.string()},
+                  {"simd_target_gemm", isa_name(active_isa())}};
   write_file_atomic((dir / "summary.json").string(), summary.dump(2) + "\n");
   return summary;
 }
