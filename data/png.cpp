@@ -1,5 +1,5 @@
 // data/png.cpp: see png.h. This is the one translation unit that compiles stb_image / stb_image_write
-// (PNG and JPEG decoders only); other files include <stb_image.h> for declarations if they must, but should call
+// (the PNG decoder only); other files include <stb_image.h> for declarations if they must, but should call
 // read_png / write_png instead.
 #include "data/png.h"
 
@@ -12,7 +12,6 @@
 
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
 #define STBI_NO_STDIO  // we read the bytes ourselves: errors then name the path and errno
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_WRITE_NO_STDIO  // we write to memory, then atomically to disk
@@ -51,44 +50,12 @@ namespace {
 
 constexpr int kMaxImageSide = 16384;  // decoded before anything checks it against a network: bounded here
 
-// stb_image 2.27 (Debian 12's libstb-dev) trusts the 16 code counts of a JPEG DHT table: a sum above 256 writes
-// past the 257-byte size list in stbi__build_huffman and the 256-byte value list after it (found by
-// tests/fuzz/fuzz_image; upstream 2.28 refuses such a table). stb reads DHT segments in stbi_info as well as in
-// the decoder, so every FF C4 of the file is read as stb would read a DHT segment (length, then tables while
-// bytes of the length remain) before stb sees the bytes. FF C4 cannot occur inside entropy-coded data (an FF
-// there is followed by 00 or a marker), so a valid file is never refused.
-bool jpeg_huffman_tables_fit(const std::string& b) {
-  const auto byte = [&](size_t i) -> int { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0; };
-  for (size_t i = 0; i + 1 < b.size(); ++i) {
-    if (byte(i) != 0xFF || byte(i + 1) != 0xC4) continue;
-    int64_t left = (byte(i + 2) << 8 | byte(i + 3)) - 2;  // stb: L = get16be - 2
-    size_t p = i + 4;
-    while (left > 0 && p < b.size()) {
-      int64_t n = 0;
-      for (size_t k = 0; k < 16; ++k) n += byte(p + 1 + k);
-      if (n > 256) return false;
-      p += 17 + static_cast<size_t>(n);
-      left -= 17 + n;
-    }
-  }
-  return true;
-}
-
-// stb_image 2.27's progressive JPEG decoder shifts by 32 on crafted coefficient data (decode_block_prog_ac via
-// stbi__grow_buffer_unsafe: undefined behaviour, found by tests/fuzz/fuzz_image), which no check outside stb
-// can rule out. Progressive JPEG is refused instead: stb takes it from an SOF2 marker (FF C2), which cannot occur
-// inside entropy-coded data, so a baseline file is never refused. Training images are saved baseline by
-// default by every common tool; `convert in.jpg -interlace none out.jpg` converts one.
-bool jpeg_is_progressive(const std::string& b) {
-  for (size_t i = 0; i + 1 < b.size(); ++i)
-    if (static_cast<unsigned char>(b[i]) == 0xFF && static_cast<unsigned char>(b[i + 1]) == 0xC2) return true;
-  return false;
-}
-
-// stb_image 2.27 copies a zero-length IDAT chunk that comes before any data with memcpy(NULL, p, 0), undefined
-// behaviour UBSan reports (found by tests/fuzz/fuzz_image). Such chunks carry nothing: drop them before stb
-// reads the file (stb does not check chunk CRCs, and the image decodes the same).
-std::string without_empty_idat(const std::string& b) {
+// stb_image 2.27 (Debian 12's libstb-dev) trusts a PNG's chunk lengths: an IDAT length past the end of the file
+// makes it reallocate up to 2 GiB before it notices, and a zero-length IDAT before any data is copied with
+// memcpy(NULL, p, 0), undefined behaviour (both found by tests/fuzz/fuzz_image). The chunks are walked here
+// first: one that runs past the end is refused (the file is truncated or corrupt), empty IDATs are dropped (they
+// carry nothing; stb does not check chunk CRCs, so the image decodes the same).
+std::string checked_png_chunks(const std::string& b, const std::string& what) {
   const auto be32 = [&](size_t i) {
     return uint32_t(static_cast<unsigned char>(b[i])) << 24 | uint32_t(static_cast<unsigned char>(b[i + 1])) << 16 |
            uint32_t(static_cast<unsigned char>(b[i + 2])) << 8 | uint32_t(static_cast<unsigned char>(b[i + 3]));
@@ -97,13 +64,14 @@ std::string without_empty_idat(const std::string& b) {
   size_t pos = 8;
   while (pos + 12 <= b.size()) {
     const uint64_t len = be32(pos);
+    CL_CHECK(pos + 12 + len <= b.size(), what << ": cannot decode (a PNG chunk of " << len << " bytes runs past the "
+                                              << "end of the file: truncated or corrupt)");
     const bool empty_idat = len == 0 && b.compare(pos + 4, 4, "IDAT") == 0;
-    const uint64_t end = std::min<uint64_t>(b.size(), pos + 12 + len);
-    if (!empty_idat) out.append(b, pos, size_t(end - pos));
-    pos = size_t(end);
+    if (!empty_idat) out.append(b, pos, size_t(12 + len));
+    pos += size_t(12 + len);
+    if (b.compare(pos - 8 - len, 4, "IEND") == 0) break;
   }
-  if (pos < b.size()) out.append(b, pos, std::string::npos);
-  return out;
+  return out;  // bytes after IEND (or a partial chunk header) are left out: stb would not read them
 }
 
 // `what` prefixes every error ("png PATH", "image SOURCE"). Header first: the size is checked before stb
@@ -111,19 +79,18 @@ std::string without_empty_idat(const std::string& b) {
 PngImage decode(const std::string& file_bytes, const std::string& what) {
   CL_CHECK(!file_bytes.empty(), what << ": empty file");
   static const unsigned char kPngSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  // PNG only. Debian 12's stb_image 2.27 JPEG decoder has undefined behaviour on malformed files that no check
+  // outside it can rule out (the fuzzer found an out-of-bounds write in its Huffman tables, shifts by 32 in the
+  // baseline and progressive AC decoders and a read of an undefined Huffman table), so it is not compiled in.
   const bool png = file_bytes.size() >= 8 && std::memcmp(file_bytes.data(), kPngSig, 8) == 0;
-  const std::string bytes = png ? without_empty_idat(file_bytes) : file_bytes;
+  const bool jpeg = file_bytes.size() >= 2 && static_cast<unsigned char>(file_bytes[0]) == 0xFF &&
+                    static_cast<unsigned char>(file_bytes[1]) == 0xD8;
+  CL_CHECK(!jpeg, what << ": JPEG is not supported (convert it to PNG, e.g. convert IN.jpg OUT.png)");
+  CL_CHECK(png, what << ": not a PNG file");
+  const std::string bytes = checked_png_chunks(file_bytes, what);
   CL_CHECK(bytes.size() < (1ull << 31), what << ": file too large");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
-  // stb's JPEG test: 0xFF, any number of 0xFF fill bytes, then D8 (SOI).
-  const size_t soi = bytes.find_first_not_of('\xFF');
-  const bool jpeg = soi != std::string::npos && soi >= 1 && static_cast<unsigned char>(bytes[soi]) == 0xD8;
-  CL_CHECK(!jpeg || jpeg_huffman_tables_fit(bytes),
-           what << ": cannot decode (corrupt JPEG: a Huffman table with more than 256 codes)");
-  CL_CHECK(!jpeg || !jpeg_is_progressive(bytes),
-           what << ": progressive JPEG is not supported (save it as baseline JPEG or PNG, e.g. convert IN -interlace "
-                   "none OUT)");
   int w = 0, h = 0, c = 0;
   CL_CHECK(stbi_info_from_memory(data, len, &w, &h, &c) != 0,
            what << ": cannot decode (" << stbi_failure_reason() << ")");

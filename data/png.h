@@ -1,4 +1,4 @@
-// data/png.h: PNG reading and writing, JPEG reading, through stb (Debian's libstb-dev), and the small image helpers the
+// data/png.h: PNG reading and writing through stb (Debian's libstb-dev), and the small image helpers the
 // tools use to show results: tensor -> RGB bytes, a fixed palette for label maps, a grid compositor.
 //
 // RgbImage is 8-bit RGB, interleaved, row-major ([H, W, 3]). Writing is atomic (temp file + rename).
@@ -31,11 +31,11 @@ void write_png(const std::string& path, const uint8_t* rgb, int64_t W, int64_t H
 void write_png(const std::string& path, const RgbImage& img);
 // Reads any PNG stb understands, 8 bits per channel; throws convlab::Error "png PATH: <stb's reason>".
 PngImage read_png(const std::string& path);
-// Decodes a PNG or JPEG (baseline or progressive) held in memory, 8 bits per channel; `source` names it in
+// Decodes a PNG held in memory (JPEG is refused: see png.cpp), 8 bits per channel; `source` names it in
 // errors ("image SOURCE: ..."). The size in the file's header is checked before decoding: width * height *
 // channels above max_tensor_elements() is refused, so a small file claiming a huge image allocates nothing.
 PngImage decode_image(const std::string& bytes, const std::string& source);
-// A PNG or JPEG file, decoded as decode_image does.
+// A PNG file, decoded as decode_image does.
 PngImage read_image(const std::string& path);
 // Expands a grey / grey+alpha / RGBA image to RGB (alpha dropped).
 RgbImage to_rgb(const PngImage& img);

@@ -12,7 +12,7 @@
 //   set          lines of "--set" assignments -> apply_set on a shipped config (hdc_seg; dcgan_mnist when the
 //                first line is "#gan", mnist_classifier when it is "#classification") -> built as `config`
 //   op_case      `convlab op` case text -> parse_case -> run_case (forward + backward) -> result_json
-//   image        bytes -> decode_image (PNG or JPEG through stb) -> to_rgb
+//   image        bytes -> decode_image (PNG through stb; JPEG is refused) -> to_rgb
 // Limits: one thread, tensors of at most kMaxElements elements (core/tensor.h), so a legitimate but huge
 // network is refused with convlab::Error instead of eating the fuzzer's memory.
 #pragma once
@@ -151,7 +151,7 @@ inline void op_case_input(const uint8_t* data, size_t size) {
   (void)result_json(call, r, /*stats=*/true).dump();
 }
 
-// ---- PNG / JPEG ----
+// ---- PNG (JPEG input must be refused cleanly) ----
 inline void image_input(const uint8_t* data, size_t size) {
   setup();
   const PngImage img = decode_image(std::string(reinterpret_cast<const char*>(data), size), "fuzz");

@@ -7,7 +7,7 @@
                      multiple of 8, little-endian F32 data), with and without __metadata__, a 0-d and an empty tensor
 safetensors/convlab_* were written by convlab itself (model and optimizer checkpoints of a one-step run of
 plain_seg with model.layers=[{"type":"conv2d","out_channels":6,"kernel_size":1}], image_size 16).
-The JPEG seeds come from make_jpeg_seeds.c (libjpeg); the config, set and op_case seeds are copies of shipped
+The config, set and op_case seeds are copies of shipped
 configs, golden cases and hand-written assignments. Usage: tests/fuzz/tools/make_seeds.py (from anywhere).
 """
 import json
