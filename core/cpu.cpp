@@ -12,13 +12,8 @@ namespace {
 bool parse_isa(const std::string& s, Isa& out) {
   if (s == "avx512") return out = Isa::avx512, true;
   if (s == "avx2") return out = Isa::avx2, true;
+  if (s == "scalar") return out = Isa::scalar, true;
   return false;
-}
-
-std::string available_list() {
-  std::string s;
-  for (Isa i : available_isas()) s += (s.empty() ? "" : ", ") + std::string(isa_name(i));
-  return s;
 }
 
 Isa initial_isa() {
@@ -35,30 +30,44 @@ std::atomic<int>& current() {
 
 }  // namespace
 
-const char* isa_name(Isa isa) { return isa == Isa::avx512 ? "avx512" : "avx2"; }
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "scalar";
+  }
+}
 
 bool cpu_supports(Isa isa) {
+  if (isa == Isa::scalar) return true;
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();
-  if (isa == Isa::avx512) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == Isa::avx512) return avx2 && __builtin_cpu_supports("avx512f");
+  return avx2;
 #else
-  return isa == Isa::avx2;
+  return false;
 #endif
 }
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;
-  if (cpu_supports(Isa::avx512)) out.push_back(Isa::avx512);
-  out.push_back(Isa::avx2);  // the build's baseline for the GEMM (its AVX2 kernels, or their portable twin)
+  for (Isa i : {Isa::avx512, Isa::avx2, Isa::scalar})
+    if (cpu_supports(i)) out.push_back(i);
   return out;
+}
+
+std::string available_isa_list() {
+  std::string s;
+  for (Isa i : available_isas()) s += (s.empty() ? "" : ", ") + std::string(isa_name(i));
+  return s;
 }
 
 Isa active_isa() { return static_cast<Isa>(current().load(std::memory_order_relaxed)); }
 
 void set_isa(Isa isa) {
-  CL_CHECK(cpu_supports(isa) || isa == Isa::avx2,
-           "isa: this CPU does not support " << isa_name(isa) << " (available: " << available_list() << ")");
+  CL_CHECK(cpu_supports(isa), "isa: this CPU does not support " << isa_name(isa) << " (available: "
+                                                                << available_isa_list() << ")");
   current().store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
@@ -66,10 +75,10 @@ void check_isa_env() {
   const char* env = std::getenv("CONVLAB_ISA");
   if (!env) return;
   Isa isa;
-  CL_CHECK(parse_isa(env, isa), "CONVLAB_ISA=" << env << ": not a target (available on this CPU: " << available_list()
-                                               << ")");
-  CL_CHECK(cpu_supports(isa) || isa == Isa::avx2,
-           "CONVLAB_ISA=" << env << ": this CPU does not support it (available: " << available_list() << ")");
+  CL_CHECK(parse_isa(env, isa), "CONVLAB_ISA=" << env << ": not a target (available on this CPU: "
+                                               << available_isa_list() << ")");
+  CL_CHECK(cpu_supports(isa), "CONVLAB_ISA=" << env << ": this CPU does not support it (available: "
+                                             << available_isa_list() << ")");
   set_isa(isa);
 }
 

@@ -1,29 +1,35 @@
 // core/cpu.h: which SIMD target the kernels run on, chosen when the program starts.
 //
-// Kernels are compiled for each target and picked at run time from what the CPU supports; every target
-// gives the same bits (each output element is one fixed-order FMA chain; blocking never depends on the
-// target), so the choice changes speed only. CONVLAB_ISA=avx512|avx2 forces a target; tests compare them.
-// This covers the packed SGEMM (core/gemm.cpp), where the conv time goes; the other kernels are compiled
-// for the build's target.
+// The hot kernels (the packed SGEMM and its packing in core/gemm.cpp, the depthwise 3x3 kernel, deformable
+// sampling) are compiled for every target into one binary and picked at run time from what the CPU
+// supports; the rest of the code is compiled for baseline x86-64. Every target gives the same bits: each
+// output element is one fixed-order chain of fused multiply-adds (std::fma on the scalar target), blocking
+// never depends on the target, reductions use a fixed number of partial sums, and the whole project is
+// compiled with -ffp-contract=off so the compiler never fuses a multiply and an add on its own. The choice
+// changes speed only. CONVLAB_ISA=avx512|avx2|scalar forces a target; tests compare them bit for bit.
 #pragma once
 #include <string>
 #include <vector>
 
 namespace convlab {
 
-enum class Isa { avx2, avx512 };
+// scalar: plain C++ with std::fma, runs on any CPU; avx2: AVX2 + FMA (8-float ymm lanes); avx512: AVX-512F
+// (16-float zmm lanes in the GEMM; the kernels without a zmm version run their AVX2 form).
+enum class Isa { scalar, avx2, avx512 };
 
 const char* isa_name(Isa isa);
 bool cpu_supports(Isa isa);
-std::vector<Isa> available_isas();  // the targets this build carries and this CPU runs, best first
+std::vector<Isa> available_isas();  // the targets this CPU runs, best first (scalar always last)
 
 // The target in use: CONVLAB_ISA when set and valid, else the best available. Never throws (kernels call
 // it inside parallel regions); an invalid CONVLAB_ISA is reported by check_isa_env() at program start.
 Isa active_isa();
-// Forces a target (tests, benchmarks); throws convlab::Error when this CPU or build lacks it.
+// Forces a target (tests, benchmarks); throws convlab::Error when this CPU lacks it.
 void set_isa(Isa isa);
 // Validates CONVLAB_ISA (call first thing in main): an unknown value or one this CPU lacks throws
 // convlab::Error naming the value and the targets available.
 void check_isa_env();
+// "avx512, avx2, scalar": the available targets, best first (for --version and error messages).
+std::string available_isa_list();
 
 }  // namespace convlab

@@ -95,7 +95,7 @@ thread_local PackBuffer tl_pack_a, tl_pack_b;
 constexpr int64_t kPackSlack = 2 * kLane;
 
 #ifdef CONVLAB_GEMM_AVX2
-inline void transpose8(__m256 r[8]) {
+CONVLAB_AVX2_TARGET inline void transpose8(__m256 r[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
   const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
   const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
@@ -115,19 +115,15 @@ inline void transpose8(__m256 r[8]) {
 }
 #endif
 
-// Packs rows [0, rows) x k [0, kc) of op(A) (src points at op(A)[0][0]) into one micro-panel of height
-// `rows`: dst[k * rows + r] = alpha * op(A)[r][k].
-void pack_a_panel(bool trans, const float* src, int64_t lda, int rows, int64_t kc, float alpha, float* dst) {
-  if (trans) {  // op(A)[r][k] = src[k * lda + r]: each k is a contiguous run of `rows` floats
-    for (int64_t k = 0; k < kc; ++k)
-      for (int r = 0; r < rows; ++r) dst[k * rows + r] = alpha * src[k * lda + r];
-    return;
-  }
-  int64_t k = 0;
 #ifdef CONVLAB_GEMM_AVX2
-  // op(A)[r][k] = src[r * lda + k]: transpose 8 k x rows blocks; each transposed row is stored whole
-  // (8 floats) at stride `rows`, the next store overwriting its padding, hence kPackSlack.
+// The non-transposed A packer's vector part: transposes 8 k x rows blocks; each transposed row is stored
+// whole (8 floats) at stride `rows`, the next store overwriting its padding, hence kPackSlack. Returns the
+// first k it did not pack. Packing only moves values (and multiplies by alpha, one rounding either way), so
+// the scalar loop gives the same bits.
+CONVLAB_AVX2_TARGET int64_t pack_a_rows_avx2(const float* src, int64_t lda, int rows, int64_t kc, float alpha,
+                                             float* dst) {
   const __m256 va = _mm256_set1_ps(alpha);
+  int64_t k = 0;
   for (; k + kLane <= kc; k += kLane) {
     __m256 v[8];
     for (int r = 0; r < 8; ++r)
@@ -135,6 +131,24 @@ void pack_a_panel(bool trans, const float* src, int64_t lda, int rows, int64_t k
     transpose8(v);
     for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst + (k + t) * rows, v[t]);
   }
+  return k;
+}
+#endif
+
+// Packs rows [0, rows) x k [0, kc) of op(A) (src points at op(A)[0][0]) into one micro-panel of height
+// `rows`: dst[k * rows + r] = alpha * op(A)[r][k]. simd: the CPU runs the AVX2 packer.
+void pack_a_panel(bool trans, const float* src, int64_t lda, int rows, int64_t kc, float alpha, float* dst,
+                  bool simd) {
+  if (trans) {  // op(A)[r][k] = src[k * lda + r]: each k is a contiguous run of `rows` floats
+    for (int64_t k = 0; k < kc; ++k)
+      for (int r = 0; r < rows; ++r) dst[k * rows + r] = alpha * src[k * lda + r];
+    return;
+  }
+  int64_t k = 0;
+#ifdef CONVLAB_GEMM_AVX2
+  if (simd) k = pack_a_rows_avx2(src, lda, rows, kc, alpha, dst);
+#else
+  (void)simd;
 #endif
   for (; k < kc; ++k)
     for (int r = 0; r < rows; ++r) dst[k * rows + r] = alpha * src[r * lda + k];
@@ -146,30 +160,61 @@ void pack_b_rows(const float* src, int64_t ldb, int64_t n, int64_t kc, float* ds
   for (int64_t k = 0; k < kc; ++k) {
     const float* s = src + k * ldb;
     float* d = dst + k * NR;
-    for (int64_t j = 0; j < n; j += NR, d += NR * kc) {
+    for (int64_t j = 0; j < n; j += NR, d += NR * kc)
+      for (int c = 0; c < NR; ++c) d[c] = s[j + c];
+  }
+}
 #ifdef CONVLAB_GEMM_AVX2
+template <int NR>
+CONVLAB_AVX2_TARGET void pack_b_rows_avx2(const float* src, int64_t ldb, int64_t n, int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* s = src + k * ldb;
+    float* d = dst + k * NR;
+    for (int64_t j = 0; j < n; j += NR, d += NR * kc) {
 #pragma GCC unroll 3
       for (int c = 0; c < NR; c += kLane) _mm256_store_ps(d + c, _mm256_loadu_ps(s + j + c));
-#else
-      for (int c = 0; c < NR; ++c) d[c] = s[j + c];
-#endif
     }
   }
 }
 
+// The transposed B packer's vector part for one 8-column group: 8 x 8 transposes; returns the first k left.
+CONVLAB_AVX2_TARGET int64_t pack_b_cols_avx2(const float* s, int64_t ldb, int cols, int64_t kc, float* dp,
+                                             int w) {
+  int64_t k = 0;
+  for (; k + kLane <= kc; k += kLane) {
+    __m256 v[8];
+    for (int c = 0; c < 8; ++c) v[c] = c < cols ? _mm256_loadu_ps(s + c * ldb + k) : _mm256_setzero_ps();
+    transpose8(v);
+    for (int t = 0; t < 8; ++t) _mm256_store_ps(dp + (k + t) * w, v[t]);
+  }
+  return k;
+}
+#endif
+
+template <int NR>
+void pack_b_full(const float* src, int64_t ldb, int64_t n, int64_t kc, float* dst, bool simd) {
+#ifdef CONVLAB_GEMM_AVX2
+  if (simd) return pack_b_rows_avx2<NR>(src, ldb, n, kc, dst);
+#else
+  (void)simd;
+#endif
+  pack_b_rows<NR>(src, ldb, n, kc, dst);
+}
+
 // Packs columns [0, n) x k [0, kc) of op(B) (src points at op(B)[0][0]) into consecutive micro-panels of
 // width nr (the last one w = round_up(n mod nr, lane) wide, zero padded): dst[k * w + c] = op(B)[k][c].
-void pack_b_block(bool trans, const float* src, int64_t ldb, int64_t n, int nr, int lane, int64_t kc, float* dst) {
+void pack_b_block(bool trans, const float* src, int64_t ldb, int64_t n, int nr, int lane, int64_t kc, float* dst,
+                  bool simd) {
   if (!trans) {
     // op(B)[k][c] = src[k * ldb + c]. Walk each source row across the whole block: per panel instead, a
     // short bite of every row touches kc different pages (ldb is often a power of two, so they also
     // collide in a few L1/L2 sets and lines shared by two panels are fetched twice).
     const int64_t full = n / nr * nr;
     switch (nr) {
-      case 16: pack_b_rows<16>(src, ldb, full, kc, dst); break;
-      case 24: pack_b_rows<24>(src, ldb, full, kc, dst); break;
-      case 48: pack_b_rows<48>(src, ldb, full, kc, dst); break;
-      default: pack_b_rows<64>(src, ldb, full, kc, dst); break;
+      case 16: pack_b_full<16>(src, ldb, full, kc, dst, simd); break;
+      case 24: pack_b_full<24>(src, ldb, full, kc, dst, simd); break;
+      case 48: pack_b_full<48>(src, ldb, full, kc, dst, simd); break;
+      default: pack_b_full<64>(src, ldb, full, kc, dst, simd); break;
     }
     if (full < n) {
       const int n_valid = static_cast<int>(n - full), w = static_cast<int>(round_up(n_valid, lane));
@@ -193,12 +238,7 @@ void pack_b_block(bool trans, const float* src, int64_t ldb, int64_t n, int nr, 
       const float* s = src + (j + g) * ldb;
       int64_t k = 0;
 #ifdef CONVLAB_GEMM_AVX2
-      for (; k + kLane <= kc; k += kLane) {
-        __m256 v[8];
-        for (int c = 0; c < 8; ++c) v[c] = c < cols ? _mm256_loadu_ps(s + c * ldb + k) : _mm256_setzero_ps();
-        transpose8(v);
-        for (int t = 0; t < 8; ++t) _mm256_store_ps(dp + (k + t) * w + g, v[t]);
-      }
+      if (simd) k = pack_b_cols_avx2(s, ldb, cols, kc, dp + g, w);
 #endif
       for (; k < kc; ++k)
         for (int c = 0; c < kLane; ++c) dp[k * w + g + c] = c < cols ? s[c * ldb + k] : 0.f;
@@ -221,11 +261,13 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, const float* pa, const float* pb,
                   float* c, int64_t ldc, float beta) {
   const int mr = tile.mr, nr = tile.nr();
+  const bool scalar = active_isa() == Isa::scalar;
+  auto select = [&](int r, int nv) {
 #ifdef CONVLAB_GEMM_AVX512
-  const auto select = tile.lane == kLane512 ? select_kernel_512 : select_kernel;
-#else
-  const auto select = select_kernel;
+    if (tile.lane == kLane512) return select_kernel_512(r, nv);
 #endif
+    return select_kernel(r, nv, scalar);
+  };
   const MicroKernel full = select(mr, tile.nv);
   for (int64_t j = 0; j < ncur; j += nr) {
     const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
@@ -255,6 +297,7 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   }
 #endif
   const int mr = tile.mr, nr = tile.nr();
+  const bool simd = active_isa() != Isa::scalar;
   const int64_t mc_max = std::max<int64_t>(mr, kABlockFloats / kc / mr * mr);
   const int64_t mc = round_up(ceil_div(M, ceil_div(M, mc_max)), mr);
   const int64_t nc_max = std::max<int64_t>(nr, kBBlockFloats / kc / nr * nr);
@@ -272,11 +315,12 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
       for (int64_t i = 0; i < mcur; i += mr) {
         const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
         const float* src = trans_a ? A + p0 * lda + (i0 + i) : A + (i0 + i) * lda + p0;
-        pack_a_panel(trans_a, src, lda, rows, kcur, alpha, pa + i * kcur);
+        pack_a_panel(trans_a, src, lda, rows, kcur, alpha, pa + i * kcur, simd);
       }
       for (int64_t j0 = 0; j0 < N; j0 += nc) {
         const int64_t ncur = std::min(nc, N - j0);
-        pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, tile.lane, kcur, pb);
+        pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, tile.lane, kcur, pb,
+                     simd);
         macro_kernel(tile, mcur, ncur, kcur, pa, pb, C + i0 * ldc + j0, ldc, beta_p);
       }
     }

@@ -11,14 +11,21 @@
 // 8 accumulators are latency bound, which is why gemm.cpp's cost model prefers shapes with few edge rows.
 // Trap: every loop over the acc[R][NV] array must be fully unrolled (the GCC unroll pragmas). A single
 // runtime-indexed access makes GCC keep the whole array on the stack and the kernel runs at half speed.
+//
+// Targets (core/cpu.h): the AVX2 and AVX-512 kernels are compiled through the target attribute into a
+// baseline x86-64 build and called only when the CPU has them; the scalar kernel is plain C++ with std::fma.
+// All three compute every C element as the same FMA chain (acc = fma(a, b, acc) over k from 0, then
+// C = fma(beta, C, acc)), so with the same packing and K blocking they give the same bits.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__x86_64__) && defined(__GNUC__)
 #define CONVLAB_GEMM_AVX2 1
-#endif
-#if defined(__x86_64__)
+#define CONVLAB_AVX2_TARGET __attribute__((target("avx2,fma")))
 #include <immintrin.h>
+#else
+#define CONVLAB_AVX2_TARGET
 #endif
 
 namespace convlab::gemm_detail {
@@ -34,7 +41,7 @@ inline void store_tile_scalar(const float* tmp, float* c, int64_t ldc, float bet
     if (beta == 0.f) {
       for (int j = 0; j < n_valid; ++j) cr[j] = tr[j];
     } else {
-      for (int j = 0; j < n_valid; ++j) cr[j] = tr[j] + beta * cr[j];
+      for (int j = 0; j < n_valid; ++j) cr[j] = std::fma(beta, cr[j], tr[j]);
     }
   }
 }
@@ -42,8 +49,8 @@ inline void store_tile_scalar(const float* tmp, float* c, int64_t ldc, float bet
 #ifdef CONVLAB_GEMM_AVX2
 
 template <int R, int NV>
-void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
-                  int64_t ldc, float beta, int n_valid) {
+CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b,
+                                      float* __restrict c, int64_t ldc, float beta, int n_valid) {
   static_assert(R * NV + NV + 1 <= 16, "tile does not fit the 16 ymm registers");
   __m256 acc[R][NV];
 #pragma GCC unroll 8
@@ -101,25 +108,24 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
   store_tile_scalar<R, NV * kLane>(tmp, c, ldc, beta, n_valid);
 }
 
-#else  // portable fallback: same packed layout, plain loops (the compiler may still vectorise them)
+#endif
 
+// Scalar target: the same packed layout and the same FMA chain per element, in plain C++.
 template <int R, int NV>
-void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
-                  int64_t ldc, float beta, int n_valid) {
+void micro_kernel_scalar(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
+                         int64_t ldc, float beta, int n_valid) {
   constexpr int W = NV * kLane;
   float acc[R * W] = {};
   for (int64_t k = 0; k < kc; ++k) {
     for (int r = 0; r < R; ++r) {
       const float ar = a[r];
-      for (int j = 0; j < W; ++j) acc[r * W + j] += ar * b[j];
+      for (int j = 0; j < W; ++j) acc[r * W + j] = std::fma(ar, b[j], acc[r * W + j]);
     }
     a += R;
     b += W;
   }
   store_tile_scalar<R, W>(acc, c, ldc, beta, n_valid);
 }
-
-#endif
 
 using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, float, int);
 
@@ -128,26 +134,33 @@ using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_
 constexpr int kMaxR = 8;  // the AVX-512 tiles are up to 8 rows high; the AVX2 ones up to 6
 constexpr int kMaxNV = 3;
 
-template <int R, int NV>
+template <int R, int NV, bool Scalar>
 constexpr MicroKernel kernel_or_null() {
-  if constexpr (R * NV + NV + 1 <= 16) return &micro_kernel<R, NV>;
-  else return nullptr;
+  if constexpr (R * NV + NV + 1 > 16) return nullptr;
+#ifdef CONVLAB_GEMM_AVX2
+  else if constexpr (!Scalar) return &micro_kernel<R, NV>;
+#endif
+  else return &micro_kernel_scalar<R, NV>;
 }
 
-template <int R>
-constexpr MicroKernel kKernelRow[kMaxNV] = {kernel_or_null<R, 1>(), kernel_or_null<R, 2>(),
-                                            kernel_or_null<R, 3>()};
+template <int R, bool Scalar>
+constexpr MicroKernel kKernelRow[kMaxNV] = {kernel_or_null<R, 1, Scalar>(), kernel_or_null<R, 2, Scalar>(),
+                                            kernel_or_null<R, 3, Scalar>()};
 
-inline MicroKernel select_kernel(int r, int nv) {
-  static constexpr const MicroKernel* rows[kMaxR] = {kKernelRow<1>, kKernelRow<2>, kKernelRow<3>, kKernelRow<4>,
-                                                     kKernelRow<5>, kKernelRow<6>, kKernelRow<7>, kKernelRow<8>};
-  return rows[r - 1][nv - 1];
+// The 8-lane kernels: AVX2, or the scalar target's twins.
+inline MicroKernel select_kernel(int r, int nv, bool scalar) {
+  static constexpr const MicroKernel* rows[2][kMaxR] = {
+      {kKernelRow<1, false>, kKernelRow<2, false>, kKernelRow<3, false>, kKernelRow<4, false>,
+       kKernelRow<5, false>, kKernelRow<6, false>, kKernelRow<7, false>, kKernelRow<8, false>},
+      {kKernelRow<1, true>, kKernelRow<2, true>, kKernelRow<3, true>, kKernelRow<4, true>, kKernelRow<5, true>,
+       kKernelRow<6, true>, kKernelRow<7, true>, kKernelRow<8, true>}};
+  return rows[scalar ? 1 : 0][r - 1][nv - 1];
 }
 
 // ---- AVX-512 (F): the same contract with 16-float zmm lanes and 32 registers ----
 // Packed B panels are 16 * NV wide. Every C element is one FMA chain over k in the same order as the AVX2
 // and scalar kernels, starting from 0, then C = acc + beta * C with one fused multiply-add (the AVX2
-// kernel's _mm256_fmadd_ps(beta, C, acc), and store_tile_scalar's contracted tr + beta * cr): with K blocked
+// kernel's _mm256_fmadd_ps(beta, C, acc), and store_tile_scalar's std::fma(beta, cr, tr)): with K blocked
 // identically (gemm.cpp takes kc from the AVX2 tile model on every target) the results are the same bits.
 // Compiled for AVX-512 through the target attribute, so a build for any x86-64 carries it; gemm.cpp calls
 // it only when the CPU has AVX-512F.

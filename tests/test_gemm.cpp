@@ -184,13 +184,13 @@ namespace {
 
 // Every SIMD target gives the same bits (core/cpu.h): the grid (odd M, N, K, all transposition cases,
 // beta 0 / 1 / 0.5, padded leading dimensions), shapes past one K chunk, and the conv shapes of
-// ../shared/bench (im2col GEMMs of the segmentation and DCGAN layers), through sgemm and sgemm_parallel.
-// The AVX-512 path is compared with AVX2 on a CPU that has it; elsewhere the test is skipped naming it.
-TEST(GemmIsa, Avx512IsBitIdenticalToAvx2) {
-  if (!cpu_supports(Isa::avx512)) GTEST_SKIP() << "this CPU lacks AVX-512F: the avx512 GEMM path was not run";
+// ../shared/bench (im2col GEMMs of the segmentation and DCGAN layers), through sgemm and sgemm_parallel,
+// each compared with the scalar target (std::fma). A target this CPU lacks is skipped, naming it.
+void expect_target_matches_scalar(Isa isa) {
   std::vector<Case> cases = grid();
   const std::tuple<bool, bool, int64_t, int64_t, int64_t> conv_shapes[] = {
       {false, false, 24, 4096, 216}, {false, true, 24, 216, 4096}, {true, false, 216, 4096, 24},  // seg 3x3, 24 ch
+      {false, false, 32, 4096, 288}, {true, false, 288, 4096, 32},  {false, true, 32, 288, 4096},   // seg_d*
       {false, false, 64, 4096, 576}, {true, false, 576, 4096, 64},  {false, true, 64, 576, 4096},   // seg_wide
       {false, false, 128, 49, 1152}, {true, false, 1152, 196, 64},  {false, false, 1, 1, 6272},     // DCGAN
       {false, false, 37, 1000, 777}, {true, true, 45, 333, 1500}};                                 // odd, deep K
@@ -210,17 +210,27 @@ TEST(GemmIsa, Avx512IsBitIdenticalToAvx2) {
       for (float& x : A) x = dist(rng);
       for (float& x : B) x = dist(rng);
       for (float& x : C0) x = dist(rng);
-      std::vector<float> c2 = C0, c5 = C0;
-      set_isa(Isa::avx2);
-      fn(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, c2.data(), ldc);
-      set_isa(Isa::avx512);
-      fn(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, c5.data(), ldc);
+      std::vector<float> cs = C0, cv = C0;
+      set_isa(Isa::scalar);
+      fn(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, cs.data(), ldc);
+      set_isa(isa);
+      fn(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, cv.data(), ldc);
       size_t diff = 0;
-      for (size_t i = 0; i < c2.size(); ++i) diff += std::memcmp(&c2[i], &c5[i], sizeof(float)) != 0;
-      EXPECT_EQ(diff, 0u) << describe(c);
+      for (size_t i = 0; i < cs.size(); ++i) diff += std::memcmp(&cs[i], &cv[i], sizeof(float)) != 0;
+      EXPECT_EQ(diff, 0u) << isa_name(isa) << " vs scalar: " << describe(c);
     }
   }
   set_isa(saved);
+}
+
+TEST(GemmIsa, Avx2IsBitIdenticalToScalar) {
+  if (!cpu_supports(Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2+FMA: the avx2 GEMM path was not run";
+  expect_target_matches_scalar(Isa::avx2);
+}
+
+TEST(GemmIsa, Avx512IsBitIdenticalToScalar) {
+  if (!cpu_supports(Isa::avx512)) GTEST_SKIP() << "this CPU lacks AVX-512F: the avx512 GEMM path was not run";
+  expect_target_matches_scalar(Isa::avx512);
 }
 
 }  // namespace

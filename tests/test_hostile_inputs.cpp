@@ -134,9 +134,12 @@ TEST(HostileInputs, UnknownSimdTargetIsRefused) {
     EXPECT_NE(r.err.find(std::string("CONVLAB_ISA=") + value + ":"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("avx2"), std::string::npos) << "names the targets available: " << r.err;
   }
-  const testing::CliRun ok = run_cli("--version", "", "CONVLAB_ISA=avx2");
-  EXPECT_EQ(ok.code, 0) << ok.err;
-  EXPECT_NE(ok.out.find("SIMD target (GEMM): avx2"), std::string::npos) << ok.out;
+  for (const char* isa : {"avx2", "scalar"}) {
+    const testing::CliRun ok = run_cli("--version", "", std::string("CONVLAB_ISA=") + isa);
+    EXPECT_EQ(ok.code, 0) << ok.err;
+    EXPECT_NE(ok.out.find(std::string("SIMD target: ") + isa + " "), std::string::npos) << ok.out;
+    EXPECT_NE(ok.out.find("scalar"), std::string::npos) << "lists the scalar target: " << ok.out;
+  }
 }
 
 TEST(HostileInputs, LongExtendsChainIsRefused) {

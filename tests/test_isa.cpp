@@ -1,7 +1,9 @@
 // tests/test_isa.cpp: training gives the same bits on every SIMD target (core/cpu.h). 20 steps of
 // configs/hdc_seg.json (the default run's network and data, small validation set) and 20 iterations of
 // configs/dcgan_mnist.json on the embedded shapes set, once per target this CPU runs: identical checkpoint
-// bytes and identical validation / loss values. A CPU without AVX-512 skips the test, naming what it lacks.
+// bytes and identical validation / loss values, between the vector targets; the scalar target on a cut-down
+// run of the same config. The targets the CPU lacks are reported (the test is marked skipped, naming them,
+// after comparing the ones it has).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -57,40 +59,71 @@ Run run_under(Isa isa, const json& config, const std::vector<std::string>& files
   return r;
 }
 
+// Every target in `targets` this CPU runs against the first one.
 template <class Train>
-void expect_same_bits(const json& config, const std::vector<std::string>& files, Train train) {
+void expect_same_bits(const json& config, const std::vector<std::string>& files, std::vector<Isa> targets,
+                      Train train) {
   const Isa saved = active_isa();
-  const Run a = run_under(Isa::avx2, config, files, train);
-  const Run b = run_under(Isa::avx512, config, files, train);
+  std::erase_if(targets, [](Isa i) { return !cpu_supports(i); });
+  ASSERT_FALSE(targets.empty());
+  const Run ref = run_under(targets[0], config, files, train);
+  for (size_t t = 1; t < targets.size(); ++t) {
+    const Run r = run_under(targets[t], config, files, train);
+    for (size_t i = 0; i < files.size(); ++i)
+      EXPECT_TRUE(ref.files[i] == r.files[i])
+          << files[i] << " differs between " << isa_name(targets[0]) << " and " << isa_name(targets[t]);
+    EXPECT_EQ(ref.metrics, r.metrics) << isa_name(targets[t]);
+  }
   set_isa(saved);
-  for (size_t i = 0; i < files.size(); ++i)
-    EXPECT_TRUE(a.files[i] == b.files[i]) << files[i] << " differs between avx2 and avx512";
-  EXPECT_EQ(a.metrics, b.metrics);
-  EXPECT_FALSE(a.metrics.empty());
+  EXPECT_FALSE(ref.metrics.empty());
+}
+
+// The scalar target (std::fma through libm, ~50x slower) is compared on a cut-down run of the same config:
+// 2 steps of 2 images (segmentation) or 4 samples (GAN), against the fastest target.
+json cut_down(json c, const char* batch_key, int batch) {
+  c["name"] = c["name"].get<std::string>() + "_scalar";
+  c["train"]["steps"] = 2;
+  c["train"][batch_key] = batch;
+  return c;
+}
+
+std::string missing_targets() {
+  std::string s;
+  for (Isa isa : {Isa::avx512, Isa::avx2})
+    if (!cpu_supports(isa)) s += (s.empty() ? "" : ", ") + std::string(isa_name(isa));
+  return s;
 }
 
 TEST(Isa, SegmentationTrainsToTheSameBitsOnEveryTarget) {
-  if (!cpu_supports(Isa::avx512)) GTEST_SKIP() << "this CPU lacks AVX-512F: only avx2 runs here";
   json c = load_config(testing::source_path("configs/hdc_seg.json"));
   c["name"] = "isa_seg";
   c["data"]["val_size"] = 16;
   c["train"]["steps"] = 20;
   c["train"]["val_every"] = 10;
   c["train"]["log_every"] = 5;
-  expect_same_bits(c, {"model.safetensors", "optimizer.safetensors"},
-                   [](const json& cfg, const TrainFlags& f) { return train_segmentation(cfg, f); });
+  const auto train = [](const json& cfg, const TrainFlags& f) { return train_segmentation(cfg, f); };
+  const std::vector<std::string> files{"model.safetensors", "optimizer.safetensors"};
+  expect_same_bits(c, files, {Isa::avx512, Isa::avx2}, train);
+  c["data"]["val_size"] = 2;
+  c["train"]["val_every"] = 2;
+  expect_same_bits(cut_down(c, "batch_size", 2), files, {available_isas().front(), Isa::scalar}, train);
+  if (!missing_targets().empty()) GTEST_SKIP() << "this CPU lacks " << missing_targets() << ": not compared";
 }
 
 TEST(Isa, DcganTrainsToTheSameBitsOnEveryTarget) {
-  if (!cpu_supports(Isa::avx512)) GTEST_SKIP() << "this CPU lacks AVX-512F: only avx2 runs here";
   json c = load_config(testing::source_path("configs/dcgan_mnist.json"));
   c["name"] = "isa_gan";
   c["data"] = {{"dataset", "shapes"}, {"train_size", 512}};
   c["train"]["steps"] = 20;
   c["train"]["log_every"] = 5;
   c["train"]["sample_every"] = 20;
-  expect_same_bits(c, {"generator.safetensors", "discriminator.safetensors", "optimizer.safetensors"},
-                   [](const json& cfg, const TrainFlags& f) { return train_gan(cfg, f); });
+  const auto train = [](const json& cfg, const TrainFlags& f) { return train_gan(cfg, f); };
+  const std::vector<std::string> files{"generator.safetensors", "discriminator.safetensors", "optimizer.safetensors"};
+  expect_same_bits(c, files, {Isa::avx512, Isa::avx2}, train);
+  c["train"]["sample_every"] = 2;
+  c["train"]["log_every"] = 1;
+  expect_same_bits(cut_down(c, "batch_size", 4), files, {available_isas().front(), Isa::scalar}, train);
+  if (!missing_targets().empty()) GTEST_SKIP() << "this CPU lacks " << missing_targets() << ": not compared";
 }
 
 }  // namespace

@@ -95,10 +95,9 @@ int main(int argc, char** argv) {
   convlab::ensure_passive_wait(argc, argv);
   CLI::App app{"convlab: a small deep-learning framework for studying convolution"};
   app.set_version_flag("--version", [] {
-    std::string avail;
-    for (convlab::Isa i : convlab::available_isas()) avail += (avail.empty() ? "" : ", ") + std::string(convlab::isa_name(i));
-    return std::string("convlab ") + CONVLAB_VERSION + "\nSIMD target (GEMM): " + convlab::isa_name(convlab::active_isa()) +
-           " (available on this CPU: " + avail + "; CONVLAB_ISA=avx512|avx2 forces one)";
+    return std::string("convlab ") + CONVLAB_VERSION + "\nSIMD target: " + convlab::isa_name(convlab::active_isa()) +
+           " (available on this CPU: " + convlab::available_isa_list() +
+           "; CONVLAB_ISA=avx512|avx2|scalar forces one)";
   });
   app.require_subcommand(1);
   convlab::register_gan_commands(app);  // sample, gan-eval (tools/lib/gan_cli.h)
