@@ -4,7 +4,9 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <vector>
 
+#include "core/gemm.h"
 #include "core/tensor.h"
 
 namespace convlab {
@@ -49,6 +51,29 @@ ConvDims conv2d_dims(const Shape& input, const Shape& weight, const Shape* bias,
 void im2col(const float* x, const ConvDims& d, float* cols, int64_t ldc = 0);
 // col2im: the adjoint of im2col; ACCUMULATES cols (rows ldc apart, as above) into x [C, H, W].
 void col2im(const float* cols, const ConvDims& d, float* x, int64_t ldc = 0);
+
+// The im2col matrix of images [n0, n0 + nn) of group g side by side (cols [K, nn*HWo], image i in columns
+// [i*HWo, (i+1)*HWo)), handed to the GEMM block by block in its packed layout instead of being stored
+// (BPacker, core/gemm.h): the same values, so the same bits, without writing and re-reading K x nn*HWo floats
+// (9.4 MB for one 64x64 image at 64 channels, far beyond L2). x is the whole batch [N, C_in, H, W].
+// One row of the im2col matrix: its channel's offset in the image, input row = oh*sH + ih0, input column =
+// ow*sW + iw0, and the output columns [lo, hi) that read inside the image.
+struct PackRow {
+  int64_t chan, ih0, iw0, lo, hi;
+};
+
+class Im2colPacker : public BPacker {
+ public:
+  // transposed: op(B) = cols^T [nn*HWo, K] (the weight gradient's dy x cols^T) instead of cols.
+  Im2colPacker(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, bool transposed = false);
+  void pack(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const override;
+
+ private:
+  const float* xg_;  // image n0, first channel of group g
+  ConvDims d_;
+  bool transposed_;
+  std::vector<PackRow> rows_;  // [K]
+};
 
 // y [N, C_out, H_out, W_out] = conv(x, w) + b (b may be null). Overwrites y.
 void conv2d_forward(const float* x, const float* w, const float* b, const ConvDims& d, float* y);

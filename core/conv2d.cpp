@@ -2,7 +2,8 @@
 //
 // Forward, per image n and group g:   y[n,g] [C_out/G, HWo] = W_g [C_out/G, K] x cols [K, HWo],
 //   K = C_in/G * kH * kW, cols = im2col(x[n,g]) (or x itself for 1x1/stride-1/no-padding convs).
-// Backward:  dcols = W_g^T dy[n,g], dx[n,g] += col2im(dcols);   dW_g += sum_n dy[n,g] cols^T;
+// Backward:  dcols = W_g^T dy[n,g], dx[n,g] += col2im(dcols) (stride 1: dx += conv of dy with the flipped,
+//   transposed kernel instead, see dx_as_conv);   dW_g += sum_n dy[n,g] cols^T;
 //   db[c] += sum over n and pixels of dy[n,c].
 // Parallelism: (image block, g) jobs across OpenMP threads (a block is one image, or several side by side
 // when the output is small: images_per_block), single-threaded GEMM inside; with one job the GEMM
@@ -121,11 +122,19 @@ void block_cols(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64
 }
 
 // Copies between a block matrix [Mg, nn*HWo] and the images' channel rows of group g in t [N, C_out, HWo].
-void scatter_block(const float* blk, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, float* t) {
+// accumulate: t += blk instead of t = blk.
+void scatter_block(const float* blk, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, float* t,
+                   bool accumulate) {
   const int64_t HWo = d.hw_out(), Mg = d.cout_g(), L = nn * HWo;
   for (int64_t i = 0; i < nn; ++i)
-    for (int64_t m = 0; m < Mg; ++m)
-      std::copy_n(blk + m * L + i * HWo, HWo, t + ((n0 + i) * d.C_out + g * Mg + m) * HWo);
+    for (int64_t m = 0; m < Mg; ++m) {
+      const float* src = blk + m * L + i * HWo;
+      float* dst = t + ((n0 + i) * d.C_out + g * Mg + m) * HWo;
+      if (accumulate)
+        for (int64_t p = 0; p < HWo; ++p) dst[p] += src[p];
+      else
+        std::copy_n(src, HWo, dst);
+    }
 }
 void gather_block(const float* t, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, float* blk) {
   const int64_t HWo = d.hw_out(), Mg = d.cout_g(), L = nn * HWo;
@@ -136,8 +145,11 @@ void gather_block(const float* t, const ConvDims& d, int64_t n0, int64_t nn, int
 
 }  // namespace
 
-void conv2d_forward(const float* x, const float* w, const float* b, const ConvDims& d, float* y) {
-  if (is_depthwise(d)) return depthwise_forward(x, w, b, d, y);
+namespace {
+
+// y (+)= the im2col + GEMM conv of x with w over d (plus b unless null): the forward pass, and the stride-1
+// input gradient (a conv of dy, see transposed_for_dx). accumulate: y += conv, else y = conv.
+void forward_gemm(const float* x, const float* w, const float* b, const ConvDims& d, float* y, bool accumulate) {
   const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), Cg = d.cin_g();
   const int64_t nb = images_per_block(d), blocks = (d.N + nb - 1) / nb;
   const int64_t jobs = blocks * d.G;
@@ -145,16 +157,20 @@ void conv2d_forward(const float* x, const float* w, const float* b, const ConvDi
 #pragma omp parallel for schedule(static) if (jobs > 1)
   for (int64_t j = 0; j < jobs; ++j) {
     const int64_t n0 = (j / d.G) * nb, g = j % d.G, nn = std::min(nb, d.N - n0), L = nn * HWo;
-    const float* cols = x + (n0 * d.C_in + g * Cg) * d.H * d.W;  // direct: x itself (nb = 1)
-    if (!direct) {
-      float* buf = workspace(0, K * L);
-      block_cols(x, d, n0, nn, g, buf);
-      cols = buf;
-    }
-    // nn == 1: straight into y; else into a block matrix scattered to the images afterwards.
+    // nn == 1: straight into y; else into a block matrix scattered (added) to the images afterwards.
     float* yg = nn == 1 ? y + (n0 * d.C_out + g * Mg) * HWo : workspace(2, Mg * L);
-    job_gemm(jobs == 1, false, false, Mg, L, K, w + g * Mg * K, K, cols, L, 0.f, yg, L);
-    if (nn > 1) scatter_block(yg, d, n0, nn, g, y);
+    const float beta = accumulate && nn == 1 ? 1.f : 0.f;
+    if (direct) {  // x itself is the cols matrix (nb = 1)
+      job_gemm(jobs == 1, false, false, Mg, L, K, w + g * Mg * K, K, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L,
+               beta, yg, L);
+    } else if (jobs == 1) {  // one job: the GEMM itself is split over the threads, from stored columns
+      float* cols = workspace(0, K * L);
+      block_cols(x, d, n0, nn, g, cols);
+      job_gemm(true, false, false, Mg, L, K, w + g * Mg * K, K, cols, L, beta, yg, L);
+    } else {  // the columns are packed straight from x, block by block (Im2colPacker)
+      sgemm_packer(false, Mg, L, K, w + g * Mg * K, K, Im2colPacker(x, d, n0, nn, g), beta, yg, L);
+    }
+    if (nn > 1) scatter_block(yg, d, n0, nn, g, y, accumulate);
     if (b) {
       for (int64_t i = 0; i < nn; ++i)
         for (int64_t m = 0; m < Mg; ++m) {
@@ -164,6 +180,45 @@ void conv2d_forward(const float* x, const float* w, const float* b, const ConvDi
         }
     }
   }
+}
+
+// For stride 1, dx is itself a convolution of dy (no col2im, no [K, HWo] dcols matrix whose GEMM has only
+// C_out/G terms per element):
+//   dx[n, g*Cg + c, ih, iw] = sum_{m, kh', kw'} Wt[g*Cg + c, m, kh', kw'] * dy[n, g*Mg + m, ih - p' + kh'*d, ...]
+// with the kernel flipped and transposed, Wt[g*Cg + c, m, kh', kw'] = W[g*Mg + m, c, kH-1-kh', kW-1-kw'],
+// padding p' = d*(k-1) - p and the same dilation; its output is [H, W] again. Needs p' >= 0 on both axes
+// (padding at most the dilated kernel's extent minus one, true for every "same" conv).
+ConvDims transposed_for_dx(const ConvDims& d);
+bool dx_as_conv(const ConvDims& d) {
+  if (d.sH != 1 || d.sW != 1 || d.pH > d.dH * (d.kH - 1) || d.pW > d.dW * (d.kW - 1)) return false;
+  const ConvDims t = transposed_for_dx(d);  // its columns must fit the tensor limit like the forward's do
+  return t.k_rows() * t.hw_out() <= max_tensor_elements();
+}
+
+ConvDims transposed_for_dx(const ConvDims& d) {
+  ConvDims t = d;
+  t.C_in = d.C_out, t.H = d.H_out, t.W = d.W_out;
+  t.C_out = d.C_in;
+  t.pH = d.dH * (d.kH - 1) - d.pH, t.pW = d.dW * (d.kW - 1) - d.pW;
+  t.H_out = d.H, t.W_out = d.W;
+  return t;
+}
+
+// Wt [C_in, C_out/G, kH, kW] from W [C_out, C_in/G, kH, kW] (see dx_as_conv).
+void flip_transpose_weight(const float* w, const ConvDims& d, float* wt) {
+  const int64_t Mg = d.cout_g(), Cg = d.cin_g(), T = d.kH * d.kW;
+  for (int64_t g = 0; g < d.G; ++g)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t m = 0; m < Mg; ++m)
+        for (int64_t t = 0; t < T; ++t)
+          wt[((g * Cg + c) * Mg + m) * T + t] = w[((g * Mg + m) * Cg + c) * T + (T - 1 - t)];
+}
+
+}  // namespace
+
+void conv2d_forward(const float* x, const float* w, const float* b, const ConvDims& d, float* y) {
+  if (is_depthwise(d)) return depthwise_forward(x, w, b, d, y);
+  forward_gemm(x, w, b, d, y, false);
 }
 
 void bias_backward(const float* dy, int64_t N, int64_t C, int64_t HW, float* db) {
@@ -202,7 +257,11 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
     return blk;
   };
 
-  if (dx) {  // dx[n,g] += col2im(W_g^T dy[n,g])
+  if (dx && !direct && dx_as_conv(d)) {  // dx += conv(dy, flipped and transposed W), see dx_as_conv
+    float* wt = shared_workspace(1, d.C_out * K);
+    flip_transpose_weight(w, d, wt);
+    forward_gemm(dy, wt, nullptr, transposed_for_dx(d), dx, true);
+  } else if (dx) {  // dx[n,g] += col2im(W_g^T dy[n,g])
     const int64_t jobs = blocks * d.G;
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
@@ -232,14 +291,17 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
       float* pw = partial + c * wsize + g * Mg * K;
       for (int64_t bl = b0; bl < b1; ++bl) {
         const int64_t n0 = bl * nb, nn = std::min(nb, d.N - n0), L = nn * HWo;
-        const float* cols = x + (n0 * d.C_in + g * Cg) * d.H * d.W;
-        if (!direct) {
-          float* buf = workspace(0, K * L);
-          block_cols(x, d, n0, nn, g, buf);
-          cols = buf;
-        }
         const float* dyg = block_dy(n0, nn, g);
-        job_gemm(jobs == 1, false, true, Mg, K, L, dyg, L, cols, L, bl == b0 ? 0.f : 1.f, pw, K);
+        const float beta = bl == b0 ? 0.f : 1.f;
+        if (direct) {
+          job_gemm(jobs == 1, false, true, Mg, K, L, dyg, L, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L, beta, pw, K);
+        } else if (jobs == 1) {
+          float* cols = workspace(0, K * L);
+          block_cols(x, d, n0, nn, g, cols);
+          job_gemm(true, false, true, Mg, K, L, dyg, L, cols, L, beta, pw, K);
+        } else {  // cols^T packed straight from x (Im2colPacker)
+          sgemm_packer(false, Mg, K, L, dyg, L, Im2colPacker(x, d, n0, nn, g, true), beta, pw, K);
+        }
       }
     }
 #pragma omp parallel for schedule(static) if (wsize > 16384)

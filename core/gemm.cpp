@@ -281,7 +281,8 @@ void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, cons
 }
 
 void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
+                  const BPacker* packer = nullptr) {
   Tile tile = kTiles[0];
   for (const Tile& t : kTiles)
     if (tile_cost(t, M, N) < tile_cost(tile, M, N)) tile = t;
@@ -319,8 +320,10 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
       }
       for (int64_t j0 = 0; j0 < N; j0 += nc) {
         const int64_t ncur = std::min(nc, N - j0);
-        pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, tile.lane, kcur, pb,
-                     simd);
+        if (packer) packer->pack(p0, kcur, j0, ncur, nr, tile.lane, pb);
+        else
+          pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, tile.lane, kcur, pb,
+                       simd);
         macro_kernel(tile, mcur, ncur, kcur, pa, pb, C + i0 * ldc + j0, ldc, beta_p);
       }
     }
@@ -355,6 +358,20 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     return;
   }
   gemm_detail::sgemm_packed(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm_pack_b(bool trans, const float* src, int64_t ldb, int64_t n, int nr, int lane, int64_t kc, float* dst) {
+  gemm_detail::pack_b_block(trans, src, ldb, n, nr, lane, kc, dst, active_isa() != Isa::scalar);
+}
+
+void sgemm_packer(bool trans_a, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& b,
+                  float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    gemm_detail::scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  gemm_detail::sgemm_packed(trans_a, false, M, N, K, 1.f, A, lda, nullptr, 0, beta, C, ldc, &b);
 }
 
 void sgemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

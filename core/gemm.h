@@ -19,6 +19,25 @@ void sgemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                     int64_t ldc);
 
+// A B operand that is never stored whole (an implicit im2col, core/im2col.cpp): the GEMM asks it for one
+// block at a time, already in the packed layout, where it would otherwise pack a stored B. pack() fills the
+// micro-panels of op(B) rows [k0, k0 + kc) x columns [j0, j0 + n): panel p (columns p*nr ..) starts at
+// dst + p*nr*kc, its row k holds `width` floats (nr, or round_up(n mod nr, lane) for the last panel),
+// columns past n zero: dst[p*nr*kc + k*width + c] = op(B)[k0 + k][j0 + p*nr + c].
+struct BPacker {
+  virtual ~BPacker() = default;
+  virtual void pack(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const = 0;
+};
+
+// Packs a stored block the way the GEMM packs B (op(B) = src [kc, n] with leading dimension ldb, or src^T
+// when trans): for a BPacker that stages its block in a small buffer first.
+void sgemm_pack_b(bool trans, const float* src, int64_t ldb, int64_t n, int nr, int lane, int64_t kc, float* dst);
+
+// C = op(A) * B + beta * C with B given by a packer (alpha = 1). The same blocking, kernels and bits as
+// sgemm() on the stored B: only where the packed panels come from differs.
+void sgemm_packer(bool trans_a, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& b,
+                  float beta, float* C, int64_t ldc);
+
 void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                      int64_t ldc);

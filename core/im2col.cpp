@@ -156,4 +156,81 @@ void col2im(const float* cols, const ConvDims& d, float* x, int64_t ldc) {
   }
 }
 
+Im2colPacker::Im2colPacker(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, bool transposed)
+    : xg_(x + (n0 * d.C_in + g * d.cin_g()) * d.H * d.W), d_(d), transposed_(transposed) {
+  (void)nn;  // the GEMM never asks for columns past nn * HWo
+  const int64_t T = d.kH * d.kW;
+  rows_.resize(size_t(d.k_rows()));
+  for (int64_t r = 0; r < d.k_rows(); ++r) {
+    const int64_t c = r / T, kh = r % T / d.kW, kw = r % d.kW;
+    PackRow& ro = rows_[size_t(r)];
+    ro = {c * d.H * d.W, kh * d.dH - d.pH, kw * d.dW - d.pW, 0, 0};
+    valid_range(d.W, d.W_out, d.sW, d.pW, kw * d.dW, ro.lo, ro.hi);
+  }
+}
+
+namespace {
+
+// Where column j of the side-by-side cols matrix sits: image, output row, output column.
+struct ColPos {
+  int64_t img, oh, ow;
+};
+ColPos col_pos(const ConvDims& d, int64_t j) {
+  const int64_t HWo = d.hw_out();
+  return {j / HWo, j % HWo / d.W_out, j % d.W_out};
+}
+
+// out[0 .. count) = cols[row][j .. j + count) of the side-by-side im2col matrix (xg: the first image of the
+// block; pos = col_pos(j)), walked output row by output row (and image by image): copies of the input row the
+// tap reads, zeros where it reads padding.
+void copy_cols(const float* xg, const ConvDims& d, const PackRow& ro, ColPos pos, int64_t count, float* out) {
+  const int64_t image = d.C_in * d.H * d.W;
+  int64_t img = pos.img, oh = pos.oh, ow = pos.ow;
+  while (count > 0) {
+    const int64_t seg = std::min(d.W_out - ow, count), end = ow + seg;
+    const int64_t ih = oh * d.sH + ro.ih0;
+    if (ih < 0 || ih >= d.H) {
+      for (int64_t q = 0; q < seg; ++q) out[q] = 0.f;
+    } else {
+      const float* in = xg + img * image + ro.chan + ih * d.W + ro.iw0;  // in[ow*sW]: the input column
+      const int64_t a = std::clamp(ro.lo, ow, end), b = std::clamp(ro.hi, a, end);
+      // out[t]: output column ow + t
+      const int64_t ta = a - ow, tb = b - ow;
+      for (int64_t t = 0; t < ta; ++t) out[t] = 0.f;
+      if (d.sW == 1) {
+        const float* src = in + ow;
+        for (int64_t t = ta; t < tb; ++t) out[t] = src[t];
+      } else {
+        for (int64_t t = ta; t < tb; ++t) out[t] = in[(ow + t) * d.sW];
+      }
+      for (int64_t t = tb; t < seg; ++t) out[t] = 0.f;
+    }
+    out += seg, count -= seg, ow = end;
+    if (ow == d.W_out) {
+      ow = 0;
+      if (++oh == d.H_out) oh = 0, ++img;
+    }
+  }
+}
+
+}  // namespace
+
+// The block is staged in a per-thread buffer (kc x n floats, L2-sized by the GEMM's blocking) as plain rows,
+// one copy_cols walk per cols row, then packed by the GEMM's own packer: im2col's values without writing
+// and re-reading the whole column matrix through memory.
+void Im2colPacker::pack(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const {
+  thread_local std::vector<float> stage;
+  stage.resize(size_t(kc * n));
+  const PackRow* rows = rows_.data();
+  if (!transposed_) {  // op(B) = cols: stage [kc, n], row k = cols row k0 + k over columns [j0, j0 + n)
+    const ColPos pos = col_pos(d_, j0);
+    for (int64_t k = 0; k < kc; ++k) copy_cols(xg_, d_, rows[k0 + k], pos, n, stage.data() + k * n);
+    sgemm_pack_b(false, stage.data(), n, n, nr, lane, kc, dst);
+  } else {  // op(B) = cols^T: stage [n, kc], row c = cols row j0 + c over columns [k0, k0 + kc)
+    const ColPos pos = col_pos(d_, k0);
+    for (int64_t c = 0; c < n; ++c) copy_cols(xg_, d_, rows[j0 + c], pos, kc, stage.data() + c * kc);
+    sgemm_pack_b(true, stage.data(), kc, n, nr, lane, kc, dst);
+  }
+}
+
 }  // namespace convlab

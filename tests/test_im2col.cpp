@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "core/conv.h"
+#include "core/cpu.h"
+#include "core/gemm.h"
 #include "tests/testing.h"
 
 namespace convlab {
@@ -105,6 +107,56 @@ TEST(Im2col, BothPathsMatchDirectLoopsExactly) {
     col2im(cols.data(), d, acc_got.data());
     ASSERT_EQ(0, std::memcmp(acc_got.data(), acc_want.data(), sizeof(float) * acc_want.size())) << "col2im";
   }
+}
+
+}  // namespace
+}  // namespace convlab
+
+namespace convlab {
+namespace {
+
+// The GEMM fed by Im2colPacker (columns packed straight from x, several images side by side; and transposed,
+// as the weight gradient uses it) gives the same bits as sgemm on the stored im2col matrix, on every target: odd sizes, strides, dilations, padding
+// wider than the kernel, output rows shorter and longer than a panel, images that start mid-panel.
+TEST(Im2col, PackerGemmIsBitIdenticalToStoredColumns) {
+  struct PCase {
+    int64_t N, C, H, W, M, k, s, p, d;
+  };
+  const PCase cases[] = {{1, 32, 64, 64, 32, 3, 1, 1, 1}, {2, 32, 20, 23, 32, 3, 1, 5, 5}, {3, 7, 13, 19, 5, 3, 2, 1, 1},
+                         {4, 64, 14, 14, 128, 4, 2, 1, 1}, {2, 3, 9, 9, 17, 5, 1, 4, 2},  {5, 5, 7, 7, 9, 3, 1, 0, 1},
+                         {2, 1, 28, 28, 64, 4, 2, 1, 1},   {3, 6, 5, 61, 11, 3, 1, 1, 3}};
+  const Isa saved = active_isa();
+  for (Isa isa : available_isas()) {
+    set_isa(isa);
+    for (const PCase& c : cases) {
+      Case ic{c.C, c.H, c.W, c.k, c.s, c.p, c.d};
+      ConvDims d = dims_of(ic);
+      d.N = c.N, d.C_out = c.M;
+      const int64_t K = d.k_rows(), HWo = d.hw_out(), L = c.N * HWo;
+      const std::vector<float> x = testing::random_tensor({c.N, c.C, c.H, c.W}, 7).to_vector();
+      const std::vector<float> w = testing::random_tensor({c.M, K}, 8).to_vector();
+      std::vector<float> cols(size_t(K * L));
+      for (int64_t i = 0; i < c.N; ++i) im2col(x.data() + i * c.C * c.H * c.W, d, cols.data() + i * HWo, L);
+      for (float beta : {0.f, 1.f}) {
+        std::vector<float> stored = testing::random_tensor({c.M, L}, 9).to_vector(), packed = stored;
+        sgemm(false, false, c.M, L, K, 1.f, w.data(), K, cols.data(), L, beta, stored.data(), L);
+        sgemm_packer(false, c.M, L, K, w.data(), K, Im2colPacker(x.data(), d, 0, c.N, 0), beta, packed.data(), L);
+        EXPECT_EQ(std::memcmp(stored.data(), packed.data(), stored.size() * sizeof(float)), 0)
+            << isa_name(isa) << " N=" << c.N << " C=" << c.C << " " << c.H << "x" << c.W << " k" << c.k << " s" << c.s
+            << " p" << c.p << " d" << c.d << " beta " << beta;
+        // the weight gradient's form: dy [M, L] x cols^T [L, K]
+        const std::vector<float> dy = testing::random_tensor({c.M, L}, 10).to_vector();
+        std::vector<float> stored_t = testing::random_tensor({c.M, K}, 11).to_vector(), packed_t = stored_t;
+        sgemm(false, true, c.M, K, L, 1.f, dy.data(), L, cols.data(), L, beta, stored_t.data(), K);
+        sgemm_packer(false, c.M, K, L, dy.data(), L, Im2colPacker(x.data(), d, 0, c.N, 0, true), beta,
+                     packed_t.data(), K);
+        EXPECT_EQ(std::memcmp(stored_t.data(), packed_t.data(), stored_t.size() * sizeof(float)), 0)
+            << "transposed, " << isa_name(isa) << " N=" << c.N << " C=" << c.C << " " << c.H << "x" << c.W << " k"
+            << c.k << " s" << c.s << " p" << c.p << " d" << c.d << " beta " << beta;
+      }
+    }
+  }
+  set_isa(saved);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // threads, with GFLOP/s computed from the same FLOP counts as shapes.json.
 //   build/bench                                  # everything
 //   build/bench --benchmark_filter='seg_d1'      # one shape
+//   build/bench --benchmark_filter='fma_peak'    # the FMA peak of each SIMD target this CPU has
 // Timings are medians of Google Benchmark's repetitions; compare with PyTorch side by side using
 // tools/torch_bench.py (docs/PERFORMANCE.md records both).
 #include <benchmark/benchmark.h>
@@ -20,8 +21,13 @@
 #include "models/gan_task.h"
 #include "core/loss.h"
 
+#include <omp.h>
 #include <sys/resource.h>
 #include <cstdio>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -48,6 +54,53 @@ const std::vector<BenchShape>& conv_shapes() {
       {"dcgan_d2", "conv2d", 64, 64, 128, 14, 14, 4, {{2, 2}, {1, 1}, {1, 1}, 1}, 822083584},
   };
   return s;
+}
+
+// ---- FMA peak probe: the machine's own ceiling per SIMD target (docs/PERFORMANCE.md quotes GFLOP/s as a share
+// of it). Independent FMA chains (12 ymm / 24 zmm accumulators, more than latency x throughput) on every
+// thread; flops = 2 per lane per FMA.
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) float fma_loop_avx2(int64_t iters) {
+  __m256 a[12];
+  for (int j = 0; j < 12; ++j) a[j] = _mm256_set1_ps(1e-3f * float(j));
+  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 12
+    for (int j = 0; j < 12; ++j) a[j] = _mm256_fmadd_ps(a[j], m, c);
+  float out[8], s = 0.f;
+  for (int j = 1; j < 12; ++j) a[0] = _mm256_add_ps(a[0], a[j]);
+  _mm256_storeu_ps(out, a[0]);
+  for (float v : out) s += v;
+  return s;
+}
+__attribute__((target("avx512f,avx2,fma"))) float fma_loop_avx512(int64_t iters) {
+  __m512 a[24];
+  for (int j = 0; j < 24; ++j) a[j] = _mm512_set1_ps(1e-3f * float(j));
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 24
+    for (int j = 0; j < 24; ++j) a[j] = _mm512_fmadd_ps(a[j], m, c);
+  for (int j = 1; j < 24; ++j) a[0] = _mm512_add_ps(a[0], a[j]);
+  return _mm512_reduce_add_ps(a[0]);
+}
+#endif
+
+void fma_peak(benchmark::State& st, Isa isa, int threads) {
+  constexpr int64_t kIters = 1 << 20;
+  const double flops_per_thread = isa == Isa::avx512 ? 2.0 * 24 * 16 * kIters : 2.0 * 12 * 8 * kIters;
+  set_num_threads(threads);
+  float sink = 0.f;
+  for (auto _ : st) {
+#pragma omp parallel reduction(+ : sink)
+    {
+#if defined(__x86_64__) && defined(__GNUC__)
+      sink += isa == Isa::avx512 ? fma_loop_avx512(kIters) : fma_loop_avx2(kIters);
+#endif
+    }
+  }
+  benchmark::DoNotOptimize(sink);
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(flops_per_thread * threads * double(st.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
 Tensor rand(const Shape& s, uint64_t seed) {
@@ -161,6 +214,14 @@ void dcgan_step(benchmark::State& st, int threads) {
 }
 
 int register_all() {
+  for (Isa isa : {Isa::avx512, Isa::avx2})
+    if (cpu_supports(isa))
+      for (int t : {1, 2})
+        benchmark::RegisterBenchmark(("fma_peak/" + std::string(isa_name(isa)) + "/threads:" + std::to_string(t)).c_str(),
+                                     [isa, t](benchmark::State& st) { fma_peak(st, isa, t); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->MinTime(0.5);
   for (int t : {1, 2})
     benchmark::RegisterBenchmark(("hdc_step/threads:" + std::to_string(t)).c_str(),
                                  [t](benchmark::State& st) { hdc_step(st, t); })
@@ -196,7 +257,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench: %s\n", e.what());
     return 2;
   }
-  benchmark::AddCustomContext("simd_target_gemm", convlab::isa_name(convlab::active_isa()));
+  benchmark::AddCustomContext("simd_target", convlab::isa_name(convlab::active_isa()));
+  benchmark::AddCustomContext("simd_targets_available", convlab::available_isa_list());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
