@@ -1,7 +1,7 @@
 // models/gan_task.h: everything a GAN run ("task": "gan") is made of, read from a config: the generator and
 // the discriminator (each a layer list in the config language of models/config.h), the latent size, the
 // DCGAN initialisation, the two Adam optimizers and the training settings. Used by `convlab train`
-// (tools/lib/train_gan.cpp), `convlab sample` and `convlab gan-eval` (tools/lib/gan_cli.cpp).
+// (models/train/gan.cpp), `convlab sample` and `convlab gan-eval` (tools/lib/gan_cli.cpp).
 //
 // Config (configs/dcgan_mnist.json is the reference):
 //   "gan":   {"latent_size": 100, "init": "dcgan" | "default", "image_channels": 1, "image_size": 28,

@@ -18,9 +18,9 @@
 #include "models/config.h"
 #include "models/gan_task.h"
 #include "tests/testing.h"
-#include "tools/lib/classify.h"
+#include "models/train/classifier.h"
 #include "tools/lib/gan_eval.h"
-#include "tools/lib/train_gan.h"
+#include "models/train/gan.h"
 
 namespace convlab {
 namespace {

@@ -12,7 +12,7 @@
 #include "models/config.h"
 #include "tests/testing.h"
 #include "tools/lib/io.h"
-#include "tools/lib/train_seg.h"
+#include "models/train/segmentation.h"
 
 namespace convlab {
 namespace {

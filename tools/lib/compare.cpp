@@ -22,7 +22,7 @@
 #include "models/seg_task.h"
 #include "tools/lib/compare.h"
 #include "tools/lib/io.h"
-#include "tools/lib/train_seg.h"
+#include "models/train/segmentation.h"
 
 namespace convlab {
 

@@ -13,7 +13,7 @@
 #include "data/png.h"
 #include "models/gan_task.h"
 #include "tools/lib/gan_eval.h"
-#include "tools/lib/train_gan.h"
+#include "models/train/gan.h"
 
 namespace convlab {
 

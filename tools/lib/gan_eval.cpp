@@ -12,7 +12,7 @@
 #include "data/mnist.h"
 #include "models/config.h"
 #include "models/gan_task.h"
-#include "tools/lib/classify.h"
+#include "models/train/classifier.h"
 
 namespace convlab {
 

@@ -1,5 +1,5 @@
 // tools/lib/gan_eval.h: sample-quality scores that need no download, computed with convlab's own digit
-// classifier (tools/lib/classify.h), and the checkerboard measure of the upsampling study.
+// classifier (models/train/classifier.h), and the checkerboard measure of the upsampling study.
 //
 //  - Inception Score (Salimans et al. 2016) with the digit classifier in place of Inception:
 //    IS = exp(E_x KL(p(y|x) || p(y))), p(y) the mean of p(y|x) over the samples. 1 (every sample the same

@@ -1,13 +1,14 @@
-// tools/lib/deform_stats.cpp: sampling points and offset statistics of DeformConv2d layers (see deform_viz.h).
+// models/deform_stats.cpp: sampling points and offset statistics of DeformConv2d layers (models/deform_stats.h).
 // Statistics are sums in double over the points in a fixed order (single-threaded: a few thousand points per
 // image), so they are identical on 1 and 2 threads.
+#include "models/deform_stats.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "core/error.h"
 #include "layers/conv_layers.h"
-#include "tools/lib/deform_viz.h"
 
 namespace convlab {
 

@@ -1,17 +1,11 @@
-// tools/lib/classify.cpp: training the digit classifier, loading it, and its probabilities and features.
-// Determinism: the batch of step s is EpochOrder(seed).batch(s, B) over the train split, its shifts are drawn
-// from Rng(sample_seed(seed ^ kShift, s)); dropout draws from its own seeded RNG.
-#include "tools/lib/classify.h"
+// models/train/classifier.cpp: the classification task of the training loop, loading a trained classifier, and
+// its probabilities and features.
+#include "models/train/classifier.h"
 
-#include <unistd.h>
-
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <iostream>
+#include <sstream>
 
-#include "core/cpu.h"
 #include "core/error.h"
 #include "data/json.h"
 #include "core/loss.h"
@@ -20,15 +14,12 @@
 #include "data/mnist.h"
 #include "data/safetensors.h"
 #include "layers/options.h"
-#include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/seg_task.h"  // make_optimizer
-#include "tools/lib/io.h"
 
 namespace convlab {
 
 using nlohmann::json;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -119,6 +110,87 @@ json held_out(Classifier& c, const Mnist& m, const std::vector<int64_t>& idx) {
           {"digits", idx.size()}};
 }
 
+class ClassifierTraining final : public TrainingTask {
+ public:
+  explicit ClassifierTraining(const json& config)
+      : t_(make_task(config)),
+        opt_(make_optimizer(config.contains("optimizer") ? config["optimizer"] : json::object(), *t_.c.model)),
+        order_(int64_t(t_.train_idx.size()), t_.seed) {}
+
+  const std::string& name() const override { return t_.name; }
+  std::string kind() const override { return "classification"; }
+  const json& config() const override { return t_.c.config; }
+  LoopPlan plan() const override {
+    return {.steps = t_.steps, .batch_size = t_.batch_size, .log_every = t_.log_every,
+            .validate_every = t_.eval_every, .checkpoint_every = 0, .checkpoint_files = {"model.safetensors"},
+            .resumable = false, .not_resumable = "classification runs are short and restart from scratch"};
+  }
+  std::string describe(const std::string& run_dir) const override {
+    std::ostringstream os;
+    const int64_t B = t_.batch_size;
+    os << "train " << t_.name << " (classification): " << t_.c.model->num_parameters() << " parameters, " << t_.steps
+       << " steps of batch " << B << " (" << order_.batches_per_epoch(B) << " per epoch of " << t_.train_idx.size()
+       << " digits), held out: " << t_.test_idx.size() << " test-split digits, run folder " << run_dir << "\n"
+       << describe_model(*t_.c.model, {B, 1, Mnist::kSide, Mnist::kSide});
+    return os.str();
+  }
+  void restore(const Checkpoint&) override { CL_FAIL("--resume: " << plan().not_resumable); }
+  void begin() override { t_.c.model->train(); }
+
+  void step(int64_t step, StepGuard& guard) override {
+    std::vector<int64_t> idx = order_.batch(step, t_.batch_size);
+    for (int64_t& i : idx) i = t_.train_idx[size_t(i)];
+    Rng shift(sample_seed(t_.seed ^ kShift, step));
+    const Tensor x = mnist_images(*t_.mnist, idx, t_.max_shift, &shift);
+    opt_->zero_grad();
+    Tensor loss = cross_entropy(t_.c.model->forward(x), mnist_labels(*t_.mnist, idx));
+    loss_ = loss.item();
+    guard.check_finite("loss", loss_);
+    guard.losses_checked();
+    loss.backward();
+    opt_->step();
+    loss_avg_ = std::isnan(loss_avg_) ? loss_ : 0.9 * loss_avg_ + 0.1 * loss_;
+  }
+
+  void log(int64_t, json& rec, std::vector<std::string>&) override {
+    rec["loss"] = loss_;
+    rec["loss_avg"] = loss_avg_;
+  }
+  std::string progress() const override {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "loss %.4f", loss_avg_);
+    return buf;
+  }
+
+  // The held-out test-split digits.
+  Validation validate(int64_t done, const std::string&) override {
+    Validation v;
+    v.record = held_out(t_.c, *t_.mnist, t_.test_idx);
+    v.record["split"] = "test";
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "held-out step %lld: loss %.4f accuracy %.2f%%", (long long)done,
+                  v.record["loss"].get<double>(), 100 * v.record["accuracy"].get<double>());
+    v.lines.push_back(buf);
+    return v;
+  }
+
+  std::vector<CheckpointFile> checkpoint_files() const override {
+    return {{"model.safetensors", t_.c.model->state_dict(),
+             {{"format", "convlab-classifier"}, {"config", t_.c.config.dump()}}}};
+  }
+
+  json summary(const json&, const json& last_validation) override {
+    return {{"parameters", t_.c.model->num_parameters()}, {"final", last_validation}};
+  }
+
+ private:
+  ClassTask t_;
+  std::unique_ptr<Optimizer> opt_;
+  EpochOrder order_;
+  float loss_ = NAN;
+  double loss_avg_ = NAN;
+};
+
 }  // namespace
 
 void classify(Classifier& c, const Tensor& images, std::vector<double>& probs, std::vector<double>& feats) {
@@ -171,72 +243,12 @@ Classifier load_classifier(const std::string& checkpoint) {
   return c;
 }
 
+std::unique_ptr<TrainingTask> classifier_training(const json& config) {
+  return std::make_unique<ClassifierTraining>(config);
+}
+
 json train_classifier(const json& config, const TrainFlags& flags) {
-  CL_CHECK(!flags.resume, "--resume: classification runs are short and restart from scratch; drop --resume");
-  ClassTask t = make_task(config);
-  Sequential& model = *t.c.model;
-  auto opt = make_optimizer(config.contains("optimizer") ? config["optimizer"] : json::object(), model);
-  const fs::path dir = fs::path(flags.runs_dir) / t.name;
-  RunCheckpoints ckpts(dir.string(), {"model.safetensors"});
-  ckpts.start(/*resume=*/false, flags.overwrite, /*resumable=*/false);
-  write_file_atomic((dir / "config.json").string(), config.dump(2) + "\n");
-  std::FILE* mlog = std::fopen((dir / "metrics.jsonl").string().c_str(), "w");
-  CL_CHECK(mlog, (dir / "metrics.jsonl").string() << ": cannot write");
-  auto log_json = [&](const json& j) {
-    std::fputs((j.dump() + "\n").c_str(), mlog);
-    std::fflush(mlog);
-  };
-  const int64_t B = t.batch_size;
-  EpochOrder order(int64_t(t.train_idx.size()), t.seed);
-  if (!flags.quiet)
-    std::cout << "train " << t.name << " (classification): " << model.num_parameters() << " parameters, " << t.steps
-              << " steps of batch " << B << " (" << order.batches_per_epoch(B) << " per epoch of " << t.train_idx.size()
-              << " digits), held out: " << t.test_idx.size() << " test-split digits, run folder " << dir.string()
-              << "\n"
-              << describe_model(model, {B, 1, Mnist::kSide, Mnist::kSide}) << std::flush;
-  const auto t0 = std::chrono::steady_clock::now();
-  json last_eval;
-  double loss_avg = NAN;
-  model.train();
-  for (int64_t step = 0; step < t.steps; ++step) {
-    const int64_t done = step + 1;
-    std::vector<int64_t> idx = order.batch(step, B);
-    for (int64_t& i : idx) i = t.train_idx[size_t(i)];
-    Rng shift(sample_seed(t.seed ^ kShift, step));
-    const Tensor x = mnist_images(*t.mnist, idx, t.max_shift, &shift);
-    opt->zero_grad();
-    Tensor loss = cross_entropy(model.forward(x), mnist_labels(*t.mnist, idx));
-    const float l = loss.item();
-    CL_CHECK(std::isfinite(l), "train: loss became " << l << " at step " << done << "; " << ckpts.kept());
-    loss.backward();
-    opt->step();
-    loss_avg = std::isnan(loss_avg) ? l : 0.9 * loss_avg + 0.1 * l;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (done % t.log_every == 0 || done == t.steps) {
-      log_json({{"step", done}, {"loss", l}, {"loss_avg", loss_avg}, {"images_per_s", done * B / secs}});
-      if (!flags.quiet) std::printf("step %lld/%lld loss %.4f %.1f img/s\n", (long long)done, (long long)t.steps, loss_avg, done * B / secs);
-    }
-    if (done % t.eval_every == 0 || done == t.steps) {
-      last_eval = held_out(t.c, *t.mnist, t.test_idx);
-      last_eval["step"] = done;
-      last_eval["split"] = "test";
-      log_json(last_eval);
-      if (!flags.quiet)
-        std::printf("held-out step %lld: loss %.4f accuracy %.2f%%\n", (long long)done, last_eval["loss"].get<double>(),
-                    100 * last_eval["accuracy"].get<double>());
-    }
-    std::fflush(stdout);
-  }
-  std::fclose(mlog);
-  ckpts.save(t.steps,
-             {{"model.safetensors", model.state_dict(), {{"format", "convlab-classifier"}, {"config", config.dump()}}}});
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  json summary = {{"name", t.name},         {"task", "classification"}, {"steps", t.steps},
-                  {"parameters", model.num_parameters()}, {"train_seconds", secs}, {"final", last_eval},
-                  {"run_dir", dir.string()},
-                  {"simd_target_gemm", isa_name(active_isa())}};
-  write_file_atomic((dir / "summary.json").string(), summary.dump(2) + "\n");
-  return summary;
+  return run_training(*classifier_training(config), flags);
 }
 
 }  // namespace convlab
