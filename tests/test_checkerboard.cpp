@@ -17,7 +17,7 @@
 #include "models/config.h"
 #include "models/gan_task.h"
 #include "tests/testing.h"
-#include "tools/lib/gan_eval.h"
+#include "models/eval/gan_eval.h"
 #include "tools/lib/io.h"
 #include "tools/lib/study.h"
 

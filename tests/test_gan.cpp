@@ -19,7 +19,7 @@
 #include "models/gan_task.h"
 #include "tests/testing.h"
 #include "models/train/classifier.h"
-#include "tools/lib/gan_eval.h"
+#include "models/eval/gan_eval.h"
 #include "models/train/gan.h"
 
 namespace convlab {

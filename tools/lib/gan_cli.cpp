@@ -12,7 +12,7 @@
 #include "core/threads.h"
 #include "data/png.h"
 #include "models/gan_task.h"
-#include "tools/lib/gan_eval.h"
+#include "models/eval/gan_eval.h"
 #include "models/train/gan.h"
 
 namespace convlab {

@@ -103,7 +103,7 @@ struct ErfCommand {
 };
 StudyResult erf_command(const ErfCommand& c);
 
-// ---- convlab checkerboard (tools/lib/study_checkerboard.cpp; measures in tools/lib/gan_eval.h) ----
+// ---- convlab checkerboard (tools/lib/study_checkerboard.cpp; measures in models/eval/gan_eval.h) ----
 struct CheckerboardCommand {
   std::optional<int64_t> kernel{}, stride{}, padding{}, output_padding{}, dilation{};  // one transposed conv
   std::string layers{};                    // a stack: "4:2:1,4:2:1" (K:S:P[:OP[:D]]), "resize[:K[:P]]"

@@ -1,6 +1,6 @@
 // tools/lib/study_checkerboard.cpp: `convlab checkerboard`: overlap maps of transposed convs and of stacks of
 // upsampling layers (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"), and the checkerboard
-// strength of GAN generators' samples at init and trained (measures: tools/lib/gan_eval.h).
+// strength of GAN generators' samples at init and trained (measures: models/eval/gan_eval.h).
 //
 // Overlap: per axis, the count of paths from an all-ones input to output index o is the sum of the counts
 // of the input indices o reads (models/receptive_field.h rf_sources: a transposed conv's o reads every i
@@ -18,7 +18,7 @@
 #include "data/safetensors.h"
 #include "models/config.h"
 #include "models/gan_task.h"
-#include "tools/lib/gan_eval.h"
+#include "models/eval/gan_eval.h"
 #include "tools/lib/study.h"
 
 namespace convlab {

@@ -1,7 +1,7 @@
-// tools/lib/gan_eval.cpp: classifier-based Inception Score, Frechet distance (with a Jacobi eigen-solver for
+// models/eval/gan_eval.cpp: classifier-based Inception Score, Frechet distance (with a Jacobi eigen-solver for
 // the matrix square roots) and the checkerboard measure. Everything is serial and in double precision, so
 // the figures do not depend on the thread count.
-#include "tools/lib/gan_eval.h"
+#include "models/eval/gan_eval.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-// tools/lib/gan_eval.h: sample-quality scores that need no download, computed with convlab's own digit
+// models/eval/gan_eval.h: sample-quality scores that need no download, computed with convlab's own digit
 // classifier (models/train/classifier.h), and the checkerboard measure of the upsampling study.
 //
 //  - Inception Score (Salimans et al. 2016) with the digit classifier in place of Inception:
