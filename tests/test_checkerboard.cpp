@@ -18,8 +18,8 @@
 #include "models/gan_task.h"
 #include "tests/testing.h"
 #include "models/eval/gan_eval.h"
-#include "tools/lib/io.h"
-#include "tools/lib/study.h"
+#include "data/files.h"
+#include "models/study/study.h"
 
 namespace convlab {
 namespace {

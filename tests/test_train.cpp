@@ -11,7 +11,7 @@
 #include "data/safetensors.h"
 #include "models/config.h"
 #include "tests/testing.h"
-#include "tools/lib/io.h"
+#include "data/files.h"
 #include "models/train/segmentation.h"
 
 namespace convlab {

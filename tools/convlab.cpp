@@ -10,14 +10,14 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/threads.h"
-#include "tools/lib/io.h"
+#include "data/files.h"
 #include "models/config.h"
-#include "tools/lib/op_case.h"
+#include "models/op_case/op_case.h"
 #include "models/train/segmentation.h"
 #include "models/train/tasks.h"
 #include "tools/lib/gan_cli.h"
 #include "tools/lib/study_cli.h"
-#include "tools/lib/compare.h"
+#include "tools/lib/compare_cli.h"
 
 namespace {
 
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   convlab::register_gan_commands(app);  // sample, gan-eval (tools/lib/gan_cli.h)
   convlab::register_study_commands(app);  // rf, size, matrix, identities, gradcheck (tools/lib/study_cli.h)
-  convlab::register_compare_command(app);  // compare (tools/lib/compare.h)
+  convlab::register_compare_command(app);  // compare (tools/lib/compare_cli.h)
   int threads = 0;
   // Applied while parsing (before any subcommand callback runs), so every command sees it.
   // Given before or after the subcommand (fallthrough); 0 means all cores.

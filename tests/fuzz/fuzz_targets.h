@@ -35,7 +35,7 @@
 #include "models/config.h"
 #include "models/gan_task.h"
 #include "models/seg_task.h"
-#include "tools/lib/op_case.h"
+#include "models/op_case/op_case.h"
 
 #ifndef CONVLAB_SOURCE_DIR
 #error "CONVLAB_SOURCE_DIR must name the source tree (set by CMakeLists.txt)"

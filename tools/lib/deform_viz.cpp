@@ -18,7 +18,7 @@
 #include "models/receptive_field.h"
 #include "models/seg_task.h"
 #include "tools/lib/deform_viz.h"
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 

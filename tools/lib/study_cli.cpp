@@ -10,7 +10,7 @@
 #include "tools/lib/cli_checks.h"
 #include "core/threads.h"
 #include "tools/lib/deform_viz.h"
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 namespace {

@@ -1,4 +1,4 @@
-// tools/lib/study_matrix.cpp: `convlab matrix CASE.json`: the convolution matrix C of a small conv2d case
+// models/study/study_matrix.cpp: `convlab matrix CASE.json`: the convolution matrix C of a small conv2d case
 // (y = C x, rows = output pixels, columns = input pixels), its transpose, and the checks that conv2d is
 // C x and that conv_transpose2d (and conv2d's input gradient) is C^T y.
 //   C[(co, oh, ow), (g*C_in/G + cl, ih, iw)] = w[co, cl, kh, kw]  with ih = oh*s - p + kh*d, iw likewise,
@@ -7,8 +7,8 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "tools/lib/io.h"
-#include "tools/lib/study.h"
+#include "data/files.h"
+#include "models/study/study.h"
 
 namespace convlab {
 

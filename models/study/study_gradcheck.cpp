@@ -1,4 +1,4 @@
-// tools/lib/study_gradcheck.cpp: `convlab gradcheck`: finite-difference checks of an op's backward.
+// models/study/study_gradcheck.cpp: `convlab gradcheck`: finite-difference checks of an op's backward.
 // The checked scalar is L = sum(out * R) (R: the case's grad_output, else uniform [-1, 1) from --seed),
 // evaluated in double from the float outputs; for every element of every input tensor
 //   numeric = (L(v + eps) - L(v - eps)) / h,   h = the step actually taken in float,
@@ -32,8 +32,8 @@
 #include "layers/family_layers.h"
 #include "models/config.h"
 #include "models/gan_task.h"
-#include "tools/lib/io.h"
-#include "tools/lib/study.h"
+#include "data/files.h"
+#include "models/study/study.h"
 
 namespace convlab {
 

@@ -1,4 +1,4 @@
-// tools/lib/study_size.cpp: `convlab size`: the output size of a conv / transposed conv / pool for given
+// models/study/study_size.cpp: `convlab size`: the output size of a conv / transposed conv / pool for given
 // hyper-parameters (through the core ops' own shape functions, so the answer is the one the op gives), and
 // the inverse for transposed convs: every (padding, output_padding, dilation) that turns `in` into `out`.
 //
@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "core/pool.h"
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 

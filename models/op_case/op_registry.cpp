@@ -1,8 +1,8 @@
-// tools/lib/op_registry.cpp: the ops `convlab op` runs, with the fields and tensors each takes.
+// models/op_case/op_registry.cpp: the ops `convlab op` runs, with the fields and tensors each takes.
 // Adding an op: write it in core/ (forward + backward side by side), then add one entry here.
 #include "core/error.h"
-#include "tools/lib/op_case.h"
-#include "tools/lib/resample_args.h"
+#include "models/op_case/op_case.h"
+#include "models/op_case/resample_args.h"
 
 namespace convlab {
 

@@ -1,4 +1,4 @@
-// tools/lib/study_identities.cpp: `convlab identities`: identities of the conv family checked numerically
+// models/study/study_identities.cpp: `convlab identities`: identities of the conv family checked numerically
 // on random (seeded) shapes, each with its max error and PASS/FAIL:
 //   adjoint           <conv2d(x, w), y> = <x, conv_transpose2d(y, w)>  (conv_transpose2d is conv2d's adjoint)
 //   transposed        conv_transpose2d(x, w) = conv2d(zero-stuffed, padded x, flipped and transposed w, dilation d)
@@ -16,7 +16,7 @@
 
 #include "core/error.h"
 #include "core/random.h"
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 

@@ -1,4 +1,4 @@
-// tools/lib/resample_args.h: the hyper-parameter fields of the `upsample`, `max_pool2d` and `avg_pool2d`
+// models/op_case/resample_args.h: the hyper-parameter fields of the `upsample`, `max_pool2d` and `avg_pool2d`
 // op cases, read from an OpCall's raw JSON fields with type checks that name the field.
 //   upsample:   mode ("nearest" | "bilinear", default "nearest"), size (int or [h, w]),
 //               scale_factor (number or [h, w] of numbers), align_corners (true/false, bilinear only).
@@ -7,7 +7,7 @@
 #pragma once
 #include "core/pool.h"
 #include "core/upsample.h"
-#include "tools/lib/op_case.h"
+#include "models/op_case/op_case.h"
 
 namespace convlab {
 

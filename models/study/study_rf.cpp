@@ -1,4 +1,4 @@
-// tools/lib/study_rf.cpp: `convlab rf`: the receptive-field table, the HDC verdicts and the exact coverage map
+// models/study/study_rf.cpp: `convlab rf`: the receptive-field table, the HDC verdicts and the exact coverage map
 // of a config's network or of a kernel/dilation schedule (computation: models/receptive_field.h).
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "models/config.h"
 #include "models/receptive_field.h"
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 

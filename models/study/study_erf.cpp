@@ -1,4 +1,4 @@
-// tools/lib/study_erf.cpp: `convlab erf`: the effective receptive field of a segmentation config's network
+// models/study/study_erf.cpp: `convlab erf`: the effective receptive field of a segmentation config's network
 // (untrained, and trained with --checkpoint) next to its theoretical receptive field and exact coverage
 // holes (computation: models/erf.h, models/receptive_field.h).
 #include <algorithm>
@@ -11,7 +11,7 @@
 #include "models/config.h"
 #include "models/erf.h"
 #include "models/seg_task.h"
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 

@@ -1,4 +1,4 @@
-// tools/lib/compare_analysis.cpp: the measurements `convlab compare` takes besides training: parameter count
+// models/compare/compare_analysis.cpp: the measurements `convlab compare` takes besides training: parameter count
 // and coverage (receptive_field.h), the effective receptive field (erf.h), a step-time probe for the time
 // estimate, the metrics of a finished run, and the paired-difference statistics.
 #include <algorithm>
@@ -14,7 +14,7 @@
 #include "models/erf.h"
 #include "models/receptive_field.h"
 #include "models/seg_task.h"
-#include "tools/lib/compare.h"
+#include "models/compare/compare.h"
 
 namespace convlab {
 

@@ -1,4 +1,4 @@
-// tools/lib/study_checkerboard.cpp: `convlab checkerboard`: overlap maps of transposed convs and of stacks of
+// models/study/study_checkerboard.cpp: `convlab checkerboard`: overlap maps of transposed convs and of stacks of
 // upsampling layers (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"), and the checkerboard
 // strength of GAN generators' samples at init and trained (measures: models/eval/gan_eval.h).
 //
@@ -19,7 +19,7 @@
 #include "models/config.h"
 #include "models/gan_task.h"
 #include "models/eval/gan_eval.h"
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 

@@ -1,4 +1,4 @@
-// tools/lib/compare_report.cpp: the reports of `convlab compare`, all made from results.json: the text table
+// models/compare/compare_report.cpp: the reports of `convlab compare`, all made from results.json: the text table
 // (stdout), report.md (pictures and curves linked as files next to it) and report.html (self-contained:
 // inline CSS, curves as inline SVG, pictures as base64 data: URIs, no external reference).
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include <map>
 
 #include "core/error.h"
-#include "tools/lib/compare.h"
+#include "models/compare/compare.h"
 
 namespace convlab {
 

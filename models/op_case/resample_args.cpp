@@ -1,7 +1,7 @@
-// tools/lib/resample_args.cpp: op-case fields of upsample and pooling (see resample_args.h).
+// models/op_case/resample_args.cpp: op-case fields of upsample and pooling (see resample_args.h).
 // Integer fields go through OpCall::pair (an integer or [h, w]); strings, booleans and real-valued pairs
 // are checked here because OpCall.fields is raw JSON.
-#include "tools/lib/resample_args.h"
+#include "models/op_case/resample_args.h"
 
 
 #include "core/error.h"

@@ -1,4 +1,4 @@
-// tools/lib/compare_experiment.cpp: reading and checking a `convlab compare` experiment file (format:
+// models/compare/compare_experiment.cpp: reading and checking a `convlab compare` experiment file (format:
 // docs/compare.md). Everything a user can get wrong is refused here, before any training starts, with one
 // line "compare FILE: experiment.KEY: ..." (unknown keys get a did-you-mean, as in configs).
 #include <algorithm>
@@ -11,8 +11,8 @@
 #include "data/json.h"
 #include "layers/options.h"
 #include "models/config.h"
-#include "tools/lib/compare.h"
-#include "tools/lib/io.h"
+#include "models/compare/compare.h"
+#include "data/files.h"
 
 namespace convlab {
 

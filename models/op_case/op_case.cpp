@@ -1,5 +1,5 @@
-// tools/lib/op_case.cpp: parse, run and print op cases.
-#include "tools/lib/op_case.h"
+// models/op_case/op_case.cpp: parse, run and print op cases.
+#include "models/op_case/op_case.h"
 
 #include <algorithm>
 #include <chrono>

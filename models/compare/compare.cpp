@@ -1,9 +1,8 @@
-// tools/lib/compare.cpp: `convlab compare`: resolves each variant's config, refuses mismatched settings or
-// parameter counts, trains every (seed, variant) run (seed-major, so an interrupted experiment already has
+// models/compare/compare.cpp: the experiment of `convlab compare`: resolves each variant's config, refuses
+// mismatched settings or parameter counts, trains every (seed, variant) run (seed-major, so an interrupted experiment already has
 // whole seeds), skips runs that finished with the same config and resumes interrupted ones, then computes
 // the per-variant summaries and paired differences and writes results.json, report.md and report.html
 // (each through a temp file and a rename: a report on disk is always complete).
-#include <CLI/CLI.hpp>
 
 #include <time.h>
 
@@ -12,7 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
-#include <iostream>
+#include <ostream>
 #include <memory>
 
 #include "core/error.h"
@@ -20,8 +19,8 @@
 #include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/seg_task.h"
-#include "tools/lib/compare.h"
-#include "tools/lib/io.h"
+#include "data/files.h"
+#include "models/compare/compare.h"
 #include "models/train/segmentation.h"
 
 namespace convlab {
@@ -213,9 +212,8 @@ StudyResult compare_command(const CompareCommand& c) {
   const auto wall0 = std::chrono::steady_clock::now();
   const double cpu0 = cpu_seconds();
   const Experiment e = load_experiment(c.experiment, c.quick);
-  std::ostream& log = c.progress_on_stderr ? std::cerr : std::cout;
   auto say = [&](const std::string& s) {
-    if (!c.quiet) log << s << std::flush;
+    if (!c.quiet && c.log) *c.log << s << std::flush;
   };
   const fs::path out = c.out.empty() ? fs::path("runs") / "compare" / (e.name + (e.quick ? "-quick" : "")) : fs::path(c.out);
   const fs::path runs_dir = out / "runs", pics = out / "pictures";
@@ -287,7 +285,8 @@ StudyResult compare_command(const CompareCommand& c) {
       const RunState state = run_state(d, cfg, c.fresh);
       const bool finished = state == RunState::finished, resume = state == RunState::resume;
       json timing;
-      const std::string tag = "[" + std::to_string(++k) + "/" + std::to_string(n_runs) + "] " + cfg["name"].get<std::string>();
+      std::string tag = "[";  // appended piecewise: GCC 12's -Wrestrict misfires on "[" + std::string here at -O3
+      tag += std::to_string(++k) + "/" + std::to_string(n_runs) + "] " + cfg["name"].get<std::string>();
       if (finished && fs::exists(d / "compare_timing.json")) {
         timing = json::parse(read_text_file((d / "compare_timing.json").string()));
         timing["skipped"] = true;
@@ -362,31 +361,6 @@ StudyResult compare_command(const CompareCommand& c) {
   r.json = res;
   r.text = compare_text(res) + "wrote " + (out / "report.md").string() + ", report.html, results.json\n";
   return r;
-}
-
-void register_compare_command(CLI::App& app) {
-  auto c = std::make_shared<CompareCommand>();
-  auto as_json = std::make_shared<bool>(false);
-  CLI::App* sub = app.add_subcommand("compare", "Train the variants of an experiment file over several seeds and report "
-                                                "paired per-seed differences (report.md, report.html)");
-  sub->add_option("experiment", c->experiment, "experiment JSON file (see docs/compare.md)")->required();
-  sub->add_flag("--quick", c->quick, "use the experiment's quick section (tiny budget: a smoke test)");
-  sub->add_option("--out", c->out, "output folder (default runs/compare/<name>, or <name>-quick)");
-  sub->add_flag("--fresh", c->fresh, "retrain every run, even those finished earlier");
-  sub->add_flag("-q,--quiet", c->quiet, "no progress lines");
-  sub->add_flag("--json", *as_json, "print results.json (progress goes to stderr)");
-  sub->callback([c, as_json] {
-    c->progress_on_stderr = *as_json;
-    StudyResult r;
-    try {
-      r = compare_command(*c);
-    } catch (const nlohmann::json::exception& err) {
-      throw Error(std::string("compare: ") + err.what());
-    } catch (const std::filesystem::filesystem_error& err) {
-      throw Error(std::string("compare: ") + err.what());
-    }
-    std::cout << (*as_json ? r.json.dump(2) + "\n" : r.text) << std::flush;
-  });
 }
 
 }  // namespace convlab

@@ -1,25 +1,23 @@
-// tools/lib/compare.h: `convlab compare EXPERIMENT.json`: trains the variants an experiment file lists on the
+// models/compare/compare.h: the experiment behind `convlab compare EXPERIMENT.json`: trains the variants an experiment file lists on the
 // same data, budget, optimizer and schedule over several seeds, checks that their parameter counts match,
 // and writes results.json, report.md and a self-contained report.html (table, paired per-seed differences,
 // learning curves, coverage and ERF pictures). The experiment format is documented in docs/compare.md.
 //
 // Files: compare_experiment.cpp (reading and checking the experiment file), compare.cpp (resolving configs,
-// training, summaries and paired differences, the CLI), compare_analysis.cpp (parameters, coverage, ERF,
+// training, summaries and paired differences), compare_analysis.cpp (parameters, coverage, ERF,
 // step-time probe, run metrics, the paired statistics), compare_report.cpp (text, markdown, HTML, SVG).
-// Every user error throws convlab::Error with one line naming the file and the key; the CLI exits 2.
+// Every user error throws convlab::Error with one line naming the file and the key; the CLI exits 2. The
+// command line (tools/lib/compare_cli.cpp) parses the flags and prints what compare_command returns.
 #pragma once
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "tools/lib/study.h"
-
-namespace CLI {
-class App;
-}
+#include "models/study/study.h"  // StudyResult and the tables / heatmaps the reports share
 
 namespace convlab {
 
@@ -53,9 +51,9 @@ struct CompareCommand {
   std::string experiment;  // the experiment file
   bool quick = false;      // apply its `quick` section (tests, smoke runs)
   std::string out;         // output folder; default runs/compare/<name> (or <name>-quick)
-  bool quiet = false;      // no progress lines on stdout (the final table is still returned)
+  bool quiet = false;      // no progress lines (the final table is still returned)
   bool fresh = false;      // retrain every run even when a finished one is on disk
-  bool progress_on_stderr = false;  // --json: keep stdout for the JSON
+  std::ostream* log = nullptr;  // where progress lines go (the CLI: stdout, or stderr with --json); null: silent
 };
 
 // Runs (or resumes) the experiment. json = results.json, text = the table and the difference sentences.
@@ -73,8 +71,6 @@ std::string compare_markdown(const nlohmann::json& results);
 std::string compare_html(const nlohmann::json& results, const std::string& dir);
 // Learning-curve chart as inline SVG: `metric` "miou" (validation, %) or "loss" (training loss_avg).
 std::string compare_svg(const nlohmann::json& results, const std::string& metric);
-
-void register_compare_command(CLI::App& app);
 
 // ---- building blocks (compare_analysis.cpp; used by compare.cpp and the tests) ----
 struct PairedStats {

@@ -1,6 +1,7 @@
-// tools/lib/study.h: the study commands of convlab (rf, size, matrix, identities, gradcheck). Each command
-// takes its options struct and returns both a JSON result (`--json`) and the plain-text report; PNG files
-// are written by the command when a path is given. The CLI glue is tools/lib/study_cli.cpp.
+// models/study/study.h: the study analyses behind the convlab commands (rf, size, matrix, identities, gradcheck,
+// erf, checkerboard). Each takes its options struct and returns both a JSON result (`--json`) and the plain-text
+// report, printing nothing; PNG files are written when a path is given. The flags and the printing are
+// tools/lib/study_cli.cpp.
 // Every user error throws convlab::Error with one line naming the option and the value.
 #pragma once
 #include <array>
@@ -14,17 +15,12 @@
 #include "core/ops.h"
 #include "data/png.h"
 #include "models/receptive_field.h"
-#include "tools/lib/op_case.h"
+#include "models/study_result.h"
+#include "models/op_case/op_case.h"
 
 namespace convlab {
 
-struct StudyResult {
-  nlohmann::json json;
-  std::string text;
-  bool ok = true;  // identities / gradcheck: every check passed
-};
-
-// ---- convlab rf (tools/lib/study_rf.cpp) ----
+// ---- convlab rf (models/study/study_rf.cpp) ----
 struct RfCommand {
   std::string config{};               // a config file, or empty with dilations given
   std::vector<std::string> sets{};    // --set overrides of the config
@@ -36,7 +32,7 @@ struct RfCommand {
 };
 StudyResult rf_command(const RfCommand& c);
 
-// ---- convlab size (tools/lib/study_size.cpp) ----
+// ---- convlab size (models/study/study_size.cpp) ----
 struct SizeCommand {
   std::string op = "conv2d";  // conv2d | conv_transpose2d | max_pool2d | avg_pool2d
   int64_t in = 0;             // input size (one axis)
@@ -53,7 +49,7 @@ struct TransposedSolution {
 std::vector<TransposedSolution> transposed_solutions(int64_t in, int64_t out, int64_t kernel, int64_t stride,
                                                      int64_t max_dilation = 4);
 
-// ---- convlab matrix (tools/lib/study_matrix.cpp) ----
+// ---- convlab matrix (models/study/study_matrix.cpp) ----
 struct MatrixCommand {
   std::string case_path{};     // a conv2d op case
   std::vector<int64_t> pair{}; // (c_out, c_in): one channel pair instead of the full matrix
@@ -65,14 +61,14 @@ StudyResult matrix_command(const MatrixCommand& c);
 // with pair = {co, ci} only that channel pair: [H_out*W_out, H*W]. Returned as [rows, cols].
 Tensor conv_matrix(const OpCall& call, const std::vector<int64_t>& pair = {});
 
-// ---- convlab identities (tools/lib/study_identities.cpp) ----
+// ---- convlab identities (models/study/study_identities.cpp) ----
 struct IdentitiesCommand {
   uint64_t seed = 0;
   int64_t trials = 5;  // random shapes per identity
 };
 StudyResult identities_command(const IdentitiesCommand& c);
 
-// ---- convlab gradcheck (tools/lib/study_gradcheck.cpp) ----
+// ---- convlab gradcheck (models/study/study_gradcheck.cpp) ----
 struct GradcheckCommand {
   std::string op{};       // one op of op_specs()
   bool all = false;       // every op
@@ -90,7 +86,7 @@ StudyResult gradcheck_command(const GradcheckCommand& c);
 // The small default case of an op (an op-case JSON object), for gradcheck and tests.
 nlohmann::json default_case(const std::string& op);
 
-// ---- convlab erf (tools/lib/study_erf.cpp; computation in models/erf.h) ----
+// ---- convlab erf (models/study/study_erf.cpp; computation in models/erf.h) ----
 struct ErfCommand {
   std::string config{};             // a segmentation config
   std::vector<std::string> sets{};  // --set overrides
@@ -103,7 +99,7 @@ struct ErfCommand {
 };
 StudyResult erf_command(const ErfCommand& c);
 
-// ---- convlab checkerboard (tools/lib/study_checkerboard.cpp; measures in models/eval/gan_eval.h) ----
+// ---- convlab checkerboard (models/study/study_checkerboard.cpp; measures in models/eval/gan_eval.h) ----
 struct CheckerboardCommand {
   std::optional<int64_t> kernel{}, stride{}, padding{}, output_padding{}, dilation{};  // one transposed conv
   std::string layers{};                    // a stack: "4:2:1,4:2:1" (K:S:P[:OP[:D]]), "resize[:K[:P]]"
@@ -137,7 +133,7 @@ OverlapMap overlap_map(const std::vector<RfLayer>& layers, Pair input);
 // "--layers" syntax: K:S:P[:OP[:D]] a transposed conv, resize[:K[:P]] nearest x2 then a conv (K 3, P (K-1)/2).
 std::vector<RfLayer> parse_overlap_layers(const std::string& spec);
 
-// ---- shared helpers (tools/lib/study_common.cpp) ----
+// ---- shared helpers (models/study/study_common.cpp) ----
 // Left-aligned text columns, two spaces apart.
 std::string format_table(const std::vector<std::vector<std::string>>& rows);
 std::string fmt(double v, int digits = 6);  // %.{digits}g

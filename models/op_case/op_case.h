@@ -1,4 +1,4 @@
-// tools/lib/op_case.h: the `convlab op` case format (../shared/spec/op-case.md): parse a case, run the op's
+// models/op_case/op_case.h: the `convlab op` case format (docs/op-case.md): parse a case, run the op's
 // forward and backward through convlab's autograd, and build the JSON result.
 // Every malformed case throws convlab::Error with a one-line message naming the field and the shapes.
 #pragma once
@@ -35,7 +35,7 @@ struct OpSpec {
   std::function<Tensor(const OpCall&)> run;  // the forward; records the backward
 };
 
-// The ops `convlab op` knows (tools/lib/op_registry.cpp).
+// The ops `convlab op` knows (models/op_case/op_registry.cpp).
 const std::vector<OpSpec>& op_specs();
 const OpSpec* find_op(const std::string& name);
 

@@ -1,9 +1,9 @@
-// tools/lib/study_common.cpp: text tables and heatmaps shared by the study commands (see study.h).
+// models/study/study_common.cpp: text tables and heatmaps shared by the study commands (see study.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 
