@@ -1,23 +1,20 @@
-// tools/lib/deform_viz.cpp: `convlab deform-viz`: where a trained DeformConv2d samples (see deform_viz.h).
+// models/study/deform_viz.cpp: the analysis of `convlab deform-viz`: where a trained DeformConv2d samples
+// (see deform_viz.h).
 // The model is rebuilt from the checkpoint's config (or --config), the weights loaded, the image run through
 // the whole network in eval mode (as `convlab predict`), and the offsets / mask the layer computed in that
 // forward are read back: no separate re-implementation of the offset path.
-#include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <iostream>
 #include <memory>
 
 #include "core/error.h"
-#include "tools/lib/cli_checks.h"
 #include "data/png.h"
 #include "data/safetensors.h"
 #include "models/config.h"
 #include "models/receptive_field.h"
 #include "models/seg_task.h"
-#include "tools/lib/deform_viz.h"
+#include "models/study/deform_viz.h"
 #include "models/study/study.h"
 
 namespace convlab {
@@ -341,28 +338,6 @@ DeformVizResult deform_viz_command(const DeformVizCommand& c) {
   }
   r.text = text;
   return r;
-}
-
-void register_deform_viz(CLI::App& app) {
-  auto c = std::make_shared<DeformVizCommand>();
-  auto as_json = std::make_shared<bool>(false);
-  CLI::App* sub = app.add_subcommand("deform-viz", "Sampling points of a trained deform_conv2d layer over an image "
-                                                   "(offsets, mask, share reading padding)");
-  sub->add_option("--checkpoint", c->checkpoint, "model.safetensors of a segmentation run")->required();
-  sub->add_option("--config", c->config, "config file (default: the one stored in the checkpoint)");
-  sub->add_option("--set", c->sets, "override a config value (repeatable)");
-  sub->add_option("image", c->image, "input PNG (or --val-image)");
-  sub->add_option("--val-image", c->val_image, "use validation image K of the config's dataset instead of a PNG")->check(at_most(100000));
-  sub->add_option("-o,--png", c->png, "write the picture of the sampling points");
-  sub->add_option("--layer", c->layer, "the deformable layer: its index in model.layers / state-dict prefix "
-                                       "(default: the first deformable layer)");
-  sub->add_option("--pixel", c->pixels, "output pixel y,x of that layer (repeatable; default: a 3x3 grid)")
-      ->allow_extra_args(false);
-  sub->add_flag("--json", *as_json, "print JSON");
-  sub->callback([c, as_json] {
-    const DeformVizResult r = deform_viz_command(*c);
-    std::cout << (*as_json ? r.json.dump(2) + "\n" : r.text) << std::flush;
-  });
 }
 
 }  // namespace convlab

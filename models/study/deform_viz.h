@@ -1,8 +1,8 @@
-// tools/lib/deform_viz.h: `convlab deform-viz` (tools/lib/deform_viz.cpp): a trained segmentation checkpoint,
+// models/study/deform_viz.h: the analysis of `convlab deform-viz`: a trained segmentation checkpoint,
 // one PNG image, the sampling points of chosen output pixels of a deformable layer drawn over the upscaled
 // image, mapped to image coordinates through the layers before the deformable one (image = start + jump *
 // layer-input coordinate, models/receptive_field.h). The sampling points and offset statistics themselves are
-// library code: models/deform_stats.h.
+// in models/deform_stats.h.
 #pragma once
 #include <string>
 #include <vector>
@@ -11,13 +11,9 @@
 
 #include "models/deform_stats.h"
 
-namespace CLI {
-class App;
-}
-
 namespace convlab {
 
-// ---- convlab deform-viz (tools/lib/deform_viz.cpp) ----
+// ---- convlab deform-viz (the flags and printing: tools/lib/deform_viz_cli.cpp) ----
 struct DeformVizCommand {
   std::string checkpoint{}, config{}, image{}, png{};
   std::vector<std::string> sets{};
@@ -31,6 +27,5 @@ struct DeformVizResult {
   std::string text;
 };
 DeformVizResult deform_viz_command(const DeformVizCommand& c);
-void register_deform_viz(CLI::App& app);
 
 }  // namespace convlab
