@@ -228,16 +228,9 @@ double accuracy(const std::vector<double>& probs, const std::vector<int32_t>& la
 
 Classifier load_classifier(const std::string& checkpoint) {
   const auto f = safetensors::load(checkpoint);
-  auto it = f.metadata.find("config");
-  CL_CHECK(it != f.metadata.end() && f.metadata.count("format") && f.metadata.at("format") == "convlab-classifier",
-           "checkpoint " << checkpoint << ": not a convlab classifier checkpoint (model.safetensors of a "
-                                          "\"task\": \"classification\" run, e.g. configs/mnist_classifier.json)");
-  json config;
-  try {
-    config = json::parse(it->second);
-  } catch (const json::parse_error&) {
-    CL_FAIL("checkpoint " << checkpoint << ": its config metadata is not valid JSON");
-  }
+  const json config = checkpoint_config(f.metadata, checkpoint, "convlab-classifier",
+                                        "classifier checkpoint (model.safetensors of a \"task\": \"classification\" run, "
+                                        "e.g. configs/mnist_classifier.json)");
   Classifier c = build_classifier(config, 1);
   safetensors::copy_into(f, c.model->state_dict(), checkpoint);
   return c;

@@ -216,14 +216,7 @@ json eval_segmentation(const json& config, const std::string& checkpoint) {
 
 json predict_segmentation(const std::string& checkpoint, const std::string& image, const std::string& out) {
   const auto f = safetensors::load(checkpoint);
-  auto it = f.metadata.find("config");
-  CL_CHECK(it != f.metadata.end(), "checkpoint " << checkpoint << ": no config in its metadata (not a convlab segmentation checkpoint)");
-  json config;
-  try {
-    config = json::parse(it->second);
-  } catch (const json::parse_error&) {
-    CL_FAIL("checkpoint " << checkpoint << ": its config metadata is not valid JSON");
-  }
+  const json config = checkpoint_config(f.metadata, checkpoint, "", "segmentation checkpoint (no config in its metadata)");
   SegTask t = make_seg_task(config, /*with_data=*/false);
   safetensors::copy_into(f, t.model->state_dict(), checkpoint);
   const PngImage png = read_png(image);
