@@ -60,4 +60,10 @@ bool file_exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+std::string read_text_file(const std::string& path) { return read_file_bytes(path, ""); }
+
+void write_file_atomic(const std::string& path, const std::string& contents) {
+  write_file_bytes_atomic(path, contents, "");
+}
+
 }  // namespace convlab

@@ -16,4 +16,8 @@ std::string read_file_bytes(const std::string& path, const std::string& what = "
 void write_file_bytes_atomic(const std::string& path, const std::string& bytes, const std::string& what = "file");
 bool file_exists(const std::string& path);
 
+// Text files of configs, op cases, experiments and reports: the same, with the path alone in messages.
+std::string read_text_file(const std::string& path);  // read_file_bytes(path, "")
+void write_file_atomic(const std::string& path, const std::string& contents);  // write_file_bytes_atomic(path, contents, "")
+
 }  // namespace convlab

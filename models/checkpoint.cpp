@@ -30,6 +30,8 @@ namespace {
 constexpr const char* kManifest = "checkpoint.json";
 constexpr const char* kFolder = "checkpoints";
 // Every name a trainer has written at the top level of a run folder, in this and older versions.
+// The files of the shipped tasks; a RunCheckpoints also knows the names its own task gives (a task of a program
+// using the library may name its files differently).
 const std::vector<std::string> kKnownFiles = {"model.safetensors", "optimizer.safetensors", "generator.safetensors",
                                               "discriminator.safetensors", "generator_ema.safetensors"};
 
@@ -102,7 +104,7 @@ void write_durable(const fs::path& path, const std::string& text) {
   fsync_path(path.parent_path(), true);
 }
 
-std::optional<Manifest> read_manifest(const fs::path& dir) {
+std::optional<Manifest> read_manifest(const fs::path& dir, const std::vector<std::string>& known) {
   const fs::path p = dir / kManifest;
   if (!file_exists(p.string())) return std::nullopt;
   const std::string where = p.string();
@@ -121,7 +123,7 @@ std::optional<Manifest> read_manifest(const fs::path& dir) {
   CL_CHECK(m.step >= 0 && m.folder == std::string(kFolder) + "/step_" + std::to_string(m.step) && !m.files.empty(),
            "checkpoint manifest " << where << ": step " << m.step << " and folder '" << m.folder << "' do not match");
   for (const std::string& f : m.files)
-    CL_CHECK(std::find(kKnownFiles.begin(), kKnownFiles.end(), f) != kKnownFiles.end(),
+    CL_CHECK(std::find(known.begin(), known.end(), f) != known.end(),
              "checkpoint manifest " << where << ": unexpected file '" << f << "'");
   return m;
 }
@@ -184,7 +186,15 @@ std::string first_nonfinite(const NamedTensors& tensors, const std::string& pref
 }
 
 RunCheckpoints::RunCheckpoints(std::string run_dir, std::vector<std::string> names)
-    : dir_(std::move(run_dir)), names_(std::move(names)) {}
+    : dir_(std::move(run_dir)), names_(std::move(names)), known_(kKnownFiles) {
+  for (const std::string& n : names_) {
+    const std::string ext = ".safetensors";
+    CL_CHECK(n.size() > ext.size() && n.compare(n.size() - ext.size(), ext.size(), ext) == 0 &&
+                 n.find('/') == std::string::npos && !is_temp_name(n),
+             "checkpoint file name '" << n << "': expected a plain file name ending in .safetensors");
+    if (std::find(known_.begin(), known_.end(), n) == known_.end()) known_.push_back(n);
+  }
+}
 
 bool RunCheckpoints::exists() const {
   const fs::path dir(dir_);
@@ -193,7 +203,7 @@ bool RunCheckpoints::exists() const {
   // top-level files are leftovers of the new layout, not a checkpoint.
   for (const fs::path& p : entries(dir / kFolder))
     if (p.filename().string().rfind("step_", 0) == 0) return false;
-  for (const std::string& n : kKnownFiles)
+  for (const std::string& n : known_)
     if (file_exists((dir / n).string())) return true;
   return false;
 }
@@ -218,7 +228,7 @@ void RunCheckpoints::start(bool resume, bool overwrite, bool resumable) {
     // The manifest first, the step folders last: a kill while clearing leaves no checkpoint (see exists()),
     // or the complete one.
     remove_all_or_throw(dir / kManifest);
-    for (const std::string& n : kKnownFiles) remove_all_or_throw(dir / n);
+    for (const std::string& n : known_) remove_all_or_throw(dir / n);
     remove_all_or_throw(ck);
     for (const fs::path& p : entries(dir)) {
       const std::string n = p.filename().string(), ext = p.extension().string();
@@ -229,7 +239,7 @@ void RunCheckpoints::start(bool resume, bool overwrite, bool resumable) {
     return;
   }
   // Resuming: a step folder the manifest does not name is a write that never committed.
-  const std::optional<Manifest> m = read_manifest(dir);
+  const std::optional<Manifest> m = read_manifest(dir, known_);
   for (const fs::path& p : entries(ck))
     if (!m || p.filename().string() != fs::path(m->folder).filename().string()) remove_all_or_throw(p);
 }
@@ -237,7 +247,7 @@ void RunCheckpoints::start(bool resume, bool overwrite, bool resumable) {
 Checkpoint RunCheckpoints::load() const {
   const fs::path dir(dir_);
   Checkpoint c;
-  if (const std::optional<Manifest> m = read_manifest(dir)) {
+  if (const std::optional<Manifest> m = read_manifest(dir, known_)) {
     c.step = m->step;
     c.source = kManifest;
     const fs::path folder = dir / m->folder;
@@ -318,7 +328,7 @@ void RunCheckpoints::save(int64_t step, const std::vector<CheckpointFile>& files
   const fs::path dir(dir_), ck = dir / kFolder;
   Manifest m{.step = step, .folder = std::string(kFolder) + "/step_" + std::to_string(step), .files = {}};
   for (const CheckpointFile& f : files) m.files.push_back(f.name);
-  const std::optional<Manifest> old = read_manifest(dir);
+  const std::optional<Manifest> old = read_manifest(dir, known_);
   CL_CHECK(!old || old->folder != m.folder, "train: the checkpoint of step " << step << " is already in " << dir_);
   const fs::path final_dir = dir / m.folder, tmp = final_dir.string() + tmp_suffix();
   std::error_code ec;
@@ -347,7 +357,7 @@ void RunCheckpoints::save(int64_t step, const std::vector<CheckpointFile>& files
 
 RunCheckpoints::OnDisk RunCheckpoints::on_disk() const {
   try {
-    if (const std::optional<Manifest> m = read_manifest(dir_)) return {.step = m->step, .source = kManifest, .error = ""};
+    if (const std::optional<Manifest> m = read_manifest(dir_, known_)) return {.step = m->step, .source = kManifest, .error = ""};
     const Checkpoint c = load();  // the old layout
     return {.step = c.step, .source = c.source, .error = ""};
   } catch (const Error& e) {

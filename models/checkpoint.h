@@ -61,7 +61,8 @@ struct Checkpoint {
 class RunCheckpoints {
  public:
   // `names`: the files a checkpoint of this task holds (the old layout is recognised by them; the
-  // optional ones, e.g. generator_ema.safetensors, may be absent).
+  // optional ones, e.g. generator_ema.safetensors, may be absent). Plain NAME.safetensors file names: the shipped
+  // tasks' and these are the only names a checkpoint.json may list.
   RunCheckpoints(std::string run_dir, std::vector<std::string> names);
 
   // Call once before training. Creates the folder and removes what a killed writer left (temporaries,
@@ -108,6 +109,7 @@ class RunCheckpoints {
   };
   std::string dir_;
   std::vector<std::string> names_;
+  std::vector<std::string> known_;  // the shipped tasks' file names and names_
   std::optional<Pending> pending_;
 };
 

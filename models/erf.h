@@ -1,6 +1,6 @@
 // models/erf.h: the effective receptive field (Luo et al. 2016, "Understanding the Effective Receptive Field
 // in Deep Convolutional Neural Networks"), measured by backpropagation (no CLI here; `convlab erf` in
-// tools/lib/study_erf.cpp prints it, `convlab compare` draws one per variant).
+// models/study/study_erf.cpp reports it, `convlab compare` draws one per variant).
 //
 // What is measured. For each sample image x, the gradient g = d(sum_c out[c, y, x]) / d h, where h is the
 // tensor the ERF is measured at (the model input, or the input of model.layers[K]) and (y, x) the output

@@ -184,6 +184,19 @@ Tensor sample_latent(const GanTask& t, int64_t B, Rng& rng) {
   return z;
 }
 
+Tensor interpolate_latents(const GanTask& t, uint64_t seed_a, uint64_t seed_b, int64_t steps) {
+  CL_CHECK(steps >= 2, "a latent walk needs at least 2 steps, got " << steps);
+  Rng ra(seed_a), rb(seed_b);
+  const Tensor za = sample_latent(t, 1, ra), zb = sample_latent(t, 1, rb);
+  const int64_t L = t.latent;
+  Tensor z = Tensor::empty(t.z_shape(steps));
+  for (int64_t i = 0; i < steps; ++i) {
+    const float w = float(i) / float(steps - 1);
+    for (int64_t k = 0; k < L; ++k) z.data()[i * L + k] = (1 - w) * za.data()[k] + w * zb.data()[k];
+  }
+  return z;
+}
+
 void update_generator_ema(GanTask& t, int64_t step) {
   if (!t.generator_ema) return;
   const float beta = float(std::min(t.ema_decay, double(1 + step) / double(10 + step)));

@@ -1,7 +1,7 @@
 // models/gan_task.h: everything a GAN run ("task": "gan") is made of, read from a config: the generator and
 // the discriminator (each a layer list in the config language of models/config.h), the latent size, the
 // DCGAN initialisation, the two Adam optimizers and the training settings. Used by `convlab train`
-// (tools/lib/train_gan.cpp), `convlab sample` and `convlab gan-eval` (tools/lib/gan_cli.cpp).
+// (models/train/gan.cpp), `convlab sample` and `convlab gan-eval` (tools/lib/gan_cli.cpp).
 //
 // Config (configs/dcgan_mnist.json is the reference):
 //   "gan":   {"latent_size": 100, "init": "dcgan" | "default", "image_channels": 1, "image_size": 28,
@@ -74,6 +74,10 @@ Tensor real_images(const GanTask& t, const std::vector<int64_t>& pos);
 
 // Latent batch z [B, latent, 1, 1] from N(0, 1), drawn from rng.
 Tensor sample_latent(const GanTask& t, int64_t B, Rng& rng);
+
+// A latent walk [steps, latent, 1, 1] (`convlab sample --interpolate A,B`): z = (1 - w) z_a + w z_b with
+// w = i / (steps - 1), z_s the first latent vector drawn from Rng(s). steps >= 2.
+Tensor interpolate_latents(const GanTask& t, uint64_t seed_a, uint64_t seed_b, int64_t steps);
 
 // G(z) without gradient, from generator_ema when the task has one (else generator), in eval mode (running
 // statistics) or, with t.sample_batch_stats, with batch statistics (PyTorch's dcgan example samples in train

@@ -1,5 +1,5 @@
 // models/receptive_field.h: receptive fields, coverage maps and the HDC rule, computed exactly (no CLI here;
-// `convlab rf` in tools/lib/study_rf.cpp prints them).
+// `convlab rf` in models/study/study_rf.cpp reports them).
 //
 // A network is seen as a list of spatial layers (RfLayer). Every layer is separable per axis: output index o
 // of an axis reads a fixed set of input indices of that axis (conv: o*s - p + j*d, j < k; transposed conv:

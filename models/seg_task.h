@@ -1,6 +1,6 @@
 // models/seg_task.h: everything a segmentation run is made of, read from a config:
 // the datasets (data section), the model (model.layers), the loss, the optimizer and the LR schedule.
-// Used by `convlab train`, `eval` and `predict` (tools/lib/train_seg.cpp) and by the study tools.
+// Used by `convlab train`, `eval` and `predict` (models/train/segmentation.cpp) and by the study tools.
 #pragma once
 #include <memory>
 #include <string>

@@ -17,9 +17,9 @@
 #include "models/config.h"
 #include "models/gan_task.h"
 #include "tests/testing.h"
-#include "tools/lib/gan_eval.h"
-#include "tools/lib/io.h"
-#include "tools/lib/study.h"
+#include "models/eval/gan_eval.h"
+#include "data/files.h"
+#include "models/study/study.h"
 
 namespace convlab {
 namespace {

@@ -14,8 +14,8 @@
 
 #include "core/error.h"
 #include "tests/testing.h"
-#include "tools/lib/compare.h"
-#include "tools/lib/io.h"
+#include "models/compare/compare.h"
+#include "data/files.h"
 
 namespace convlab {
 namespace {

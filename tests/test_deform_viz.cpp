@@ -1,4 +1,4 @@
-// tests/test_deform_viz.cpp: sampling points and offset statistics of DeformConv2d (tools/lib/deform_viz.h) and
+// tests/test_deform_viz.cpp: sampling points and offset statistics of DeformConv2d (models/study/deform_viz.h) and
 // `convlab deform-viz` through the binary: zero offsets give exactly the regular dilated grid; an offset put in
 // the predictor's bias moves every point by exactly that offset; the padding share and mask histogram on hand
 // cases; the image mapping through a stride-2 layer; the training hook; one-line errors.
@@ -17,7 +17,7 @@
 #include "models/config.h"
 #include "models/seg_task.h"
 #include "tests/testing.h"
-#include "tools/lib/deform_viz.h"
+#include "models/study/deform_viz.h"
 
 namespace convlab {
 namespace {

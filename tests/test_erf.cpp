@@ -17,7 +17,7 @@
 #include "models/erf.h"
 #include "models/seg_task.h"
 #include "tests/testing.h"
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 namespace {

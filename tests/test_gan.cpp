@@ -18,9 +18,9 @@
 #include "models/config.h"
 #include "models/gan_task.h"
 #include "tests/testing.h"
-#include "tools/lib/classify.h"
-#include "tools/lib/gan_eval.h"
-#include "tools/lib/train_gan.h"
+#include "models/train/classifier.h"
+#include "models/eval/gan_eval.h"
+#include "models/train/gan.h"
 
 namespace convlab {
 namespace {
@@ -168,6 +168,22 @@ TEST(GanConfig, RefusesMisfitsNamingBothShapes) {
   for (const char* f : {"configs/dcgan_mnist.json", "configs/dcgan_mnist_k3.json", "configs/dcgan_mnist_resize.json",
                         "configs/dcgan_mnist_ttur.json"})
     EXPECT_EQ(error_of([&] { make_gan_task(load_config(testing::source_path(f)), false); }), "") << f;
+}
+
+// `convlab sample --interpolate A,B`: the walk starts at seed A's latent and ends at seed B's, exactly.
+TEST(GanConfig, InterpolateLatentsWalksFromOneSeedToTheOther) {
+  GanTask t = make_gan_task(load_config(testing::source_path("configs/dcgan_mnist.json")), false);
+  const Tensor z = interpolate_latents(t, 3, 7, 5);
+  ASSERT_EQ(z.shape(), (Shape{5, t.latent, 1, 1}));
+  Rng ra(3), rb(7);
+  const Tensor za = sample_latent(t, 1, ra), zb = sample_latent(t, 1, rb);
+  const int64_t L = t.latent;
+  for (int64_t k = 0; k < L; ++k) {
+    EXPECT_EQ(z.data()[k], za.data()[k]) << "first step, element " << k;
+    EXPECT_EQ(z.data()[4 * L + k], zb.data()[k]) << "last step, element " << k;
+    EXPECT_EQ(z.data()[2 * L + k], 0.5f * za.data()[k] + 0.5f * zb.data()[k]) << "middle step, element " << k;
+  }
+  EXPECT_THROW(interpolate_latents(t, 3, 7, 1), Error);
 }
 
 TEST(GanConfig, DcganInit) {

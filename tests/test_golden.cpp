@@ -8,8 +8,8 @@
 
 #include "core/error.h"
 #include "tests/testing.h"
-#include "tools/lib/io.h"
-#include "tools/lib/op_case.h"
+#include "data/files.h"
+#include "models/op_case/op_case.h"
 
 namespace convlab {
 namespace {

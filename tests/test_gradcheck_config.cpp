@@ -1,4 +1,4 @@
-// tests/test_gradcheck_config.cpp: `convlab gradcheck CONFIG` (tools/lib/study_gradcheck.cpp): every layer of
+// tests/test_gradcheck_config.cpp: `convlab gradcheck CONFIG` (models/study/study_gradcheck.cpp): every layer of
 // the shipped segmentation configs (HDC, deformable) and of a DCGAN (generator and discriminator) passes the
 // finite-difference check in train mode; a failure is reported and turns into exit code 2 after the report.
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "tests/testing.h"
-#include "tools/lib/study.h"
+#include "models/study/study.h"
 
 namespace convlab {
 namespace {

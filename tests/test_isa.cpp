@@ -17,8 +17,8 @@
 #include "core/cpu.h"
 #include "models/config.h"
 #include "tests/testing.h"
-#include "tools/lib/train_gan.h"
-#include "tools/lib/train_seg.h"
+#include "models/train/gan.h"
+#include "models/train/segmentation.h"
 
 namespace convlab {
 namespace {

@@ -16,8 +16,8 @@
 #include "models/config.h"
 #include "models/receptive_field.h"
 #include "tests/testing.h"
-#include "tools/lib/io.h"
-#include "tools/lib/study.h"
+#include "data/files.h"
+#include "models/study/study.h"
 
 namespace convlab {
 namespace {

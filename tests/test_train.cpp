@@ -11,8 +11,8 @@
 #include "data/safetensors.h"
 #include "models/config.h"
 #include "tests/testing.h"
-#include "tools/lib/io.h"
-#include "tools/lib/train_seg.h"
+#include "data/files.h"
+#include "models/train/segmentation.h"
 
 namespace convlab {
 namespace {

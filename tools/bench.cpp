@@ -162,7 +162,7 @@ void hdc_step(benchmark::State& st, int threads) {
 // The dcgan_step networks of ../shared/bench/README.md (configs/dcgan_mnist.json, inlined so the benchmark needs
 // no files): G z100 -> ConvT(128,7) -> ConvT(64,4,2,1) -> ConvT(1,4,2,1) + tanh, D the mirror; batch 64; one D
 // step (real and detached fake batches, each its own BN statistics) and one non-saturating G step, Adam 2e-4,
-// exactly the loop of tools/lib/train_gan.cpp with random images in [-1, 1] in place of MNIST.
+// exactly the step of models/train/gan.cpp with random images in [-1, 1] in place of MNIST.
 void dcgan_step(benchmark::State& st, int threads) {
   set_num_threads(threads);
   const nlohmann::json cfg = nlohmann::json::parse(R"({

@@ -1,6 +1,7 @@
 // tools/convlab.cpp: the one convlab executable. Each subcommand parses its options with CLI11 and calls
 // into the libraries; user errors (convlab::Error, bad options) print one line on stderr and exit 2.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
@@ -9,15 +10,14 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/threads.h"
-#include "tools/lib/io.h"
+#include "data/files.h"
 #include "models/config.h"
-#include "tools/lib/op_case.h"
-#include "tools/lib/train_seg.h"
-#include "tools/lib/classify.h"
+#include "models/op_case/op_case.h"
+#include "models/train/segmentation.h"
+#include "models/train/tasks.h"
 #include "tools/lib/gan_cli.h"
 #include "tools/lib/study_cli.h"
-#include "tools/lib/compare.h"
-#include "tools/lib/train_gan.h"
+#include "tools/lib/compare_cli.h"
 
 namespace {
 
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   convlab::register_gan_commands(app);  // sample, gan-eval (tools/lib/gan_cli.h)
   convlab::register_study_commands(app);  // rf, size, matrix, identities, gradcheck (tools/lib/study_cli.h)
-  convlab::register_compare_command(app);  // compare (tools/lib/compare.h)
+  convlab::register_compare_command(app);  // compare (tools/lib/compare_cli.h)
   int threads = 0;
   // Applied while parsing (before any subcommand callback runs), so every command sees it.
   // Given before or after the subcommand (fallthrough); 0 means all cores.
@@ -157,20 +157,19 @@ int main(int argc, char** argv) {
     if (*op) return cmd_op(case_path, out_path, stats, repeat);
     if (*train) {
       const auto cfg = convlab::load_config(config_path, sets);
-      const std::string task = cfg.contains("task") && cfg["task"].is_string() ? cfg["task"].get<std::string>() : "";
-      if (task == "gan" || task == "classification") {
-        const convlab::TrainFlags f{.runs_dir = runs_dir, .resume = resume, .quiet = quiet, .stop_after = stop_after, .overwrite = overwrite};
-        const auto s = task == "gan" ? convlab::train_gan(cfg, f) : convlab::train_classifier(cfg, f);
-        print_json_or_summary(s, as_json, "done in " + std::to_string(int(s["train_seconds"].get<double>())) + " s" +
-                                              (task == "classification" ? "; held-out accuracy " + pct(s["final"]["accuracy"]) : "") +
+      // Progress goes to stdout: a \r-updated bar on a terminal, a line per log step otherwise.
+      const convlab::TrainFlags f{.runs_dir = runs_dir, .resume = resume, .quiet = quiet,
+                                  .progress_bar = isatty(fileno(stdout)) != 0, .stop_after = stop_after,
+                                  .overwrite = overwrite, .log = &std::cout};
+      const auto s = convlab::train_config(cfg, f);
+      const std::string done = "done in " + std::to_string(int(s["train_seconds"].get<double>())) + " s";
+      if (s["task"] == "segmentation")
+        print_json_or_summary(s, as_json, done + "; final " + metrics_text(s["final"]) + "run folder: " +
+                                              s["run_dir"].get<std::string>() +
+                                              " (metrics.jsonl, summary.json, model.safetensors, val_*.png)\n");
+      else
+        print_json_or_summary(s, as_json, done + (s["task"] == "classification" ? "; held-out accuracy " + pct(s["final"]["accuracy"]) : "") +
                                               "; run folder: " + s["run_dir"].get<std::string>() + "\n");
-        return 0;
-      }
-      const auto summary = convlab::train_segmentation(cfg, {.runs_dir = runs_dir, .resume = resume, .quiet = quiet, .stop_after = stop_after, .overwrite = overwrite});
-      print_json_or_summary(summary, as_json,
-                            "done in " + std::to_string(int(summary["train_seconds"].get<double>())) + " s; final " +
-                                metrics_text(summary["final"]) + "run folder: " + summary["run_dir"].get<std::string>() +
-                                " (metrics.jsonl, summary.json, model.safetensors, val_*.png)\n");
     }
     if (*eval) {
       const auto m = convlab::eval_segmentation(convlab::load_config(config_path, sets), checkpoint);

@@ -35,7 +35,7 @@
 #include "models/config.h"
 #include "models/gan_task.h"
 #include "models/seg_task.h"
-#include "tools/lib/op_case.h"
+#include "models/op_case/op_case.h"
 
 #ifndef CONVLAB_SOURCE_DIR
 #error "CONVLAB_SOURCE_DIR must name the source tree (set by CMakeLists.txt)"
@@ -80,7 +80,7 @@ inline void build_config(const nlohmann::json& cfg) {
     (void)describe_model(*t.generator, t.z_shape(2));
     (void)describe_model(*t.discriminator, t.image_shape(2));
   } else if (task == "classification") {
-    // tools/lib/classify.cpp builds the same list for [B, 1, 28, 28] (its builder is internal to that file).
+    // models/train/classifier.cpp builds the same list for [B, 1, 28, 28] (its builder is internal to that file).
     const nlohmann::json& model = config_section(cfg, "model");
     CL_CHECK(model.contains("layers"), "model.layers: missing");
     Rng rng(0);

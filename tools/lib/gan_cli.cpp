@@ -12,8 +12,8 @@
 #include "core/threads.h"
 #include "data/png.h"
 #include "models/gan_task.h"
-#include "tools/lib/gan_eval.h"
-#include "tools/lib/train_gan.h"
+#include "models/eval/gan_eval.h"
+#include "models/train/gan.h"
 
 namespace convlab {
 
@@ -25,12 +25,6 @@ struct SampleArgs {
   uint64_t seed = 0;
   bool json = false;  // print the result as JSON instead of one line
 };
-
-// z of one seed: the first latent vector drawn from Rng(seed), [1, latent, 1, 1].
-Tensor seed_latent(const GanTask& t, uint64_t seed) {
-  Rng r(seed);
-  return sample_latent(t, 1, r);
-}
 
 void run_sample(const SampleArgs& a) {
   GanTask t = load_generator(a.checkpoint);
@@ -54,15 +48,8 @@ void run_sample(const SampleArgs& a) {
     CL_FAIL("sample: --interpolate expects SEED_A,SEED_B (two non-negative integers), got '" << a.interpolate << "'");
   }
   CL_CHECK(a.steps >= 2, "sample: --steps must be at least 2, got " << a.steps);
-  // Linear interpolation z = (1 - w) z_a + w z_b, w = i / (steps - 1): a strip of `steps` images, one row.
-  const Tensor za = seed_latent(t, sa), zb = seed_latent(t, sb);
-  const int64_t L = t.latent;
-  Tensor z = Tensor::empty(t.z_shape(a.steps));
-  for (int64_t i = 0; i < a.steps; ++i) {
-    const float w = float(i) / float(a.steps - 1);
-    for (int64_t k = 0; k < L; ++k) z.data()[i * L + k] = (1 - w) * za.data()[k] + w * zb.data()[k];
-  }
-  write_sample_grid(a.output, generate(t, z), a.steps);
+  // A strip of `steps` images, one row, from seed A's latent to seed B's.
+  write_sample_grid(a.output, generate(t, interpolate_latents(t, sa, sb, a.steps)), a.steps);
   if (a.json)
     std::cout << nlohmann::json{{"output", a.output}, {"steps", a.steps}, {"from_seed", sa}, {"to_seed", sb}}.dump(2) << "\n";
   else std::cout << "wrote " << a.output << " (" << a.steps << " steps from seed " << sa << " to seed " << sb << ")\n";

@@ -9,8 +9,8 @@
 #include "core/error.h"
 #include "tools/lib/cli_checks.h"
 #include "core/threads.h"
-#include "tools/lib/deform_viz.h"
-#include "tools/lib/study.h"
+#include "tools/lib/deform_viz_cli.h"
+#include "models/study/study.h"
 
 namespace convlab {
 namespace {
@@ -47,7 +47,7 @@ StudyResult with_output(StudyResult r, const std::string& png) {
 }  // namespace
 
 void register_study_commands(CLI::App& app) {
-  register_deform_viz(app);  // deform-viz (tools/lib/deform_viz.h)
+  register_deform_viz(app);  // deform-viz (tools/lib/deform_viz_cli.h)
   {
     auto c = std::make_shared<RfCommand>();
     auto fl = std::make_shared<Flags>();

@@ -1,0 +1,366 @@
+// models/compare/compare.cpp: the experiment of `convlab compare`: resolves each variant's config, refuses
+// mismatched settings or parameter counts, trains every (seed, variant) run (seed-major, so an interrupted experiment already has
+// whole seeds), skips runs that finished with the same config and resumes interrupted ones, then computes
+// the per-variant summaries and paired differences and writes results.json, report.md and report.html
+// (each through a temp file and a rename: a report on disk is always complete).
+
+#include <time.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <ostream>
+#include <memory>
+
+#include "core/error.h"
+#include "data/json.h"
+#include "models/checkpoint.h"
+#include "models/config.h"
+#include "models/seg_task.h"
+#include "data/files.h"
+#include "models/compare/compare.h"
+#include "models/train/segmentation.h"
+
+namespace convlab {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+double cpu_seconds() {  // CPU time of the whole process (all threads)
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+std::string minutes(double s) {
+  char buf[32];
+  if (s >= 90) std::snprintf(buf, sizeof buf, "%.1f min", s / 60);
+  else std::snprintf(buf, sizeof buf, "%.0f s", s);
+  return buf;
+}
+
+std::string run_name(const CompareVariant& v, int64_t seed) { return v.name + "_s" + std::to_string(seed); }
+
+// The variant's config with the experiment's and its own overrides, and the keys compare controls.
+json resolve(const Experiment& e, const CompareVariant& v) {
+  std::vector<std::string> sets = e.sets;
+  sets.insert(sets.end(), v.sets.begin(), v.sets.end());
+  json cfg;
+  try {
+    cfg = load_config(v.config, sets);
+    CL_CHECK(cfg.value("task", "segmentation") == "segmentation", "task: compare trains segmentation configs only");
+    json& tr = cfg["train"];
+    tr["steps"] = e.budgets.back();
+    tr["val_every"] = e.val_every;
+    tr["checkpoint_every"] = e.val_every;  // an interrupted run resumes from its last validation
+    cfg["seed"] = e.seeds.front();
+    cfg["name"] = run_name(v, e.seeds.front());
+    make_seg_task(cfg, /*with_data=*/false);  // refuses a bad config before anything trains
+  } catch (const Error& err) {
+    CL_FAIL("compare " << e.file << ": variant '" << v.name << "' (" << v.config << "): " << err.what());
+  }
+  return cfg;
+}
+
+json with_seed(json cfg, const CompareVariant& v, int64_t seed) {
+  cfg["seed"] = seed;
+  cfg["name"] = run_name(v, seed);
+  return cfg;
+}
+
+// What to do with a run folder: reuse it (finished with this config), resume it (checkpoint of this
+// config, no summary) or train from scratch (absent, another config, or --fresh).
+enum class RunState { train, resume, finished };
+RunState run_state(const fs::path& d, const json& cfg, bool fresh) {
+  if (fresh || !fs::exists(d / "config.json")) return RunState::train;
+  try {
+    if (json::parse(read_text_file((d / "config.json").string())) != cfg) return RunState::train;
+  } catch (const std::exception&) {
+    return RunState::train;
+  }
+  if (fs::exists(d / "summary.json")) return RunState::finished;
+  const bool ckpt = RunCheckpoints(d.string(), {"model.safetensors", "optimizer.safetensors"}).exists();
+  return ckpt ? RunState::resume : RunState::train;
+}
+
+// First place where two JSON values differ, as a path ("data.image_size"), or "" when equal.
+std::string first_difference(const json& a, const json& b, const std::string& path) {
+  if (a == b) return "";
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [k, v] : a.items()) {
+      if (!b.contains(k)) return path + "." + k;
+      const std::string d = first_difference(v, b[k], path + "." + k);
+      if (!d.empty()) return d;
+    }
+    for (const auto& [k, v] : b.items())
+      if (!a.contains(k)) return path + "." + k;
+  }
+  return path;
+}
+
+json at_path(const json& j, const std::string& path) {  // "data.image_size" -> value (null when absent)
+  const json* node = &j;
+  size_t i = 0;
+  while (i < path.size()) {
+    const size_t dot = path.find('.', i);
+    const std::string k = path.substr(i, dot == std::string::npos ? std::string::npos : dot - i);
+    if (!node->is_object() || !node->contains(k)) return nullptr;
+    node = &(*node)[k];
+    i = dot == std::string::npos ? path.size() : dot + 1;
+  }
+  return *node;
+}
+
+void check_matched(const Experiment& e, const std::vector<json>& cfgs, const std::vector<json>& info) {
+  for (size_t i = 1; i < cfgs.size(); ++i)
+    for (const std::string& s : e.same) {
+      const std::string d = first_difference(cfgs[0].value(s, json::object()), cfgs[i].value(s, json::object()), s);
+      CL_CHECK(d.empty(), "compare " << e.file << ": variants '" << e.variants[0].name << "' and '" << e.variants[i].name
+                                     << "' differ in " << d << " (" << at_path(cfgs[0], d).dump() << " vs "
+                                     << at_path(cfgs[i], d).dump() << "); compare needs the same " << s
+                                     << " for every variant (see \"same\")");
+    }
+  size_t lo = 0, hi = 0;
+  for (size_t i = 1; i < info.size(); ++i) {
+    if (info[i]["parameters"] < info[lo]["parameters"]) lo = i;
+    if (info[i]["parameters"] > info[hi]["parameters"]) hi = i;
+  }
+  const double pl = info[lo]["parameters"], ph = info[hi]["parameters"], rel = (ph - pl) / std::max(pl, 1.0);
+  CL_CHECK(rel <= e.param_tolerance, "compare " << e.file << ": parameter counts differ by " << std::fixed << std::setprecision(1)
+                                                << 100 * rel << "% ('"
+                                                << e.variants[lo].name << "' " << int64_t(pl) << ", '" << e.variants[hi].name
+                                                << "' " << int64_t(ph) << "), more than param_tolerance "
+                                                << 100 * e.param_tolerance << "%");
+}
+
+// Mean and sample sd over seeds of every metric at every budget; null values are left out.
+json summarise(const json& runs, const std::vector<int64_t>& budgets) {
+  json out = json::object();
+  for (int64_t b : budgets) {
+    const std::string k = std::to_string(b);
+    json per = json::object();
+    for (const char* m : {"miou", "pixel_accuracy", "large", "medium", "small", "thin", "line"}) {
+      std::vector<double> v;
+      for (const json& r : runs)
+        if (r["at"][k][m].is_number()) v.push_back(r["at"][k][m]);
+      double mean = 0, ss = 0;
+      for (double x : v) mean += x;
+      mean = v.empty() ? NAN : mean / double(v.size());
+      for (double x : v) ss += (x - mean) * (x - mean);
+      per[m] = {{"mean", v.empty() ? json(nullptr) : json(mean)},
+                {"sd", v.size() < 2 ? json(nullptr) : json(std::sqrt(ss / double(v.size() - 1)))}, {"n", v.size()}};
+    }
+    out[k] = per;
+  }
+  return out;
+}
+
+std::string signed_pts(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.2f", v);
+  return buf;
+}
+
+json pair_result(const json& variants, const std::string& a, const std::string& b, int64_t budget,
+                 const std::string& metric) {
+  auto runs_of = [&](const std::string& n) -> const json& {
+    size_t i = 0;
+    while (i + 1 < variants.size() && variants[i]["name"] != n) ++i;  // names were checked by load_experiment
+    return variants[i]["runs"];
+  };
+  const json &ra = runs_of(a), &rb = runs_of(b);
+  const std::string k = std::to_string(budget);
+  std::vector<double> d;
+  json seeds = json::array();
+  for (size_t i = 0; i < ra.size(); ++i) {
+    const json &x = ra[i]["at"][k][metric], &y = rb[i]["at"][k][metric];
+    if (x.is_number() && y.is_number()) d.push_back(x.get<double>() - y.get<double>()), seeds.push_back(ra[i]["seed"]);
+  }
+  const PairedStats s = paired_stats(d);
+  const std::string label = metric == "miou" ? "mIoU" : metric + "-object IoU";
+  std::string sentence = a + " - " + b + " after " + std::to_string(budget) + " steps, " + (metric == "thin" ? "thin-structure IoU" : label) + ": ";
+  if (s.n == 0) {
+    sentence += "no values (no such pixels in the validation set, or no run has them).";
+  } else if (s.n >= 2 && s.sd == 0 && s.mean == 0) {
+    sentence += "identical on all " + std::to_string(s.n) + " seeds (+0.00 points): no difference.";
+  } else {
+    sentence += signed_pts(s.mean) + " points";
+    if (s.n >= 2) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, " (sd %.2f over %lld seeds, %s higher on %lld/%lld; 95%% CI [%+.2f, %+.2f])", s.sd,
+                    (long long)s.n, a.c_str(), (long long)s.a_higher, (long long)s.n, s.mean - s.half_width, s.mean + s.half_width);
+      sentence += buf;
+      sentence += s.exceeds ? ": exceeds the seed-to-seed spread." : ": within the seed-to-seed spread (not distinguishable from noise).";
+    } else {
+      sentence += " (one seed: the seed-to-seed spread cannot be estimated).";
+    }
+  }
+  return {{"a", a}, {"b", b}, {"budget", budget}, {"metric", metric}, {"seeds", seeds}, {"diffs", d}, {"n", s.n},
+          {"mean", s.n ? json(s.mean) : json(nullptr)}, {"sd", s.n >= 2 ? json(s.sd) : json(nullptr)},
+          {"ci95", s.n >= 2 ? json({s.mean - s.half_width, s.mean + s.half_width}) : json(nullptr)},
+          {"a_higher", s.a_higher}, {"b_higher", s.b_higher}, {"exceeds", s.n >= 2 ? json(s.exceeds) : json(nullptr)},
+          {"sentence", sentence}};
+}
+
+}  // namespace
+
+StudyResult compare_command(const CompareCommand& c) {
+  const auto wall0 = std::chrono::steady_clock::now();
+  const double cpu0 = cpu_seconds();
+  const Experiment e = load_experiment(c.experiment, c.quick);
+  auto say = [&](const std::string& s) {
+    if (!c.quiet && c.log) *c.log << s << std::flush;
+  };
+  const fs::path out = c.out.empty() ? fs::path("runs") / "compare" / (e.name + (e.quick ? "-quick" : "")) : fs::path(c.out);
+  const fs::path runs_dir = out / "runs", pics = out / "pictures";
+
+  // 1. Resolve and check every variant before anything is written or trained.
+  std::vector<json> cfgs, info;
+  for (size_t pass = 0; pass < 2; ++pass) {  // pass 0 checks; pass 1 (cheap: shape arithmetic) draws the coverage
+    if (pass == 1) {
+      check_matched(e, cfgs, info);
+      fs::create_directories(runs_dir);
+      fs::create_directories(pics);
+      info.clear();
+    }
+    for (size_t i = 0; i < e.variants.size(); ++i) {
+      const CompareVariant& v = e.variants[i];
+      if (pass == 0) cfgs.push_back(resolve(e, v));
+      try {
+        info.push_back(analyse_variant(cfgs[i], v.from_layer >= 0 ? v.from_layer : e.from_layer,
+                                       pass ? (pics / (v.name + "_coverage.png")).string() : ""));
+      } catch (const Error& err) {
+        CL_FAIL("compare " << e.file << ": variant '" << v.name << "': " << err.what());
+      }
+    }
+  }
+
+  // 2. Time estimate from a few real steps of each variant (runs already finished are not counted).
+  const int64_t steps = e.budgets.back(), n_runs = int64_t(e.variants.size() * e.seeds.size());
+  double estimate = 0;
+  int64_t todo = 0;
+  std::vector<double> step_s;
+  for (size_t i = 0; i < e.variants.size(); ++i) {
+    step_s.push_back(probe_step_seconds(cfgs[i]));
+    // Validated by the probe's task build above; a section may still be absent (defaults), so read safely.
+    const auto key = [&](const char* sec, const char* k, int64_t dflt) {
+      const json& c = cfgs[i];
+      int64_t v = dflt;
+      if (c.contains(sec) && c[sec].is_object() && c[sec].contains(k)) json_to_int(c[sec][k], v);
+      return std::max<int64_t>(v, 1);
+    };
+    const int64_t val_size = key("data", "val_size", 256), B = key("train", "batch_size", 16);
+    // A validation pass is forward-only: about a third of a training step per batch.
+    const double per_run = step_s.back() * (double(steps) + double(steps / e.val_every) * double((val_size + B - 1) / B) / 3.0);
+    for (int64_t seed : e.seeds) {
+      const json cfg = with_seed(cfgs[i], e.variants[i], seed);
+      if (run_state(runs_dir / cfg["name"].get<std::string>(), cfg, c.fresh) != RunState::finished) estimate += per_run, ++todo;
+    }
+  }
+  say("compare " + e.name + (e.quick ? " (quick)" : "") + ": " + std::to_string(e.variants.size()) + " variants x " +
+      std::to_string(e.seeds.size()) + " seeds, " + std::to_string(steps) + " steps each, output " + out.string() + "\n");
+  say("estimate: " + std::to_string(todo) + " of " + std::to_string(n_runs) + " runs to train, about " + minutes(estimate) +
+      " on this machine now (" + std::to_string(int(1000 * step_s.front())) + " ms per step of '" + e.variants.front().name + "')\n");
+
+  // 3. Train, seed-major. A run is skipped when it finished with the same config, resumed when it stopped early.
+  json variants = json::array();
+  for (size_t i = 0; i < e.variants.size(); ++i) {
+    json v = info[i];
+    v["name"] = e.variants[i].name;
+    v["config"] = e.variants[i].config;
+    v["sets"] = e.variants[i].sets;
+    v["step_seconds_probe"] = step_s[i];
+    v["runs"] = json::array();
+    variants.push_back(v);
+  }
+  int64_t k = 0;
+  for (int64_t seed : e.seeds)
+    for (size_t i = 0; i < e.variants.size(); ++i) {
+      const json cfg = with_seed(cfgs[i], e.variants[i], seed);
+      const fs::path d = runs_dir / cfg["name"].get<std::string>();
+      const RunState state = run_state(d, cfg, c.fresh);
+      const bool finished = state == RunState::finished, resume = state == RunState::resume;
+      json timing;
+      std::string tag = "[";  // appended piecewise: GCC 12's -Wrestrict misfires on "[" + std::string here at -O3
+      tag += std::to_string(++k) + "/" + std::to_string(n_runs) + "] " + cfg["name"].get<std::string>();
+      if (finished && fs::exists(d / "compare_timing.json")) {
+        timing = json::parse(read_text_file((d / "compare_timing.json").string()));
+        timing["skipped"] = true;
+        say(tag + ": finished earlier, not retrained\n");
+      } else if (finished) {  // finished, but its timing file was lost: the trainer's wall time is all there is
+        timing = {{"wall_s", json::parse(read_text_file((d / "summary.json").string()))["train_seconds"]}, {"cpu_s", nullptr},
+                  {"resumed", false}, {"skipped", true}};
+        say(tag + ": finished earlier, not retrained\n");
+      } else {
+        if (fs::exists(d / "summary.json")) fs::remove(d / "summary.json");
+        say(tag + (resume ? ": resuming" : ": training") + "...");
+        const auto w0 = std::chrono::steady_clock::now();
+        const double u0 = cpu_seconds();
+        // Not resumed: a checkpoint of another config (or --fresh) is deleted, not refused.
+        train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = resume, .quiet = true, .overwrite = !resume});
+        timing = {{"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count()},
+                  {"cpu_s", cpu_seconds() - u0}, {"resumed", resume}};
+        write_file_atomic((d / "compare_timing.json").string(), timing.dump(2) + "\n");
+        timing["skipped"] = false;
+      }
+      json r = read_run_metrics(d.string(), e.budgets);
+      if (!timing["skipped"].get<bool>()) {
+        const json& m = r["at"][std::to_string(steps)]["miou"];
+        char buf[128];
+        std::snprintf(buf, sizeof buf, " %.1f s wall, %.1f s CPU; mIoU %.1f%% at step %lld\n", timing["wall_s"].get<double>(),
+                      timing["cpu_s"].get<double>(), m.is_number() ? m.get<double>() : NAN, (long long)steps);
+        say(buf);
+      }
+      r["seed"] = seed;
+      r["run_dir"] = fs::relative(d, out).string();
+      r["timing"] = timing;
+      variants[i]["runs"].push_back(r);
+    }
+
+  // 4. Summaries, ERF pictures (untrained at the stack input; trained seed-0 run at the model input).
+  for (size_t i = 0; i < e.variants.size(); ++i) {
+    json& v = variants[i];
+    v["summary"] = summarise(v["runs"], e.budgets);
+    const std::string n = e.variants[i].name;
+    const int64_t fl = v["from_layer"];
+    const fs::path first = runs_dir / run_name(e.variants[i], e.seeds.front());
+    v["erf_initial"] = variant_erf(cfgs[i], fl, "", (pics / (n + "_erf_initial.png")).string());
+    v["erf_trained"] = variant_erf(with_seed(cfgs[i], e.variants[i], e.seeds.front()), fl, (first / "model.safetensors").string(),
+                                   (pics / (n + "_erf_trained.png")).string());
+    const fs::path val_png = first / ("val_" + std::to_string(steps) + ".png");
+    v["pictures"] = {{"coverage", "pictures/" + n + "_coverage.png"}, {"erf_initial", "pictures/" + n + "_erf_initial.png"},
+                     {"erf_trained", "pictures/" + n + "_erf_trained.png"},
+                     {"predictions", fs::exists(val_png) ? json(fs::relative(val_png, out).string()) : json(nullptr)}};
+  }
+  json pairs = json::array();
+  for (const auto& [a, b] : e.pairs)
+    for (int64_t budget : e.budgets)
+      for (const char* m : {"miou", "large", "small", "thin"}) pairs.push_back(pair_result(variants, a, b, budget, m));
+
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  json res = {{"experiment", e.name}, {"description", e.description}, {"file", e.file}, {"quick", e.quick},
+              {"seeds", e.seeds}, {"budgets", e.budgets}, {"val_every", e.val_every}, {"param_tolerance", e.param_tolerance},
+              {"common_sets", e.sets},
+              {"rule", "a difference exceeds the seed-to-seed spread when the 95% confidence interval of the mean paired "
+                       "difference excludes 0: |mean| > t(0.975, n-1) * sd / sqrt(n) (two-sided paired t-test at 5%)"},
+              {"pairing", "runs with the same seed share their training batches (images, order, flips) and the validation "
+                          "set; each network's weights are drawn from that same seed"},
+              {"variants", variants}, {"pairs", pairs},
+              {"timing", {{"estimated_s", estimate}, {"wall_s", wall}, {"cpu_s", cpu_seconds() - cpu0},
+                          {"runs_trained", todo}, {"runs", n_runs}}}};
+  write_file_atomic((out / "curves_miou.svg").string(), compare_svg(res, "miou"));
+  write_file_atomic((out / "curves_loss.svg").string(), compare_svg(res, "loss"));
+  write_file_atomic((out / "results.json").string(), res.dump(2) + "\n");
+  write_file_atomic((out / "report.md").string(), compare_markdown(res));
+  write_file_atomic((out / "report.html").string(), compare_html(res, out.string()));
+  StudyResult r;
+  r.json = res;
+  r.text = compare_text(res) + "wrote " + (out / "report.md").string() + ", report.html, results.json\n";
+  return r;
+}
+
+}  // namespace convlab

@@ -1,0 +1,99 @@
+// models/compare/compare.h: the experiment behind `convlab compare EXPERIMENT.json`: trains the variants an experiment file lists on the
+// same data, budget, optimizer and schedule over several seeds, checks that their parameter counts match,
+// and writes results.json, report.md and a self-contained report.html (table, paired per-seed differences,
+// learning curves, coverage and ERF pictures). The experiment format is documented in docs/compare.md.
+//
+// Files: compare_experiment.cpp (reading and checking the experiment file), compare.cpp (resolving configs,
+// training, summaries and paired differences), compare_analysis.cpp (parameters, coverage, ERF,
+// step-time probe, run metrics, the paired statistics), compare_report.cpp (text, markdown, HTML, SVG).
+// Every user error throws convlab::Error with one line naming the file and the key; the CLI exits 2. The
+// command line (tools/lib/compare_cli.cpp) parses the flags and prints what compare_command returns.
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/study/study.h"  // StudyResult and the tables / heatmaps the reports share
+
+namespace convlab {
+
+struct CompareVariant {
+  std::string name;              // also the run folder prefix: <name>_s<seed>
+  std::string config;            // path of the config, resolved against the experiment file's folder
+  std::vector<std::string> sets; // --set overrides for this variant (after the experiment's common ones)
+  int64_t from_layer = -1;       // model.layers index where the studied stack begins; -1: experiment's
+};
+
+struct Experiment {
+  std::string file, name, description;
+  std::vector<CompareVariant> variants;
+  std::vector<int64_t> seeds;    // each seeds weights, data and augmentation of its runs (config "seed")
+  std::vector<int64_t> budgets;  // ascending step counts; one run per variant and seed, validated at each
+  int64_t val_every = 0;         // validation period (learning curves); divides every budget
+  double param_tolerance = 0.02; // max (largest - smallest) / smallest parameter count
+  std::vector<std::string> sets; // overrides applied to every variant
+  std::vector<std::pair<std::string, std::string>> pairs;  // (a, b): report a - b per seed
+  std::vector<std::string> same; // config sections that must agree across variants
+  int64_t from_layer = -1;       // -1: the second spatial layer (the one after the stem)
+  bool quick = false;            // the `quick` section was applied
+};
+
+// Reads and checks an experiment file; `quick` applies its `quick` section. Throws convlab::Error
+// ("compare FILE: experiment.KEY: ...") for malformed JSON, unknown keys (with a did-you-mean), missing
+// configs, fewer than one seed, duplicate variant names or seeds, budgets < 1 step, unknown pair names.
+Experiment load_experiment(const std::string& path, bool quick);
+
+struct CompareCommand {
+  std::string experiment;  // the experiment file
+  bool quick = false;      // apply its `quick` section (tests, smoke runs)
+  std::string out;         // output folder; default runs/compare/<name> (or <name>-quick)
+  bool quiet = false;      // no progress lines (the final table is still returned)
+  bool fresh = false;      // retrain every run even when a finished one is on disk
+  std::ostream* log = nullptr;  // where progress lines go (the CLI: stdout, or stderr with --json); null: silent
+};
+
+// Runs (or resumes) the experiment. json = results.json, text = the table and the difference sentences.
+StudyResult compare_command(const CompareCommand& c);
+
+// The paired-difference rule, shared by the report and the tests: with n >= 2 seeds the difference exceeds
+// the seed-to-seed spread when |mean| > t_{0.975, n-1} * sd / sqrt(n) (the 95% confidence interval of the
+// mean paired difference excludes 0). Returns the critical value t_{0.975, dof} (dof >= 1).
+double t_critical_975(int64_t dof);
+
+// Report writers (compare_report.cpp) from a results.json object: text table, markdown, HTML.
+std::string compare_text(const nlohmann::json& results);
+std::string compare_markdown(const nlohmann::json& results);
+// Pictures are read from the output folder `dir` and inlined as base64 data: URIs.
+std::string compare_html(const nlohmann::json& results, const std::string& dir);
+// Learning-curve chart as inline SVG: `metric` "miou" (validation, %) or "loss" (training loss_avg).
+std::string compare_svg(const nlohmann::json& results, const std::string& metric);
+
+// ---- building blocks (compare_analysis.cpp; used by compare.cpp and the tests) ----
+struct PairedStats {
+  int64_t n = 0, a_higher = 0, b_higher = 0;  // seeds with both values; seeds where a > b / b > a
+  double mean = 0, sd = 0;       // of the differences a - b (sd: sample standard deviation, n - 1)
+  double half_width = 0;         // t_{0.975, n-1} * sd / sqrt(n): the 95% confidence half-width (n >= 2)
+  bool exceeds = false;          // |mean| > half_width (n >= 2), see t_critical_975
+};
+PairedStats paired_stats(const std::vector<double>& diffs);
+
+// Parameters, theoretical RF of the whole net, and the exact coverage of the centre output pixel measured
+// at the input of model.layers[from_layer] (-1: the layer after the stem) and at the image input; writes
+// the coverage heatmap of the stack to `coverage_png` (red: no path).
+nlohmann::json analyse_variant(const nlohmann::json& config, int64_t from_layer, const std::string& coverage_png);
+// Effective receptive field (models/erf.h) written to `png`: `checkpoint` empty: untrained weights of the
+// config's seed, N(0,1) inputs, at the input of model.layers[from_layer]; else the trained weights of that
+// checkpoint, validation images, at the model input. Returns ErfResult::to_json() without the map.
+nlohmann::json variant_erf(const nlohmann::json& config, int64_t from_layer, const std::string& checkpoint,
+                           const std::string& png);
+// Seconds per training step of a config on this machine now (median of a few steps after a warm-up).
+double probe_step_seconds(const nlohmann::json& config);
+// A run folder's metrics.jsonl: {"at": {"<budget>": metrics in %}, "curve": [[step, mIoU %, val loss]],
+// "loss": [[step, loss_avg]]}; throws when a budget has no validation line.
+nlohmann::json read_run_metrics(const std::string& run_dir, const std::vector<int64_t>& budgets);
+
+}  // namespace convlab

@@ -1,0 +1,156 @@
+// models/train/engine.cpp: run_training, the loop every task trains through (see engine.h).
+#include "models/train/engine.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "data/files.h"
+
+namespace convlab {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+void StepGuard::check_finite(const std::string& what, double v) const {
+  CL_CHECK(std::isfinite(v), "train: " << what << " became " << float(v) << " at step " << done_ << "; "
+                                       << checkpoints_.kept());
+}
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%.1fs", s);
+  return buf;
+}
+
+namespace {
+
+// metrics.jsonl, appended one flushed line at a time (a kill leaves at most one cut line, which --resume drops).
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "a")) {
+    CL_CHECK(f_, path << ": cannot write");
+  }
+  ~MetricsLog() { std::fclose(f_); }
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+  void write(const json& j) {
+    const std::string line = j.dump() + "\n";
+    CL_CHECK(std::fputs(line.c_str(), f_) >= 0 && std::fflush(f_) == 0, path_ << ": cannot write");
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_;
+};
+
+std::string rate_and_eta(double images_per_s, double eta) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%.1f img/s ETA %s", images_per_s, format_duration(eta).c_str());
+  return buf;
+}
+
+}  // namespace
+
+json run_training(TrainingTask& task, const TrainFlags& flags) {
+  const LoopPlan plan = task.plan();
+  if (!plan.resumable) {
+    CL_CHECK(!flags.resume, "--resume: " << plan.not_resumable << "; drop --resume");
+    CL_CHECK(flags.stop_after <= 0, "--stop-after: " << plan.not_resumable << "; drop --stop-after");
+  }
+  std::ostream* out = flags.quiet ? nullptr : flags.log;
+  const bool bar = out != nullptr && flags.progress_bar;
+  const fs::path dir = fs::path(flags.runs_dir) / task.name();
+  RunCheckpoints ckpts(dir.string(), plan.checkpoint_files);
+  ckpts.start(flags.resume, flags.overwrite, plan.resumable);
+  int64_t step = 0;
+  if (flags.resume) {
+    const Checkpoint c = ckpts.load();
+    task.restore(c);
+    step = c.step;
+    ckpts.trim_metrics(step);
+  }
+  write_file_bytes_atomic((dir / "config.json").string(), task.config().dump(2) + "\n", "");
+  MetricsLog metrics((dir / "metrics.jsonl").string());
+  if (out) *out << task.describe(dir.string()) << std::flush;
+
+  const int64_t B = plan.batch_size, first = step;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  json last_log, last_val;
+  int64_t completed = step;
+  bool bar_open = false;  // the bar is the last thing on its line
+  task.begin();
+  for (; step < plan.steps; ++step) {
+    const int64_t done = step + 1;
+    StepGuard guard(ckpts, done);
+    task.step(step, guard);
+    completed = done;
+    const double secs = seconds();
+    const double ips = double((done - first) * B) / std::max(secs, 1e-9);
+    const double eta = double(plan.steps - done) * B / std::max(ips, 1e-9);
+    if (done % plan.log_every == 0 || done == plan.steps) {
+      json rec = {{"step", done}};
+      std::vector<std::string> extra;
+      task.log(done, rec, extra);
+      rec["images_per_s"] = ips;
+      rec["seconds"] = secs;
+      metrics.write(rec);
+      last_log = rec;
+      if (out && !bar) {
+        *out << "step " << done << "/" << plan.steps << " " << task.progress() << " " << rate_and_eta(ips, eta) << "\n";
+        for (const std::string& l : extra) *out << "  " << l << "\n";
+      }
+    }
+    if (bar) {
+      const int width = 24, filled = int(width * done / plan.steps);
+      *out << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << done << "/"
+           << plan.steps << " " << task.progress() << " " << rate_and_eta(ips, eta) << "   ";
+      bar_open = true;
+    }
+    if (out) out->flush();
+    if (plan.validate_every > 0 && (done % plan.validate_every == 0 || done == plan.steps)) {
+      Validation v = task.validate(done, dir.string());
+      if (!v.record.is_null()) {
+        v.record["step"] = done;
+        metrics.write(v.record);
+        last_val = v.record;
+      }
+      if (out) {
+        for (const std::string& l : v.lines) {
+          *out << (bar_open ? "\n" : "") << l << "\n";
+          bar_open = false;
+        }
+        out->flush();
+      }
+    }
+    const bool stop = done == flags.stop_after;
+    // Written once the next step's losses are finite (models/checkpoint.h); the last step has none, so at once.
+    if (done == plan.steps || stop)
+      ckpts.save(done, task.checkpoint_files());  // refuses non-finite weights, statistics or state
+    else if (plan.checkpoint_every > 0 && done % plan.checkpoint_every == 0)
+      ckpts.defer(done, task.checkpoint_files());
+    if (stop) break;
+  }
+  if (out && bar_open) *out << "\n" << std::flush;
+  const double secs = seconds();
+  json summary = task.summary(last_log, last_val);
+  summary["name"] = task.name();
+  summary["task"] = task.kind();
+  summary["steps"] = plan.steps;
+  summary["completed_steps"] = completed;
+  summary["batch_size"] = B;
+  summary["train_seconds"] = secs;
+  summary["run_dir"] = dir.string();
+  summary["simd_target_gemm"] = isa_name(active_isa());
+  write_file_bytes_atomic((dir / "summary.json").string(), summary.dump(2) + "\n", "");
+  return summary;
+}
+
+}  // namespace convlab

@@ -1,0 +1,107 @@
+// models/train/engine.h: the one training loop. A task (segmentation, GAN, classifier: models/train/*.h, or
+// a program's own TrainingTask) says how one step trains on a batch, what a log line and a validation
+// measure, and which files a checkpoint holds; run_training() owns everything around it:
+//   - the run folder runs/<name>/: config.json (the resolved config), metrics.jsonl (one JSON object per log
+//     step and per validation, each with "step"; log lines also "images_per_s" and "seconds"), summary.json;
+//   - checkpoints through models/checkpoint.h (one atomic unit; deferred until the next step's losses are
+//     finite, written at once after the last step and at --stop-after), --resume, --overwrite;
+//   - the NaN stop (StepGuard::check_finite: "train: <what> became nan at step N; <the checkpoint kept>");
+//   - timing (images/s, ETA, train_seconds) and the progress output: a line per log step, or one \r-updated
+//     bar when the caller says its stream is a terminal. Nothing is printed unless the caller hands a stream
+//     (TrainFlags::log): library code computes and returns; the command line prints.
+// Determinism is the task's: a task that draws step s's batch and noise from seeds of (seed, s) alone
+// trains bit-identically on any thread count and across --stop-after / --resume.
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/checkpoint.h"
+
+namespace convlab {
+
+struct TrainFlags {
+  std::string runs_dir = "runs";
+  bool resume = false;
+  bool quiet = false;          // nothing on `log`, even when one is given
+  bool progress_bar = false;   // `log` is a terminal: one \r-updated bar instead of a line per log step
+  int64_t stop_after = -1;     // > 0: stop after this step as if interrupted (checkpoint written, schedule unchanged)
+  bool overwrite = false;      // without resume: start over in a run folder that holds a checkpoint (deleting it)
+  std::ostream* log = nullptr; // where progress and validation lines go (the CLI passes std::cout); null: silent
+};
+
+// A task's schedule and checkpoint layout.
+struct LoopPlan {
+  int64_t steps = 1, batch_size = 1, log_every = 1;
+  int64_t validate_every = 0;    // > 0: TrainingTask::validate after every such step and after the last
+  int64_t checkpoint_every = 0;  // > 0: a (deferred) checkpoint after every such step; always after the last
+  std::vector<std::string> checkpoint_files{};  // every file name a checkpoint may hold (RunCheckpoints)
+  bool resumable = true;
+  std::string not_resumable{};   // !resumable: why --resume / --stop-after are refused (the message)
+};
+
+// Handed to TrainingTask::step: the loop's NaN stop and the commit point of a deferred checkpoint.
+class StepGuard {
+ public:
+  StepGuard(RunCheckpoints& checkpoints, int64_t done) : checkpoints_(checkpoints), done_(done) {}
+  // Throws convlab::Error "train: WHAT became V at step N; <the last good checkpoint kept, or none>" when v is
+  // not finite. Call it for every loss of the step before any weight changes that depend on it.
+  void check_finite(const std::string& what, double v) const;
+  // Every loss of this step is finite: the checkpoint deferred after the previous step is written now.
+  void losses_checked() { checkpoints_.commit_pending(); }
+
+ private:
+  RunCheckpoints& checkpoints_;
+  int64_t done_;
+};
+
+// A validation's metrics.jsonl record (null: nothing logged, e.g. the GAN's sample grid) and its lines.
+struct Validation {
+  nlohmann::json record;
+  std::vector<std::string> lines;
+};
+
+class TrainingTask {
+ public:
+  virtual ~TrainingTask() = default;
+  virtual const std::string& name() const = 0;     // the run folder: <runs_dir>/<name>
+  virtual std::string kind() const = 0;            // summary.json "task": "segmentation", "gan", ...
+  virtual const nlohmann::json& config() const = 0;  // written to config.json
+  virtual LoopPlan plan() const = 0;
+  // The lines printed before training (sizes, the network, warnings); `run_dir` is where the run goes.
+  virtual std::string describe(const std::string& run_dir) const = 0;
+  // --resume: load weights and state from the checkpoint of step c.step.
+  virtual void restore(const Checkpoint& c) = 0;
+  // Called once before the first step (e.g. switch the networks to training mode).
+  virtual void begin() {}
+  // One optimisation step, `step` 0-based. Every loss goes through guard.check_finite; then
+  // guard.losses_checked() before the optimizer steps.
+  virtual void step(int64_t step, StepGuard& guard) = 0;
+  // After step `done`, on a log step: add this step's metrics to `record` (which holds "step"); `extra` gets
+  // further lines printed under the log line.
+  virtual void log(int64_t done, nlohmann::json& record, std::vector<std::string>& extra) = 0;
+  // The running numbers shown on a log line and the progress bar ("loss 0.1234 lr 1.00e-03").
+  virtual std::string progress() const = 0;
+  // After step `done` when the plan's validate_every says so; files it writes go into run_dir.
+  virtual Validation validate(int64_t done, const std::string& run_dir) {
+    (void)done, (void)run_dir;
+    return {};
+  }
+  // The checkpoint of the current state (names from the plan's checkpoint_files).
+  virtual std::vector<CheckpointFile> checkpoint_files() const = 0;
+  // The task's fields of summary.json, given the last log record and the last validation record (null when
+  // none ran). The loop adds name, task, steps, completed_steps, batch_size, train_seconds, run_dir and
+  // simd_target_gemm.
+  virtual nlohmann::json summary(const nlohmann::json& last_log, const nlohmann::json& last_validation) = 0;
+};
+
+// Trains `task` in <flags.runs_dir>/<task.name()> and returns the summary (also written to summary.json).
+nlohmann::json run_training(TrainingTask& task, const TrainFlags& flags);
+
+// "1m05s" / "4.2s": the ETA and durations of log lines.
+std::string format_duration(double seconds);
+
+}  // namespace convlab

@@ -1,0 +1,151 @@
+// tests/test_engine.cpp: the training loop of models/train/engine.h used from C++ with a task of its own (no
+// config, no command line): what it writes to the stream the caller hands it (and nothing without one), the
+// run folder it leaves, the NaN stop through StepGuard, the deferred checkpoint, and the refusal of --resume /
+// --stop-after for a task that cannot resume. The three shipped tasks are pinned by test_engine_golden.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "models/train/engine.h"
+#include "tests/testing.h"
+
+namespace convlab {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// One weight w; step s sets it to s + 1 and "loses" value(s) (NaN at nan_at when >= 0).
+class CountingTask : public TrainingTask {
+ public:
+  CountingTask(int64_t steps, int64_t nan_at, bool resumable) : steps_(steps), nan_at_(nan_at), resumable_(resumable) {}
+  const std::string& name() const override { return name_; }
+  std::string kind() const override { return "counting"; }
+  const json& config() const override { return config_; }
+  LoopPlan plan() const override {
+    return {.steps = steps_, .batch_size = 2, .log_every = 2, .validate_every = 3, .checkpoint_every = 2,
+            .checkpoint_files = {"w.safetensors"}, .resumable = resumable_, .not_resumable = "counting runs restart"};
+  }
+  std::string describe(const std::string& dir) const override { return "counting into " + dir + "\n"; }
+  void restore(const Checkpoint& c) override { w_.data()[0] = c.file("w.safetensors").tensors.at(0).second.item(); }
+  void step(int64_t step, StepGuard& guard) override {
+    loss_ = step == nan_at_ ? NAN : 1.0 / double(step + 1);
+    guard.check_finite("the counting loss", loss_);
+    guard.losses_checked();
+    w_.data()[0] = float(step + 1);
+  }
+  void log(int64_t, json& rec, std::vector<std::string>& extra) override {
+    rec["loss"] = loss_;
+    extra.push_back("w is " + std::to_string(int(w_.item())));
+  }
+  std::string progress() const override { return "loss " + std::to_string(loss_); }
+  Validation validate(int64_t done, const std::string&) override {
+    return {{{"w", w_.item()}}, {"checked at " + std::to_string(done)}};
+  }
+  std::vector<CheckpointFile> checkpoint_files() const override { return {{"w.safetensors", {{"w", w_}}, {}}}; }
+  json summary(const json& last_log, const json& last_val) override { return {{"last", last_log}, {"val", last_val}}; }
+
+ private:
+  std::string name_ = "counting";
+  json config_ = {{"what", "counting"}};
+  int64_t steps_, nan_at_;
+  bool resumable_;
+  Tensor w_ = Tensor::zeros({1});
+  double loss_ = NAN;
+};
+
+std::vector<json> metrics(const std::string& dir) {
+  std::vector<json> out;
+  std::ifstream f(dir + "/metrics.jsonl");
+  for (std::string line; std::getline(f, line);) out.push_back(json::parse(line));
+  return out;
+}
+
+TEST(Engine, RunsATaskOfItsOwnAndWritesOnlyToTheGivenStream) {
+  const std::string runs = testing::temp_dir("engine_own");
+  CountingTask task(5, -1, true);
+  std::ostringstream log;
+  const json s = run_training(task, {.runs_dir = runs, .log = &log});
+  EXPECT_EQ(s["task"], "counting");
+  EXPECT_EQ(s["completed_steps"], 5);
+  EXPECT_EQ(s["last"]["step"], 5);
+  EXPECT_EQ(s["val"]["step"], 5);  // validations after steps 3 and 5 (the last)
+  EXPECT_DOUBLE_EQ(s["val"]["w"].get<double>(), 5.0);
+  const std::string text = log.str();
+  for (const char* want : {"counting into ", "step 2/5 loss 0.5", "  w is 2", "checked at 3", "step 5/5 ", "checked at 5"})
+    EXPECT_NE(text.find(want), std::string::npos) << "missing '" << want << "' in:\n" << text;
+  EXPECT_EQ(text.find("step 1/5"), std::string::npos) << "log_every is 2:\n" << text;
+
+  const std::string dir = runs + "/counting";
+  const std::vector<json> m = metrics(dir);
+  ASSERT_EQ(m.size(), 5u);  // log steps 2, 4, 5; validations 3, 5
+  EXPECT_EQ(m[0]["step"], 2);
+  EXPECT_TRUE(m[0].contains("images_per_s") && m[0].contains("seconds"));
+  EXPECT_EQ(m[1]["step"], 3);
+  EXPECT_TRUE(m[1].contains("w"));
+  std::ifstream cfg(dir + "/config.json");
+  EXPECT_EQ(json::parse(cfg), (json{{"what", "counting"}}));
+  EXPECT_TRUE(fs::exists(dir + "/w.safetensors"));
+  EXPECT_TRUE(fs::exists(dir + "/summary.json"));
+
+  // The same run without a stream prints nothing anywhere (stdout captured) and gives the same metrics.
+  CountingTask quiet(5, -1, true);
+  ::testing::internal::CaptureStdout();
+  run_training(quiet, {.runs_dir = runs + "/quiet"});
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), "");
+  const std::vector<json> mq = metrics(runs + "/quiet/counting");
+  ASSERT_EQ(mq.size(), m.size());
+  for (size_t i = 0; i < m.size(); ++i) EXPECT_EQ(mq[i].value("loss", -1.0), m[i].value("loss", -1.0)) << i;
+}
+
+TEST(Engine, NanStopKeepsTheLastCheckpointWhoseNextStepWasFinite) {
+  const std::string runs = testing::temp_dir("engine_nan");
+  CountingTask task(10, 4, true);  // steps 0..3 finite, step 4 (the 5th) NaN
+  std::string err;
+  try {
+    run_training(task, {.runs_dir = runs});
+  } catch (const Error& e) {
+    err = e.what();
+  }
+  EXPECT_NE(err.find("train: the counting loss became nan at step 5"), std::string::npos) << err;
+  // Checkpoints were due after steps 2 and 4; step 4's waited for step 5's loss, which was NaN: step 2's is kept.
+  EXPECT_NE(err.find("the last good checkpoint (step 2)"), std::string::npos) << err;
+  CountingTask resumed(10, -1, true);
+  const json s = run_training(resumed, {.runs_dir = runs, .resume = true});
+  EXPECT_EQ(s["completed_steps"], 10);
+}
+
+TEST(Engine, ATaskThatCannotResumeRefusesResumeAndStopAfter) {
+  const std::string runs = testing::temp_dir("engine_noresume");
+  CountingTask a(3, -1, false), b(3, -1, false);
+  auto error_of = [&](CountingTask& t, const TrainFlags& f) {
+    try {
+      run_training(t, f);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_of(a, {.runs_dir = runs, .resume = true}), "--resume: counting runs restart; drop --resume");
+  EXPECT_EQ(error_of(b, {.runs_dir = runs, .stop_after = 2}), "--stop-after: counting runs restart; drop --stop-after");
+  EXPECT_FALSE(fs::exists(runs + "/counting/metrics.jsonl"));
+}
+
+// A task names its own checkpoint files (w.safetensors above), but only plain NAME.safetensors names: a
+// checkpoint.json may never send the loader outside the run folder or onto the run's other files.
+TEST(Engine, CheckpointFileNamesArePlainSafetensorsNames) {
+  for (const char* bad : {"../w.safetensors", "sub/w.safetensors", "checkpoint.json", "metrics.jsonl", ".safetensors"})
+    EXPECT_THROW(RunCheckpoints("runs/x", {bad}), Error) << bad;
+  EXPECT_NO_THROW(RunCheckpoints("runs/x", {"w.safetensors", "model.safetensors"}));
+}
+
+}  // namespace
+}  // namespace convlab

@@ -1,0 +1,40 @@
+// tools/lib/compare_cli.cpp: see compare_cli.h.
+#include "tools/lib/compare_cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "core/error.h"
+#include "models/compare/compare.h"
+
+namespace convlab {
+
+void register_compare_command(CLI::App& app) {
+  auto c = std::make_shared<CompareCommand>();
+  auto as_json = std::make_shared<bool>(false);
+  CLI::App* sub = app.add_subcommand("compare", "Train the variants of an experiment file over several seeds and report "
+                                                "paired per-seed differences (report.md, report.html)");
+  sub->add_option("experiment", c->experiment, "experiment JSON file (see docs/compare.md)")->required();
+  sub->add_flag("--quick", c->quick, "use the experiment's quick section (tiny budget: a smoke test)");
+  sub->add_option("--out", c->out, "output folder (default runs/compare/<name>, or <name>-quick)");
+  sub->add_flag("--fresh", c->fresh, "retrain every run, even those finished earlier");
+  sub->add_flag("-q,--quiet", c->quiet, "no progress lines");
+  sub->add_flag("--json", *as_json, "print results.json (progress goes to stderr)");
+  sub->callback([c, as_json] {
+    c->log = *as_json ? &std::cerr : &std::cout;  // --json: stdout holds only the JSON
+    StudyResult r;
+    try {
+      r = compare_command(*c);
+    } catch (const nlohmann::json::exception& err) {
+      throw Error(std::string("compare: ") + err.what());
+    } catch (const std::filesystem::filesystem_error& err) {
+      throw Error(std::string("compare: ") + err.what());
+    }
+    std::cout << (*as_json ? r.json.dump(2) + "\n" : r.text) << std::flush;
+  });
+}
+
+}  // namespace convlab
