@@ -148,7 +148,7 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   summary["batch_size"] = B;
   summary["train_seconds"] = secs;
   summary["run_dir"] = dir.string();
-  summary["simd_target_gemm"] = isa_name(active_isa());
+  summary["simd_target"] = isa_name(active_isa());
   write_file_bytes_atomic((dir / "summary.json").string(), summary.dump(2) + "\n", "");
   return summary;
 }
