@@ -25,18 +25,28 @@
 
 namespace convlab {
 
-void write_png(const std::string& path, const uint8_t* rgb, int64_t W, int64_t H) {
+namespace {
+void write_png_channels(const std::string& path, const uint8_t* px, int64_t W, int64_t H, int channels) {
   CL_CHECK(W > 0 && H > 0 && W < (1 << 24) && H < (1 << 24),
            "png " << path << ": bad image size " << W << "x" << H);
-  CL_CHECK(rgb != nullptr, "png " << path << ": no pixels");
+  CL_CHECK(px != nullptr, "png " << path << ": no pixels");
   std::string bytes;
   auto sink = [](void* ctx, void* data, int size) {
     static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), static_cast<size_t>(size));
   };
-  const int ok = stbi_write_png_to_func(sink, &bytes, static_cast<int>(W), static_cast<int>(H), 3, rgb,
-                                        static_cast<int>(3 * W));
+  const int ok = stbi_write_png_to_func(sink, &bytes, static_cast<int>(W), static_cast<int>(H), channels, px,
+                                        static_cast<int>(channels * W));
   CL_CHECK(ok != 0, "png " << path << ": encoding failed");
   write_file_bytes_atomic(path, bytes, "png");
+}
+}  // namespace
+
+void write_png(const std::string& path, const uint8_t* rgb, int64_t W, int64_t H) {
+  write_png_channels(path, rgb, W, H, 3);
+}
+
+void write_png_grey(const std::string& path, const uint8_t* grey, int64_t W, int64_t H) {
+  write_png_channels(path, grey, W, H, 1);
 }
 
 void write_png(const std::string& path, const RgbImage& img) {

@@ -29,6 +29,8 @@ struct PngImage {
 // Writes an 8-bit RGB PNG atomically; throws convlab::Error "png PATH: ..." on failure.
 void write_png(const std::string& path, const uint8_t* rgb, int64_t W, int64_t H);
 void write_png(const std::string& path, const RgbImage& img);
+// An 8-bit greyscale PNG ([H, W] bytes), e.g. a class-index mask whose pixel values are class ids.
+void write_png_grey(const std::string& path, const uint8_t* grey, int64_t W, int64_t H);
 // Reads any PNG stb understands, 8 bits per channel; throws convlab::Error "png PATH: <stb's reason>".
 PngImage read_png(const std::string& path);
 // Decodes a PNG held in memory (JPEG is refused: see png.cpp), 8 bits per channel; `source` names it in

@@ -127,7 +127,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
   mo.raw("layers");
   mo.finish({"description"});
   Rng rng(t.seed);
-  t.model = build_layers(config["model"]["layers"], t.input_shape, rng, "model.layers");
+  t.model = build_layers(config["model"]["layers"], t.input_shape, rng, "model.layers", &t.layer_record);
   const Shape out = t.model->output_shape(t.input_shape);
   const int64_t classes = with_data ? t.train_set->num_classes() : (out.size() == 4 ? out[1] : -1);
   CL_CHECK(out.size() == 4 && out[1] == classes && out[2] == crop && out[3] == crop,

@@ -13,6 +13,9 @@
 #include "models/config.h"
 #include "tools/lib/op_case.h"
 #include "tools/lib/train_seg.h"
+#include "tools/lib/predict.h"
+#include "data/safetensors.h"
+#include "models/seg_task.h"
 #include "tools/lib/classify.h"
 #include "tools/lib/gan_cli.h"
 #include "tools/lib/study_cli.h"
@@ -125,7 +128,7 @@ int main(int argc, char** argv) {
   op->add_option("--repeat", repeat, "time N forward and N backward passes (median ms)")->check(CLI::Range(0, 100000));
   op->add_flag("--json")->description("accepted for uniformity: the result is always JSON");
 
-  std::string config_path, checkpoint, image, mask_out = "mask.png", runs_dir = "runs";
+  std::string config_path, checkpoint, runs_dir = "runs";
   std::vector<std::string> sets;
   bool resume = false, quiet = false, as_json = false;
   CLI::App* train = app.add_subcommand("train", "Train a model from a JSON config (see configs/README.md)");
@@ -139,15 +142,20 @@ int main(int argc, char** argv) {
   bool overwrite = false;
   train->add_flag("--overwrite", overwrite, "start over in a run folder that already holds a checkpoint (deletes it)");
   train->add_flag("--json", as_json, "print the summary as JSON");
-  CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on a config's validation set");
-  eval->add_option("config", config_path, "config file")->required();
-  eval->add_option("--checkpoint", checkpoint, "model.safetensors of a run")->required();
+  CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on the validation set of its config (or a given one)");
+  eval->add_option("config", config_path, "config file (default: the one stored in the checkpoint; must build the same network)");
+  eval->add_option("--config", config_path, "the same as CONFIG (needed for a plain PyTorch state dict)");
+  eval->add_option("--checkpoint", checkpoint, "model.safetensors of a run, or a PyTorch state dict")->required();
   eval->add_option("--set", sets, "override a config value (repeatable)");
   eval->add_flag("--json", as_json, "print JSON");
-  CLI::App* predict = app.add_subcommand("predict", "Segment one PNG image with a trained checkpoint");
-  predict->add_option("--checkpoint", checkpoint, "model.safetensors of a run")->required();
-  predict->add_option("image", image, "input PNG")->required();
-  predict->add_option("-o,--output", mask_out, "output PNG of the class map (palette colours)");
+  convlab::PredictCommand pc;
+  CLI::App* predict = app.add_subcommand("predict", "Segment PNG images (files or folders) with a trained checkpoint");
+  predict->add_option("--checkpoint", pc.checkpoint, "model.safetensors of a run, or a PyTorch state dict")->required();
+  predict->add_option("images", pc.inputs, "PNG images and/or folders of them")->required();
+  predict->add_option("-o,--output", pc.output, "one image: the colour mask (default mask.png); several: a folder (default predictions)");
+  predict->add_option("--config", pc.config, "config (default: the one stored in the checkpoint; must build the same network)");
+  predict->add_option("--set", pc.sets, "override a config value (repeatable)");
+  predict->add_flag("--probabilities", pc.probabilities, "also write per-class probabilities (<mask>_probabilities.safetensors)");
   predict->add_flag("--json", as_json, "print JSON");
 
   try {
@@ -174,12 +182,17 @@ int main(int argc, char** argv) {
                                 " (metrics.jsonl, summary.json, model.safetensors, val_*.png)\n");
     }
     if (*eval) {
-      const auto m = convlab::eval_segmentation(convlab::load_config(config_path, sets), checkpoint);
+      const auto c = convlab::seg_checkpoint_config(convlab::safetensors::load(checkpoint), checkpoint, config_path, sets, "eval");
+      const auto m = convlab::eval_segmentation(c.config, checkpoint);
       print_json_or_summary(m, as_json, metrics_text(m));
     }
     if (*predict) {
-      const auto r = convlab::predict_segmentation(checkpoint, image, mask_out);
-      print_json_or_summary(r, as_json, "wrote " + mask_out + "\n");
+      std::vector<std::string> warnings;
+      const auto r = convlab::predict_command(pc, warnings);
+      for (const std::string& w : warnings) std::cerr << "convlab: warning: " << w << "\n";
+      const size_t n = r["images"].size();
+      print_json_or_summary(r, as_json, "wrote " + (n == 1 ? r["output"].get<std::string>() + " (and its _classes.png" + (pc.probabilities ? ", _probabilities.safetensors" : "") + ")"
+                                                          : std::to_string(n) + " masks to " + r["output"].get<std::string>()) + "\n");
     }
   } catch (...) {
     return report_exception(app);
