@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "core/cpu.h"
 #include "core/error.h"
@@ -92,6 +93,21 @@ int report_exception(CLI::App& app) {
   }
 }
 
+// Every command has its own --json flag; `convlab --json rf ...` (the flag before the subcommand) is taken as
+// `convlab rf ... --json`. Only --json moves: the other program options (--threads N, --version) stay put.
+std::vector<char*> json_after_subcommand(const CLI::App& app, int argc, char** argv) {
+  std::vector<char*> out(argv, argv + argc);
+  int sub = -1;
+  for (int i = 1; i < argc && sub < 0; ++i)
+    for (const CLI::App* s : app.get_subcommands([](const CLI::App*) { return true; }))
+      if (s->get_name() == argv[i]) sub = i;
+  if (sub < 0) return out;
+  std::vector<char*> moved, rest;
+  for (int i = 0; i < argc; ++i) (i > 0 && i < sub && std::string(argv[i]) == "--json" ? moved : rest).push_back(argv[i]);
+  rest.insert(rest.end(), moved.begin(), moved.end());
+  return rest;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,13 +120,15 @@ int main(int argc, char** argv) {
            " (available on this CPU: " + avail + "; CONVLAB_ISA=avx512|avx2 forces one)";
   });
   app.require_subcommand(1);
+  // Options of the program (--threads) are accepted after the subcommand too: a subcommand passes what it does
+  // not know to the program. Set before any subcommand is added (CLI11 copies the setting at creation).
+  app.fallthrough();
   convlab::register_gan_commands(app);  // sample, gan-eval (tools/lib/gan_cli.h)
   convlab::register_study_commands(app);  // rf, size, matrix, identities, gradcheck (tools/lib/study_cli.h)
   convlab::register_compare_command(app);  // compare (tools/lib/compare.h)
   int threads = 0;
   // Applied while parsing (before any subcommand callback runs), so every command sees it.
-  // Given before or after the subcommand (fallthrough); 0 means all cores.
-  app.fallthrough();
+  // Given before or after the subcommand (fallthrough above); 0 means all cores.
   app.add_option("--threads", threads, "OpenMP threads (default: all cores)")
       ->check(CLI::Range(0, convlab::kMaxThreads))
       ->each([](const std::string& v) {
@@ -160,7 +178,8 @@ int main(int argc, char** argv) {
 
   try {
     convlab::check_isa_env();  // an unknown or unsupported CONVLAB_ISA: one line, exit 2
-    app.parse(argc, argv);
+    const std::vector<char*> args = json_after_subcommand(app, argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
     if (threads > 0) convlab::set_num_threads(threads);
     quiet = quiet || as_json;  // train --json: stdout holds only the JSON result
     if (*op) return cmd_op(case_path, out_path, stats, repeat);
