@@ -21,11 +21,14 @@ namespace {
 
 constexpr int32_t kIgnoredLabel = kFolderIgnoredLabel;
 
-bool is_png(const fs::path& p) {
+std::string lower_ext(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return ext == ".png";
+  return ext;
 }
+bool is_png(const fs::path& p) { return lower_ext(p) == ".png"; }
+// Images may be JPEG (data/jpeg.h); masks are PNG only: JPEG's lossy edges would invent class ids.
+bool is_image(const fs::path& p) { return is_png(p) || lower_ext(p) == ".jpg" || lower_ext(p) == ".jpeg"; }
 
 // name (no extension) -> file, for the PNGs of one folder; refuses two files with the same name.
 std::map<std::string, fs::path> pngs_in(const fs::path& dir, const std::string& what) {
@@ -35,7 +38,7 @@ std::map<std::string, fs::path> pngs_in(const fs::path& dir, const std::string& 
                                                     << "/)");
   std::map<std::string, fs::path> out;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!it->is_regular_file(ec) || !is_png(it->path())) continue;
+    if (!it->is_regular_file(ec) || !(what == "images" ? is_image(it->path()) : is_png(it->path()))) continue;
     CL_CHECK(out.size() < size_t(kMaxFolderImages),
              "data.root: " << dir.string() << " holds more than " << kMaxFolderImages << " images");
     const std::string name = it->path().stem().string();
@@ -58,7 +61,7 @@ std::vector<std::string> read_list(const std::string& path, const std::set<std::
     const size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
     if (b == std::string::npos) continue;
     std::string name = line.substr(b, e - b + 1);
-    if (is_png(name)) name = fs::path(name).stem().string();  // "a.png" and "a" both name the pair a
+    if (is_image(name)) name = fs::path(name).stem().string();  // "a.png" and "a" both name the pair a
     CL_CHECK(known.count(name), key << ": " << path << " line " << line_no << ": '" << name
                                     << "' is not an image of the folder (images/" << name << ".png with masks/" << name
                                     << ".png)");
@@ -144,8 +147,9 @@ std::vector<std::string> folder_split(const FolderDatasetOptions& opt, const std
   const auto images = pngs_in(root / "images", "images"), masks = pngs_in(root / "masks", "masks");
   for (const auto& [name, path] : images)
     CL_CHECK(masks.count(name), "data: image " << path.string() << " has no mask (expected " << (root / "masks" / (name + ".png")).string() << ")");
+  // (masks: PNG only; an images/ file of another extension pairs with masks/<name>.png)
   for (const auto& [name, path] : masks)
-    CL_CHECK(images.count(name), "data: mask " << path.string() << " has no image (expected " << (root / "images" / (name + ".png")).string() << ")");
+    CL_CHECK(images.count(name), "data: mask " << path.string() << " has no image (expected " << (root / "images" / (name + ".png")).string() << " or .jpg)");
   CL_CHECK(images.size() >= 2, "data.root: " << opt.root << " holds " << images.size()
                                              << " image/mask pairs; a train and a val split need at least 2");
   std::set<std::string> all;
@@ -200,10 +204,11 @@ FolderDataset::FolderDataset(const FolderDatasetOptions& opt, const std::string&
            "data: " << names_.size() << " images of " << S << "x" << S << " do not fit in memory (limit "
                     << max_tensor_elements() << " values)");
   const fs::path root(opt.root);
+  const auto images = pngs_in(root / "images", "images");
   for (const std::string& name : names_) {
-    const std::string ipath = (root / "images" / (name + ".png")).string(), mpath = (root / "masks" / (name + ".png")).string();
-    const RgbImage img = to_rgb(read_image(ipath));
-    const PngImage mask = read_image(mpath);
+    const std::string ipath = images.at(name).string(), mpath = (root / "masks" / (name + ".png")).string();
+    const RgbImage img = to_rgb(read_image(ipath));  // PNG or JPEG
+    const PngImage mask = read_png(mpath);
     CL_CHECK(img.W == mask.W && img.H == mask.H, "data: image " << ipath << " is " << img.W << "x" << img.H << " but its mask "
                                                                 << mpath << " is " << mask.W << "x" << mask.H);
     const std::vector<int32_t> ids = mask_ids(mask, mpath, opt);

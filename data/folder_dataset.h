@@ -1,13 +1,13 @@
 // data/folder_dataset.h: a user's own segmentation data, `"data": {"dataset": "folder", "root": DIR, ...}`.
 //
-// DIR/images/<name>.png and DIR/masks/<name>.png are pairs (matched by file name without extension). A mask is
+// DIR/images/<name>.png (or .jpg / .jpeg: data/jpeg.h) and DIR/masks/<name>.png are pairs (matched by file name
+// without extension; masks are PNG only: JPEG's lossy edges would invent class ids). A mask is
 //  - a class-index PNG: 8-bit grey (or grey + alpha), pixel value = class id; or
 //  - a colour / palette PNG in the PASCAL VOC colours (class k has VOC's colour map entry k: 0 black,
 //    1 (128,0,0), 2 (0,128,0), ...; 255 (224,224,192) is VOC's "void" border), decoded back to ids.
 // Pixels whose id equals `ignore_index` (VOC: 255) are not learned and not scored: their label in a sample is
 // kFolderIgnoredLabel (-100, the loss's default ignore_index; metrics skip every negative label). Any other
-// id must be < classes.size(). Images are RGB (grey / alpha are expanded / dropped), as PNGs (the only
-// format convlab decodes).
+// id must be < classes.size(). Images are RGB (grey / alpha are expanded / dropped).
 //
 // Every sample is resized to image_size x image_size (image: bilinear, half-pixel centres as
 // align_corners=False; mask: nearest), so a folder of mixed sizes trains at the model's size; the random

@@ -2,6 +2,7 @@
 // (the PNG decoder only); other files include <stb_image.h> for declarations if they must, but should call
 // read_png / write_png instead.
 #include "data/png.h"
+#include "data/jpeg.h"
 
 #include <algorithm>
 #include <cmath>
@@ -89,14 +90,13 @@ std::string checked_png_chunks(const std::string& b, const std::string& what) {
 PngImage decode(const std::string& file_bytes, const std::string& what) {
   CL_CHECK(!file_bytes.empty(), what << ": empty file");
   static const unsigned char kPngSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  // PNG only. Debian 12's stb_image 2.27 JPEG decoder has undefined behaviour on malformed files that no check
-  // outside it can rule out (the fuzzer found an out-of-bounds write in its Huffman tables, shifts by 32 in the
-  // baseline and progressive AC decoders and a read of an undefined Huffman table), so it is not compiled in.
+  // PNG through stb; JPEG through libjpeg-turbo (data/jpeg.h). Debian 12's stb_image 2.27 JPEG decoder has
+  // undefined behaviour on malformed files that no check outside it can rule out (the fuzzer found an
+  // out-of-bounds write in its Huffman tables, shifts by 32 in the baseline and progressive AC decoders and a
+  // read of an undefined Huffman table), so it is not compiled in.
   const bool png = file_bytes.size() >= 8 && std::memcmp(file_bytes.data(), kPngSig, 8) == 0;
-  const bool jpeg = file_bytes.size() >= 2 && static_cast<unsigned char>(file_bytes[0]) == 0xFF &&
-                    static_cast<unsigned char>(file_bytes[1]) == 0xD8;
-  CL_CHECK(!jpeg, what << ": JPEG is not supported (convert it to PNG, e.g. convert IN.jpg OUT.png)");
-  CL_CHECK(png, what << ": not a PNG file");
+  if (!png && looks_like_jpeg(file_bytes)) return decode_jpeg(file_bytes, what);
+  CL_CHECK(png, what << ": neither a PNG nor a JPEG file");
   const std::string bytes = checked_png_chunks(file_bytes, what);
   CL_CHECK(bytes.size() < (1ull << 31), what << ": file too large");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());

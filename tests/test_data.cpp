@@ -17,6 +17,7 @@
 #include "data/batch.h"
 #include "data/digit_scenes.h"
 #include "data/files.h"
+#include "data/jpeg.h"
 #include "data/png.h"
 #include "data/safetensors.h"
 #include "data/shapes.h"
@@ -357,6 +358,40 @@ TEST(Safetensors, CountersAreInt64ScalarsAsPyTorchWritesThem) {
     write_file_bytes_atomic(path, data);
     expect_error([&] { safetensors::load(path); }, {"checkpoint " + path + ": ", expect}, what);
   }
+}
+
+// ---------------------------------------------------------------- JPEG (libjpeg-turbo, data/jpeg.h)
+
+TEST(Jpeg, DecodesBaselineProgressiveAndGreyCloseToTheSource) {
+  const PngImage png = read_png(testing::source_path("tests/data/jpeg/gradient.png"));
+  for (const char* name : {"gradient.jpg", "gradient_progressive.jpg"}) {
+    const PngImage j = read_image(testing::source_path(std::string("tests/data/jpeg/") + name));
+    ASSERT_EQ(j.W, 24) << name;
+    ASSERT_EQ(j.H, 16) << name;
+    ASSERT_EQ(j.channels, 3) << name;
+    int worst = 0;
+    for (size_t k = 0; k < j.pixels.size(); ++k) worst = std::max(worst, std::abs(int(j.pixels[k]) - int(png.pixels[k])));
+    EXPECT_LE(worst, 16) << name << ": quality 95 of a smooth gradient";
+  }
+  const PngImage g = read_image(testing::source_path("tests/data/jpeg/gradient_grey.jpg"));
+  ASSERT_EQ(g.channels, 3);
+  for (size_t k = 0; k < g.pixels.size(); k += 3) ASSERT_TRUE(g.pixels[k] == g.pixels[k + 1] && g.pixels[k] == g.pixels[k + 2]);
+}
+
+TEST(Jpeg, MalformedFilesAreOneErrorNamingTheFile) {
+  const std::string dir = testing::source_path("tests/data/jpeg/");
+  expect_error([&] { read_image(dir + "gradient_truncated.jpg"); }, {"image " + dir + "gradient_truncated.jpg: corrupt or unsupported JPEG ("}, "cut");
+  expect_error([&] { read_image(dir + "gradient_cmyk.jpg"); }, {"gradient_cmyk.jpg: CMYK JPEG is not supported"}, "cmyk");
+  expect_error([&] { decode_image(std::string("\xFF\xD8\xFF", 3) + std::string(40, 'x'), "junk"); }, {"image junk: corrupt"}, "junk");
+  expect_error([&] { decode_image(std::string("\xFF\xD8\xFF", 3), "soi"); }, {"image soi: corrupt"}, "soi only");
+  // A header claiming 20000 x 20000 px: refused before any pixel is allocated.
+  std::string big = read_file_bytes(dir + "gradient.jpg");
+  const size_t sof = big.find("\xFF\xC0");
+  ASSERT_NE(sof, std::string::npos);
+  big[sof + 5] = big[sof + 7] = char(0x4E);  // height, width = 0x4E20 = 20000
+  big[sof + 6] = big[sof + 8] = char(0x20);
+  expect_error([&] { decode_image(big, "big"); }, {"image big: image 20000x20000 is larger than 16384"}, "huge");
+  expect_error([&] { read_png(dir + "gradient.jpg"); }, {"not a PNG file"}, "read_png stays PNG-only");
 }
 
 // ---------------------------------------------------------------- PNG

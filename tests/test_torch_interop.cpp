@@ -186,6 +186,13 @@ TEST(TorchInterop, PredictFilesFoldersProbabilitiesAndWarnings) {
       << r.err;
   EXPECT_EQ(r.err.find("a.png"), std::string::npos) << r.err;
 
+  // JPEG images are read too (libjpeg-turbo).
+  r = run_cli("predict --checkpoint " + fcn_ckpt + " " + source_path("tests/data/jpeg/gradient.jpg") + " -o " + dir +
+              "/jpeg.png --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["images"][0]["width"], 24);
+  EXPECT_TRUE(fs::exists(dir + "/jpeg_classes.png"));
+
   // Refused before anything is written: one file for several images, the same stem twice, overwriting an input.
   const std::vector<std::pair<std::string, std::string>> bad = {
       {in + " -o " + dir + "/x.png", "names one file, but 3 images need an output folder"},

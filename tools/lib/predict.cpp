@@ -19,24 +19,26 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_png_name(const fs::path& p) {
+std::string lower_ext(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return ext == ".png";
+  return ext;
 }
+bool is_png_name(const fs::path& p) { return lower_ext(p) == ".png"; }
+bool is_image_name(const fs::path& p) { return is_png_name(p) || lower_ext(p) == ".jpg" || lower_ext(p) == ".jpeg"; }
 
 // Files and folders -> the image files, in order.
 std::vector<fs::path> expand_inputs(const std::vector<std::string>& inputs) {
-  CL_CHECK(!inputs.empty(), "predict: give at least one PNG image or folder");
+  CL_CHECK(!inputs.empty(), "predict: give at least one image (PNG, JPEG) or folder");
   std::vector<fs::path> out;
   for (const std::string& in : inputs) {
     std::error_code ec;
     if (fs::is_directory(in, ec)) {
       std::vector<fs::path> found;
       for (fs::directory_iterator it(in, ec), end; !ec && it != end; it.increment(ec))
-        if (it->is_regular_file(ec) && is_png_name(it->path())) found.push_back(it->path());
+        if (it->is_regular_file(ec) && is_image_name(it->path())) found.push_back(it->path());
       CL_CHECK(!ec, "predict: cannot list the folder " << in << " (" << ec.message() << ")");
-      CL_CHECK(!found.empty(), "predict: the folder " << in << " holds no .png images");
+      CL_CHECK(!found.empty(), "predict: the folder " << in << " holds no .png / .jpg images");
       std::sort(found.begin(), found.end());
       out.insert(out.end(), found.begin(), found.end());
     } else {

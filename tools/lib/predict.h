@@ -1,6 +1,6 @@
 // tools/lib/predict.h: `convlab predict`: a trained segmentation checkpoint applied to PNG images.
 //
-// Inputs: PNG files and folders (a folder's *.png, sorted by name, not recursive). Outputs per image: the
+// Inputs: PNG / JPEG files and folders (a folder's *.png, *.jpg, *.jpeg, sorted by name, not recursive). Outputs per image: the
 // class map in palette colours, the class-index mask (8-bit grey PNG whose values are class ids: what a
 // program reads back) and, with `probabilities`, the per-class probabilities as a safetensors file (one
 // tensor "probabilities" [classes, H, W], float32; numpy: tools/torch_model.py read_safetensors). Names:
