@@ -245,6 +245,9 @@ TEST_F(DeformVizCli, UserErrorsAreOneLine) {
     EXPECT_NE(r.err.find(fragment), std::string::npos) << args << "\nstderr: " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
+  // A JPEG image is read too (libjpeg-turbo).
+  const CliRun jpeg = run(base + testing::source_path("tests/data/jpeg/gradient.jpg") + " --pixel 3,3");
+  EXPECT_EQ(jpeg.code, 0) << jpeg.err;
   // The same config given explicitly is fine.
   EXPECT_EQ(run(base + f.image + " --config " + f.config_file).code, 0);
 }

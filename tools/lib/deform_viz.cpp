@@ -225,7 +225,7 @@ DeformVizResult deform_viz_command(const DeformVizCommand& c) {
     rgb = tensor_to_rgb(val->get(c.val_image).image, 0.f, 1.f);
     image_name = "validation image " + std::to_string(c.val_image);
   } else {
-    rgb = to_rgb(read_png(c.image));
+    rgb = to_rgb(read_image(c.image));  // PNG or JPEG
   }
   const Tensor x = image_tensor(rgb);
   {  // the whole network, as `convlab predict`: every deformable layer keeps the offsets of this forward
