@@ -2,6 +2,7 @@
 // (the PNG decoder only); other files include <stb_image.h> for declarations if they must, but should call
 // read_png / write_png instead.
 #include "data/png.h"
+#include "data/jpeg.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,18 +26,28 @@
 
 namespace convlab {
 
-void write_png(const std::string& path, const uint8_t* rgb, int64_t W, int64_t H) {
+namespace {
+void write_png_channels(const std::string& path, const uint8_t* px, int64_t W, int64_t H, int channels) {
   CL_CHECK(W > 0 && H > 0 && W < (1 << 24) && H < (1 << 24),
            "png " << path << ": bad image size " << W << "x" << H);
-  CL_CHECK(rgb != nullptr, "png " << path << ": no pixels");
+  CL_CHECK(px != nullptr, "png " << path << ": no pixels");
   std::string bytes;
   auto sink = [](void* ctx, void* data, int size) {
     static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), static_cast<size_t>(size));
   };
-  const int ok = stbi_write_png_to_func(sink, &bytes, static_cast<int>(W), static_cast<int>(H), 3, rgb,
-                                        static_cast<int>(3 * W));
+  const int ok = stbi_write_png_to_func(sink, &bytes, static_cast<int>(W), static_cast<int>(H), channels, px,
+                                        static_cast<int>(channels * W));
   CL_CHECK(ok != 0, "png " << path << ": encoding failed");
   write_file_bytes_atomic(path, bytes, "png");
+}
+}  // namespace
+
+void write_png(const std::string& path, const uint8_t* rgb, int64_t W, int64_t H) {
+  write_png_channels(path, rgb, W, H, 3);
+}
+
+void write_png_grey(const std::string& path, const uint8_t* grey, int64_t W, int64_t H) {
+  write_png_channels(path, grey, W, H, 1);
 }
 
 void write_png(const std::string& path, const RgbImage& img) {
@@ -79,14 +90,13 @@ std::string checked_png_chunks(const std::string& b, const std::string& what) {
 PngImage decode(const std::string& file_bytes, const std::string& what) {
   CL_CHECK(!file_bytes.empty(), what << ": empty file");
   static const unsigned char kPngSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  // PNG only. Debian 12's stb_image 2.27 JPEG decoder has undefined behaviour on malformed files that no check
-  // outside it can rule out (the fuzzer found an out-of-bounds write in its Huffman tables, shifts by 32 in the
-  // baseline and progressive AC decoders and a read of an undefined Huffman table), so it is not compiled in.
+  // PNG through stb; JPEG through libjpeg-turbo (data/jpeg.h). Debian 12's stb_image 2.27 JPEG decoder has
+  // undefined behaviour on malformed files that no check outside it can rule out (the fuzzer found an
+  // out-of-bounds write in its Huffman tables, shifts by 32 in the baseline and progressive AC decoders and a
+  // read of an undefined Huffman table), so it is not compiled in.
   const bool png = file_bytes.size() >= 8 && std::memcmp(file_bytes.data(), kPngSig, 8) == 0;
-  const bool jpeg = file_bytes.size() >= 2 && static_cast<unsigned char>(file_bytes[0]) == 0xFF &&
-                    static_cast<unsigned char>(file_bytes[1]) == 0xD8;
-  CL_CHECK(!jpeg, what << ": JPEG is not supported (convert it to PNG, e.g. convert IN.jpg OUT.png)");
-  CL_CHECK(png, what << ": not a PNG file");
+  if (!png && looks_like_jpeg(file_bytes)) return decode_jpeg(file_bytes, what);
+  CL_CHECK(png, what << ": neither a PNG nor a JPEG file");
   const std::string bytes = checked_png_chunks(file_bytes, what);
   CL_CHECK(bytes.size() < (1ull << 31), what << ": file too large");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());

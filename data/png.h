@@ -29,13 +29,15 @@ struct PngImage {
 // Writes an 8-bit RGB PNG atomically; throws convlab::Error "png PATH: ..." on failure.
 void write_png(const std::string& path, const uint8_t* rgb, int64_t W, int64_t H);
 void write_png(const std::string& path, const RgbImage& img);
+// An 8-bit greyscale PNG ([H, W] bytes), e.g. a class-index mask whose pixel values are class ids.
+void write_png_grey(const std::string& path, const uint8_t* grey, int64_t W, int64_t H);
 // Reads any PNG stb understands, 8 bits per channel; throws convlab::Error "png PATH: <stb's reason>".
 PngImage read_png(const std::string& path);
-// Decodes a PNG held in memory (JPEG is refused: see png.cpp), 8 bits per channel; `source` names it in
+// Decodes a PNG or JPEG (libjpeg-turbo: data/jpeg.h) held in memory, 8 bits per channel; `source` names it in
 // errors ("image SOURCE: ..."). The size in the file's header is checked before decoding: width * height *
 // channels above max_tensor_elements() is refused, so a small file claiming a huge image allocates nothing.
 PngImage decode_image(const std::string& bytes, const std::string& source);
-// A PNG file, decoded as decode_image does.
+// A PNG or JPEG file, decoded as decode_image does (read_png: PNG only).
 PngImage read_image(const std::string& path);
 // Expands a grey / grey+alpha / RGBA image to RGB (alpha dropped).
 RgbImage to_rgb(const PngImage& img);

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
+#include <string_view>
 #include <cstring>
 #include <set>
 
@@ -32,9 +34,19 @@ struct Entry {
   std::string name;
   Shape shape;
   uint64_t begin = 0, end = 0;
+  bool i64 = false;  // stored as little-endian int64 (converted to float32 on load)
 };
 
+// float32 holds every integer up to 2^24 exactly; a counter beyond that would not survive the round trip.
+constexpr int64_t kMaxExactInt = int64_t(1) << 24;
+
 }  // namespace
+
+bool is_int64_name(const std::string& name) {
+  constexpr std::string_view kCounter = "num_batches_tracked";
+  return name.size() >= kCounter.size() && name.compare(name.size() - kCounter.size(), kCounter.size(), kCounter) == 0 &&
+         (name.size() == kCounter.size() || name[name.size() - kCounter.size() - 1] == '.');
+}
 
 const Tensor* File::find(const std::string& name) const {
   for (const auto& [n, t] : tensors)
@@ -55,8 +67,15 @@ void save(const std::string& path, const NamedTensors& tensors, const std::map<s
     CKPT_CHECK(!name.empty() && name != kMeta, "invalid tensor name '" << name << "'");
     CKPT_CHECK(seen.insert(name).second, "tensor '" << name << "' given twice");
     CKPT_CHECK(t.defined(), "tensor '" << name << "' is undefined");
-    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * 4;
-    header[name] = {{"dtype", "F32"}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
+    const bool i64 = is_int64_name(name);
+    if (i64) {
+      const float* p = t.data();
+      for (int64_t i = 0; i < t.numel(); ++i)
+        CKPT_CHECK(p[i] >= 0 && p[i] <= float(kMaxExactInt) && p[i] == std::floor(p[i]),
+                   "tensor '" << name << "' is a counter (written as I64, like PyTorch), yet holds " << p[i]);
+    }
+    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * (i64 ? 8 : 4);
+    header[name] = {{"dtype", i64 ? "I64" : "F32"}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string h = header.dump();
@@ -66,8 +85,16 @@ void save(const std::string& path, const NamedTensors& tensors, const std::map<s
   std::memcpy(out.data(), &n, 8);  // little-endian host (static_assert above)
   out += h;
   out.reserve(out.size() + offset);
-  for (const auto& [name, t] : tensors)
-    out.append(reinterpret_cast<const char*>(t.data()), static_cast<size_t>(t.numel()) * 4);
+  for (const auto& [name, t] : tensors) {
+    if (!is_int64_name(name)) {
+      out.append(reinterpret_cast<const char*>(t.data()), static_cast<size_t>(t.numel()) * 4);
+      continue;
+    }
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const int64_t v = static_cast<int64_t>(t.data()[i]);  // checked above: an integer in [0, 2^24]
+      out.append(reinterpret_cast<const char*>(&v), 8);
+    }
+  }
   write_file_bytes_atomic(path, out, "checkpoint");
 }
 
@@ -116,10 +143,12 @@ File parse(const std::string& bytes, const std::string& path) {
                "tensor '" << name << "' needs dtype, shape and data_offsets, got " << json_brief(v));
     CKPT_CHECK(v["dtype"].is_string(), "tensor '" << name << "': dtype is not a string");
     const std::string dtype = v["dtype"].get<std::string>();
-    CKPT_CHECK(dtype == "F32", "tensor '" << name << "' has dtype " << dtype
-                                          << "; convlab checkpoints hold F32 only (convert with .float())");
+    CKPT_CHECK(dtype == "F32" || dtype == "I64", "tensor '" << name << "' has dtype " << dtype
+                                          << "; convlab reads F32 (and I64 counters) only (convert with .float())");
     Entry e;
     e.name = name;
+    e.i64 = dtype == "I64";
+    const uint64_t elem = e.i64 ? 8 : 4;
     const auto& sh = v["shape"];
     CKPT_CHECK(sh.is_array(), "tensor '" << name << "': shape " << shape_of(sh) << " is not an array");
     uint64_t numel = 1;
@@ -136,8 +165,8 @@ File parse(const std::string& bytes, const std::string& path) {
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
     CKPT_CHECK(e.begin <= e.end, "tensor '" << name << "': data_offsets " << json_brief(off) << " are reversed");
-    CKPT_CHECK(e.end - e.begin == numel * 4, "tensor '" << name << "': shape " << shape_of(sh) << " needs "
-                                                        << numel * 4 << " bytes of F32, data_offsets "
+    CKPT_CHECK(e.end - e.begin == numel * elem, "tensor '" << name << "': shape " << shape_of(sh) << " needs "
+                                                        << numel * elem << " bytes of " << dtype << ", data_offsets "
                                                         << json_brief(off) << " span " << e.end - e.begin);
     entries.push_back(std::move(e));
   }
@@ -164,7 +193,17 @@ File parse(const std::string& bytes, const std::string& path) {
   const char* data = bytes.data() + 8 + n;
   for (const Entry& e : entries) {
     Tensor t = Tensor::empty(e.shape);
-    if (e.end > e.begin) std::memcpy(t.data(), data + e.begin, e.end - e.begin);
+    if (!e.i64) {
+      if (e.end > e.begin) std::memcpy(t.data(), data + e.begin, e.end - e.begin);
+    } else {
+      for (int64_t i = 0, n = t.numel(); i < n; ++i) {
+        int64_t v = 0;
+        std::memcpy(&v, data + e.begin + uint64_t(i) * 8, 8);
+        CKPT_CHECK(v >= -kMaxExactInt && v <= kMaxExactInt,
+                   "tensor '" << e.name << "' (I64) holds " << v << ", which float32 cannot hold exactly (|v| <= 2^24)");
+        t.data()[i] = float(v);
+      }
+    }
     f.tensors.emplace_back(e.name, std::move(t));
   }
   return f;
@@ -172,13 +211,19 @@ File parse(const std::string& bytes, const std::string& path) {
 
 File load(const std::string& path) { return parse(read_file_bytes(path, "checkpoint"), path); }
 
+namespace {
+// A scalar [] and a one-element [1] hold the same value: older convlab checkpoints keep BatchNorm's
+// num_batches_tracked as float32 [1], PyTorch (and convlab now) as int64 [].
+bool one_element(const Shape& s) { return s.empty() || (s.size() == 1 && s[0] == 1); }
+}  // namespace
+
 void copy_into(const File& file, const NamedTensors& targets, const std::string& path) {
   std::set<std::string> wanted;
   for (const auto& [name, t] : targets) {
     wanted.insert(name);
     const Tensor* src = file.find(name);
     CKPT_CHECK(src != nullptr, "tensor '" << name << "' " << shape_str(t.shape()) << " is missing");
-    CKPT_CHECK(src->shape() == t.shape(), "tensor '" << name << "' is " << shape_str(src->shape())
+    CKPT_CHECK(src->shape() == t.shape() || (one_element(src->shape()) && one_element(t.shape())), "tensor '" << name << "' is " << shape_str(src->shape())
                                                      << " in the checkpoint, the model expects "
                                                      << shape_str(t.shape()));
   }

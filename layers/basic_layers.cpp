@@ -17,7 +17,7 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& opt) : opt_(opt) {
   if (opt.track_running_stats) {
     register_buffer("running_mean", Tensor::zeros({C}));
     register_buffer("running_var", Tensor::ones({C}));
-    register_buffer("num_batches_tracked", Tensor::zeros({1}));
+    register_buffer("num_batches_tracked", Tensor::zeros({}));  // PyTorch: int64 [] (written as I64)
   }
 }
 

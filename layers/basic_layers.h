@@ -27,7 +27,7 @@ struct BatchNorm2dOptions {
 };
 
 // torch.nn.BatchNorm2d: weight (gamma) = 1, bias (beta) = 0, running_mean = 0, running_var = 1,
-// num_batches_tracked (kept as a float tensor of one element).
+// num_batches_tracked (shape [] as in PyTorch; a float in memory, written to checkpoints as int64).
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(const BatchNorm2dOptions& opt);

@@ -66,8 +66,11 @@ Tensor SeparableConv2d::forward(const Tensor& x) {
       if (k == n) return t;
     return Tensor();
   };
-  return depthwise_separable_conv2d(x, p(dw_, "weight"), p(dw_, "bias"), p(pw_, "weight"), p(pw_, "bias"),
-                                    dw_->options().args());
+  // The op takes the depthwise step's geometry with groups = 1 (it always groups by C_in itself); the
+  // depthwise Conv2d's own options say groups = C_in, which the op refuses.
+  Conv2dArgs a = dw_->options().args();
+  a.groups = 1;
+  return depthwise_separable_conv2d(x, p(dw_, "weight"), p(dw_, "bias"), p(pw_, "weight"), p(pw_, "bias"), a);
 }
 
 Shape SeparableConv2d::output_shape(const Shape& in) const { return pw_->output_shape(dw_->output_shape(in)); }

@@ -63,35 +63,35 @@ int64_t Options::integer(const std::string& key, std::optional<int64_t> dflt, in
   known_.insert(key);
   if (!has(key)) {
     CL_CHECK(dflt.has_value(), at(key) << ": missing (expected " << expected_int(min) << ")");
-    return *dflt;
+    return note(key, *dflt);
   }
   const json& v = raw(key);
   int64_t out;
   CL_CHECK(json_to_int(v, out), at(key) << ": expected " << expected_int(min) << ", got " << brief(v));
   CL_CHECK(out >= min && out <= max, at(key) << ": expected " << out_of_range(min, max, out) << ", got " << brief(v));
-  return out;
+  return note(key, out);
 }
 
 double Options::number(const std::string& key, std::optional<double> dflt) {
   known_.insert(key);
   if (!has(key)) {
     CL_CHECK(dflt.has_value(), at(key) << ": missing (expected a number)");
-    return *dflt;
+    return note(key, *dflt);
   }
   const json& v = raw(key);
   CL_CHECK(v.is_number() && std::isfinite(v.get<double>()), at(key) << ": expected a number, got " << brief(v));
-  return v.get<double>();
+  return note(key, v.get<double>());
 }
 
 bool Options::boolean(const std::string& key, std::optional<bool> dflt) {
   known_.insert(key);
   if (!has(key)) {
     CL_CHECK(dflt.has_value(), at(key) << ": missing (expected true or false)");
-    return *dflt;
+    return note(key, *dflt);
   }
   const json& v = raw(key);
   CL_CHECK(v.is_boolean(), at(key) << ": expected true or false, got " << brief(v));
-  return v.get<bool>();
+  return note(key, v.get<bool>());
 }
 
 std::string Options::string(const std::string& key, std::optional<std::string> dflt,
@@ -113,10 +113,16 @@ std::string Options::string(const std::string& key, std::optional<std::string> d
     CL_FAIL(at(key) << ": '" << s << "' is not one of " << list
                     << (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   }
-  return s;
+  return note(key, s);
 }
 
 Pair Options::pair(const std::string& key, std::optional<Pair> dflt, int64_t min, int64_t max) {
+  const Pair p = read_pair(key, dflt, min, max);
+  effective_[key] = p[0] == p[1] ? json(p[0]) : json({p[0], p[1]});
+  return p;
+}
+
+Pair Options::read_pair(const std::string& key, std::optional<Pair> dflt, int64_t min, int64_t max) {
   known_.insert(key);
   if (!has(key)) {
     CL_CHECK(dflt.has_value(), at(key) << ": missing (expected " << expected_int(min) << " or a pair [h, w])");
@@ -144,7 +150,7 @@ std::vector<int64_t> Options::int_list(const std::string& key, std::optional<std
   known_.insert(key);
   if (!has(key)) {
     CL_CHECK(dflt.has_value(), at(key) << ": missing (expected a list of integers)");
-    return *dflt;
+    return note(key, *dflt);
   }
   const json& v = raw(key);
   CL_CHECK(v.is_array() && !v.empty() && v.size() <= kMaxList,
@@ -157,7 +163,7 @@ std::vector<int64_t> Options::int_list(const std::string& key, std::optional<std
              at(key) << "[" << i << "]: expected " << out_of_range(min, max, x) << ", got " << brief(v[i]));
     out.push_back(x);
   }
-  return out;
+  return note(key, out);
 }
 
 void Options::finish(const std::vector<std::string>& also) const {

@@ -41,11 +41,23 @@ class Options {
   // handles itself (e.g. "type").
   void finish(const std::vector<std::string>& also = {}) const;
 
+  // Every option read through the typed getters above with the value in effect: the config's, normalised
+  // (a pair of equal values as one integer), or the default. Two layers with equal effective() and type
+  // are the same layer, however their configs spell it (models/config.h: network_difference()).
+  const nlohmann::json& effective() const { return effective_; }
+
  private:
+  template <class T>
+  T note(const std::string& key, T value) {
+    effective_[key] = value;
+    return value;
+  }
   std::string at(const std::string& key) const { return path_ + "." + key; }
+  Pair read_pair(const std::string& key, std::optional<Pair> dflt, int64_t min, int64_t max);
   const nlohmann::json& j_;
   std::string path_;
   std::set<std::string> used_, known_;
+  nlohmann::json effective_ = nlohmann::json::object();
 };
 
 // The closest of `candidates` to `word` (edit distance), or "" when none is close.

@@ -130,6 +130,7 @@ constexpr size_t kMaxModules = 10000;  // layers in one network, repeats and nes
 // Counts the modules of one network while it is built (nested repeats multiply).
 struct BuildCount {
   size_t modules = 0;
+  json* record = nullptr;  // build_layers()'s `record`
 };
 
 std::shared_ptr<Sequential> build_seq(const json& layers, const Shape& in, Rng& rng, const std::string& path,
@@ -141,6 +142,8 @@ ModulePtr build_one(const json& entry, Shape& shape, Rng& rng, const std::string
   CL_CHECK(entry.contains("type") && entry["type"].is_string(), path << ".type: missing (a layer type name)");
   const std::string type = entry["type"].get<std::string>();
   ModulePtr m;
+  if (count.record) count.record->push_back({{"path", path}, {"type", type}, {"options", json::object()}});
+  const size_t own_index = count.record ? count.record->size() - 1 : 0;
   if (type == "sequential" || type == "residual") {
     CL_CHECK(entry.contains("layers"), path << ".layers: missing (a " << type << " block lists its layers)");
     auto body = build_seq(o.raw("layers"), shape, rng, path + ".layers", count);
@@ -178,6 +181,7 @@ ModulePtr build_one(const json& entry, Shape& shape, Rng& rng, const std::string
     }
   }
   o.finish({"type", "repeat"});
+  if (count.record) (*count.record)[own_index]["options"] = o.effective();  // children may have grown the list
   return m;
 }
 
@@ -210,9 +214,43 @@ std::shared_ptr<Sequential> build_seq(const json& layers, const Shape& in, Rng& 
 
 }  // namespace
 
-std::shared_ptr<Sequential> build_layers(const json& layers, const Shape& in, Rng& rng, const std::string& path) {
+std::shared_ptr<Sequential> build_layers(const json& layers, const Shape& in, Rng& rng, const std::string& path,
+                                         json* record) {
   BuildCount count;
+  if (record) *record = json::array();
+  count.record = record;
   return build_seq(layers, in, rng, path, count);
+}
+
+std::string network_difference(const json& checkpoint, const json& config) {
+  // Options that only steer training (BN's running-average momentum, dropout's p, the offset predictor's
+  // learning-rate factor) or that are checked against the shapes anyway (in_channels) do not tell networks apart.
+  static const std::set<std::string> kIgnored = {"momentum", "p", "offset_lr_mult", "in_channels", "in_features",
+                                                  "num_features"};
+  const auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  const size_t n = std::min(checkpoint.size(), config.size());
+  for (size_t i = 0; i < n; ++i) {
+    const json &a = checkpoint[i], &b = config[i];
+    const std::string path = b["path"].get<std::string>();
+    if (a["type"] != b["type"])
+      return path + ".type: checkpoint has " + text(a["type"]) + ", config has " + text(b["type"]);
+    for (const auto& [k, v] : a["options"].items())
+      if (!kIgnored.count(k) && (!b["options"].contains(k) || b["options"][k] != v))
+        return path + "." + k + ": checkpoint has " + text(v) + ", config has " +
+               (b["options"].contains(k) ? text(b["options"][k]) : "(not set)");
+    for (const auto& [k, v] : b["options"].items())
+      if (!kIgnored.count(k) && !a["options"].contains(k))
+        return path + "." + k + ": checkpoint has (not set), config has " + text(v);
+  }
+  if (checkpoint.size() > n)
+    return checkpoint[n]["path"].get<std::string>() + ": checkpoint has " + std::to_string(checkpoint.size()) +
+           " layers, config has " + std::to_string(config.size()) + " (checkpoint continues with " +
+           text(checkpoint[n]["type"]) + ")";
+  if (config.size() > n)
+    return config[n]["path"].get<std::string>() + ": checkpoint has " + std::to_string(checkpoint.size()) +
+           " layers, config has " + std::to_string(config.size()) + " (config continues with " +
+           text(config[n]["type"]) + ")";
+  return "";
 }
 
 std::string describe_model(const Sequential& model, const Shape& in) {

@@ -37,9 +37,17 @@ const nlohmann::json& config_section(const nlohmann::json& config, const char* k
 void check_run_name(const std::string& name);
 nlohmann::json merge_json(const nlohmann::json& base, const nlohmann::json& over);
 
-// Builds the layers at `path` (e.g. "model.layers") for input shape `in` ([N, C, H, W]).
+// Builds the layers at `path` (e.g. "model.layers") for input shape `in` ([N, C, H, W]). With `record`, also
+// lists every module built, in order (repeats expanded, a container before its layers), as
+// {"path": "model.layers[3]", "type": "conv2d", "options": {each option in effect, defaults included}}.
 std::shared_ptr<Sequential> build_layers(const nlohmann::json& layers, const Shape& in, Rng& rng,
-                                         const std::string& path);
+                                         const std::string& path, nlohmann::json* record = nullptr);
+
+// The first difference between two networks' build records that changes the network (layer types, kernel,
+// stride, padding, dilation, groups, channels, bias, modes, ...), as one line naming the config's path:
+// "model.layers[3].dilation: checkpoint has 2, config has 5"; "" when they build the same network, however
+// their configs spell it (defaults written out or not, 2 or [2, 2]).
+std::string network_difference(const nlohmann::json& checkpoint_record, const nlohmann::json& config_record);
 
 // One line per layer: index, type, output shape, parameter count (for `convlab train` and `convlab info`).
 std::string describe_model(const Sequential& model, const Shape& in);

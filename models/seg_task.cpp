@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "data/digit_scenes.h"
+#include "data/folder_dataset.h"
 #include "data/mnist.h"
 #include "data/shapes.h"
 #include "layers/options.h"
@@ -12,10 +13,46 @@ namespace convlab {
 
 using nlohmann::json;
 
+namespace {
+
+// data.dataset = "folder": a user's images/ and masks/ (data/folder_dataset.h).
+std::unique_ptr<SegDataset> make_folder_dataset(Options& o, uint64_t seed, const std::string& split, int64_t S) {
+  FolderDatasetOptions f;
+  f.root = o.string("root", std::nullopt);
+  f.image_size = S;
+  CL_CHECK(o.has("classes"), "data.classes: missing (a folder dataset names its classes, background first: "
+                             "[\"background\", \"cat\", ...])");
+  const json& names = o.raw("classes");
+  CL_CHECK(names.is_array(), "data.classes: expected a list of class names");
+  for (const auto& c : names) {
+    CL_CHECK(c.is_string() && !c.get<std::string>().empty(), "data.classes: expected non-empty names, got " << c.dump());
+    f.classes.push_back(c.get<std::string>());
+  }
+  f.ignore_index = o.integer("ignore_index", 255, -1, 255);
+  f.train_list = o.string("train_list", "");
+  f.val_list = o.string("val_list", "");
+  f.val_ratio = o.number("val_ratio", 0.2);
+  f.seed = seed;  // the same split for train and val (unlike the generated sets' per-split seeds)
+  for (const char* k : {"train_size", "val_size"})
+    CL_CHECK(!o.has(k), "data." << k << ": a folder dataset has as many samples as its files (split by val_ratio, "
+                                << "train_list or val_list); remove it");
+  return std::make_unique<FolderDataset>(f, split);
+}
+
+}  // namespace
+
 std::unique_ptr<SegDataset> make_dataset(const json& data, uint64_t seed, const std::string& split) {
   Options o(data, "data");
-  const std::string kind = o.string("dataset", "shapes", {"shapes", "digits"});
+  const std::string kind = o.string("dataset", "shapes", {"shapes", "digits", "folder"});
   const int64_t S = o.integer("image_size", 64, 16, kMaxImageSize);
+  if (kind == "folder") {
+    auto ds = make_folder_dataset(o, seed, split, S);
+    o.boolean("hflip", true);  // read by make_seg_task; listed here so finish() knows them
+    o.boolean("vflip", true);
+    o.integer("crop", 0, 0, kMaxImageSize);
+    o.finish();
+    return ds;
+  }
   const int64_t train_size = o.integer("train_size", 100000, 1, kMaxTrainSize);
   const int64_t val_size = o.integer("val_size", 256, 1, kMaxValSize);
   const uint64_t s = seed * 1000003ull + (split == "val" ? 7919ull : 0ull);
@@ -127,7 +164,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
   mo.raw("layers");
   mo.finish({"description"});
   Rng rng(t.seed);
-  t.model = build_layers(config["model"]["layers"], t.input_shape, rng, "model.layers");
+  t.model = build_layers(config["model"]["layers"], t.input_shape, rng, "model.layers", &t.layer_record);
   const Shape out = t.model->output_shape(t.input_shape);
   const int64_t classes = with_data ? t.train_set->num_classes() : (out.size() == 4 ? out[1] : -1);
   CL_CHECK(out.size() == 4 && out[1] == classes && out[2] == crop && out[3] == crop,
@@ -138,6 +175,9 @@ SegTask make_seg_task(const json& config, bool with_data) {
   Options lo(config_section(config, "loss"), "loss");
   lo.string("type", "cross_entropy", {"cross_entropy"});
   t.ignore_index = int32_t(lo.integer("ignore_index", -100));
+  CL_CHECK(!(data.contains("dataset") && data["dataset"] == "folder") || t.ignore_index == kFolderIgnoredLabel,
+           "loss.ignore_index: a folder dataset marks the pixels of data.ignore_index (the value in the mask files) as "
+               << kFolderIgnoredLabel << "; leave loss.ignore_index out (got " << t.ignore_index << ")");
   if (lo.has("class_weights")) {
     const json& w = lo.raw("class_weights");
     CL_CHECK(w.is_array() && int64_t(w.size()) == classes,

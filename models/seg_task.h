@@ -11,6 +11,7 @@
 #include "core/ops.h"
 #include "data/batch.h"
 #include "data/dataset.h"
+#include "data/safetensors.h"
 #include "layers/module.h"
 
 namespace convlab {
@@ -27,6 +28,7 @@ struct SegTask {
   std::unique_ptr<SegDataset> train_set, val_set;
   Augment augment;
   std::shared_ptr<Sequential> model;
+  nlohmann::json layer_record;  // build_layers()'s record of model.layers (for network_difference())
   Shape input_shape;  // [B, 3, S, S]
   std::vector<float> class_weights;
   int32_t ignore_index = -100;
@@ -42,5 +44,27 @@ std::unique_ptr<Optimizer> make_optimizer(const nlohmann::json& opt_config, cons
                                           double base_lr_override = -1);
 // The shapes / digits dataset described by a config's data section (split "train" or "val").
 std::unique_ptr<SegDataset> make_dataset(const nlohmann::json& data, uint64_t seed, const std::string& split);
+
+// ---- a trained segmentation network from a checkpoint (models/seg_checkpoint.cpp) ----
+// Used by `convlab eval`, `predict`, `erf` and `deform-viz` (`cmd` names the command in messages).
+// The config: the checkpoint's own (its "config" metadata) with `sets` applied, or, when `config_path` is
+// given, that file with `sets` applied. Either must build the same network as the stored config: the first
+// difference that changes the network is refused in one line, "eval: model.layers[3].dilation: checkpoint
+// has 2, config has 5 (...)". A checkpoint without a stored config (a plain state dict, e.g. written by
+// PyTorch: tools/torch_model.py) needs `config_path`.
+struct SegCheckpointConfig {
+  nlohmann::json config;
+  std::string source;  // "configs/x.json" or "the config stored in runs/x/model.safetensors"
+};
+SegCheckpointConfig seg_checkpoint_config(const safetensors::File& file, const std::string& checkpoint,
+                                          const std::string& config_path, const std::vector<std::string>& sets,
+                                          const std::string& cmd);
+// seg_checkpoint_config(), then make_seg_task() with the checkpoint's weights and buffers loaded.
+struct LoadedSegModel {
+  SegTask task;
+  std::string config_source;
+};
+LoadedSegModel load_seg_checkpoint(const std::string& checkpoint, const std::string& config_path,
+                                   const std::vector<std::string>& sets, const std::string& cmd, bool with_data);
 
 }  // namespace convlab

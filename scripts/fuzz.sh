@@ -2,7 +2,7 @@
 # scripts/fuzz.sh [SECONDS] [TARGET...]: builds build-fuzz/ (or $CONVLAB_FUZZ_BUILD_DIR) with clang,
 # -DCONVLAB_FUZZ=ON (libFuzzer + ASan + UBSan) and runs each harness of tests/fuzz/ for SECONDS (default 60) on a
 # copy of its seed corpus (tests/fuzz/corpus/<target>/), with its dictionary, 2 GB of RSS and 10 s per input.
-# Targets: safetensors config set op_case image (default: all, one after the other).
+# Targets: safetensors config set op_case image jpeg (default: all, one after the other).
 # Any crash, sanitizer report, leak, timeout or out-of-memory fails the script and prints the reproducer; the
 # work folder (corpus copies, logs, crash files) is kept then. To turn a finding into a regression test, copy
 # the crash file to tests/fuzz/regressions/<target>/ (tests/test_fuzz_regressions.cpp replays it in ./test.sh).
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 SECS="${1:-60}"
 [ $# -gt 0 ] && shift
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(safetensors config set op_case image)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(safetensors config set op_case image jpeg)
 BUILD_DIR="${CONVLAB_FUZZ_BUILD_DIR:-build-fuzz}"
 
 scripts/setup.sh
@@ -42,7 +42,8 @@ for t in "${TARGETS[@]}"; do
     set) max_len=512; dict=tests/fuzz/json.dict ;;
     op_case) max_len=4096; dict=tests/fuzz/json.dict ;;
     image) max_len=4096; dict=tests/fuzz/image.dict ;;
-    *) echo "fuzz: unknown target $t (safetensors config set op_case image)" >&2; exit 2 ;;
+    jpeg) max_len=4096; dict=tests/fuzz/image.dict ;;
+    *) echo "fuzz: unknown target $t (safetensors config set op_case image jpeg)" >&2; exit 2 ;;
   esac
   bin="$BUILD_DIR/fuzz_$t"
   mkdir -p "$WORK/$t/corpus" "$WORK/$t/artifacts" "$WORK/$t/tmp"

@@ -58,6 +58,28 @@ TEST(Cli, OpPrintsOneJsonResult) {
   EXPECT_FALSE(j.contains("timing"));
 }
 
+// The program's options (--threads) before or after any subcommand, and every command's --json before it too.
+TEST(Cli, GlobalFlagsBeforeOrAfterTheSubcommand) {
+  const std::string c = write_temp("flags.json", kCase);
+  const std::string want = run("op " + c).out;
+  ASSERT_FALSE(want.empty());
+  for (const std::string& args : std::vector<std::string>{"--threads 1 op " + c, "op " + c + " --threads 1", "op --threads 1 " + c,
+                                  "--json op " + c, "op " + c + " --json"}) {
+    const CliRun r = run(args);
+    EXPECT_EQ(r.code, 0) << args << ": " << r.err;
+    EXPECT_EQ(r.out, want) << args;
+  }
+  const std::string rf = run("rf --kernel 3 --dilations 1,2 --json").out;
+  ASSERT_FALSE(rf.empty());
+  for (const std::string& args : std::vector<std::string>{"--json rf --kernel 3 --dilations 1,2", "rf --kernel 3 --dilations 1,2 --threads 1 --json",
+                                  "--threads 1 --json rf --kernel 3 --dilations 1,2"}) {
+    const CliRun r = run(args);
+    EXPECT_EQ(r.code, 0) << args << ": " << r.err;
+    EXPECT_EQ(r.out, rf) << args;
+  }
+  EXPECT_EQ(run("rf --kernel 3 --dilations 1,2 --threads 0x").code, 2);
+}
+
 TEST(Cli, StatsRepeatAndOutputFile) {
   const std::string out = write_temp("result.json", "");
   const CliRun r = run("op " + write_temp("ok2.json", kCase) + " --stats --repeat 3 -o " + out);

@@ -80,9 +80,10 @@ TEST(ConvTranspose2d, OneByOneKernelWithOutputPaddingBelowDilation) {
 TEST(ConvTranspose2d, GradcheckOnGrid) {
   uint64_t seed = 100;
   for (const TCase& c : grid()) {
-    std::vector<Tensor> in = {random_tensor(c.x, seed++).set_requires_grad(),
-                              random_tensor(c.w, seed++).set_requires_grad()};
-    if (c.bias) in.push_back(random_tensor({c.w[1] * c.a.groups}, seed++).set_requires_grad());
+    const Tensor x = random_tensor(c.x, seed++).set_requires_grad(), w = random_tensor(c.w, seed++).set_requires_grad();
+    // Built whole (no push_back onto a braced list: GCC 12 reports a false -Warray-bounds there).
+    const std::vector<Tensor> in = c.bias ? std::vector<Tensor>{x, w, random_tensor({c.w[1] * c.a.groups}, seed++).set_requires_grad()}
+                                          : std::vector<Tensor>{x, w};
     const ConvTranspose2dArgs a = c.a;
     testing::gradcheck(
         "conv_transpose2d x" + shape_str(c.x) + " w" + shape_str(c.w),

@@ -3,6 +3,7 @@
 // order. Safetensors: round trip and refusal of each kind of bad file. PNG: round trip and refusals.
 // MNIST / digit scenes: skipped (GTEST_SKIP) when data/mnist is absent, as on CI.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <omp.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "data/batch.h"
 #include "data/digit_scenes.h"
 #include "data/files.h"
+#include "data/jpeg.h"
 #include "data/png.h"
 #include "data/safetensors.h"
 #include "data/shapes.h"
@@ -310,6 +312,86 @@ TEST(Safetensors, RefusesTruncatedCorruptedAndForeignFiles) {
   }
   expect_error([&] { safetensors::load((dir / "absent.safetensors").string()); }, {"cannot open"}, "missing file");
   EXPECT_NO_THROW(safetensors::load(good_path));
+}
+
+TEST(Safetensors, CountersAreInt64ScalarsAsPyTorchWritesThem) {
+  const fs::path dir = temp_dir();
+  const std::string path = (dir / "bn.safetensors").string();
+  safetensors::save(path, {{"1.running_mean", Tensor::from({2}, {0.5f, -1.f})},
+                           {"1.num_batches_tracked", Tensor::from({}, {600.f})}});
+  const std::string bytes = read_file_bytes(path);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const nlohmann::json header = nlohmann::json::parse(bytes.substr(8, n));
+  EXPECT_EQ(header["1.num_batches_tracked"]["dtype"], "I64");
+  EXPECT_EQ(header["1.num_batches_tracked"]["shape"], nlohmann::json::array());
+  EXPECT_EQ(header["1.running_mean"]["dtype"], "F32");
+  int64_t stored = 0;
+  std::memcpy(&stored, bytes.data() + 8 + n + header["1.num_batches_tracked"]["data_offsets"][0].get<size_t>(), 8);
+  EXPECT_EQ(stored, 600);
+  const safetensors::File f = safetensors::load(path);
+  EXPECT_EQ(f.find("1.num_batches_tracked")->to_vector(), std::vector<float>{600.f});
+  EXPECT_TRUE(safetensors::is_int64_name("num_batches_tracked"));
+  EXPECT_FALSE(safetensors::is_int64_name("my_num_batches_tracked"));
+  // An old convlab checkpoint (float32 [1]) loads into today's [] buffer, and the reverse.
+  const std::string old_path = (dir / "old.safetensors").string();
+  write_file_bytes_atomic(old_path, with_header(R"({"1.num_batches_tracked":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                                                std::string("\x00\x00\x16\x44", 4)));  // 600.0f
+  NamedTensors target = {{"1.num_batches_tracked", Tensor::zeros({})}};
+  safetensors::copy_into(safetensors::load(old_path), target, old_path);
+  EXPECT_EQ(target[0].second.to_vector(), std::vector<float>{600.f});
+  NamedTensors two = {{"1.num_batches_tracked", Tensor::zeros({2})}};
+  expect_error([&] { safetensors::copy_into(safetensors::load(old_path), two, old_path); }, {"[1]", "[2]"}, "2 != 1");
+  // Counters that are not counts are refused before writing; I64 values beyond float32's exact range on load.
+  expect_error([&] { safetensors::save(path, {{"num_batches_tracked", Tensor::from({}, {1.5f})}}); },
+               {"num_batches_tracked", "counter", "1.5"}, "fraction");
+  std::string big(8, '\0');
+  const int64_t v = (int64_t(1) << 24) + 1;
+  std::memcpy(big.data(), &v, 8);
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"I64 too large", with_header(R"({"n":{"dtype":"I64","shape":[],"data_offsets":[0,8]}})", big), "2^24"},
+      {"I64 sized as F32", with_header(R"({"n":{"dtype":"I64","shape":[1],"data_offsets":[0,4]}})", big.substr(0, 4)),
+       "needs 8 bytes of I64"},
+      {"I64 cut", with_header(R"({"n":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})", big), "runs past the end"},
+  };
+  for (const auto& [what, data, expect] : cases) {
+    write_file_bytes_atomic(path, data);
+    expect_error([&] { safetensors::load(path); }, {"checkpoint " + path + ": ", expect}, what);
+  }
+}
+
+// ---------------------------------------------------------------- JPEG (libjpeg-turbo, data/jpeg.h)
+
+TEST(Jpeg, DecodesBaselineProgressiveAndGreyCloseToTheSource) {
+  const PngImage png = read_png(testing::source_path("tests/data/jpeg/gradient.png"));
+  for (const char* name : {"gradient.jpg", "gradient_progressive.jpg"}) {
+    const PngImage j = read_image(testing::source_path(std::string("tests/data/jpeg/") + name));
+    ASSERT_EQ(j.W, 24) << name;
+    ASSERT_EQ(j.H, 16) << name;
+    ASSERT_EQ(j.channels, 3) << name;
+    int worst = 0;
+    for (size_t k = 0; k < j.pixels.size(); ++k) worst = std::max(worst, std::abs(int(j.pixels[k]) - int(png.pixels[k])));
+    EXPECT_LE(worst, 16) << name << ": quality 95 of a smooth gradient";
+  }
+  const PngImage g = read_image(testing::source_path("tests/data/jpeg/gradient_grey.jpg"));
+  ASSERT_EQ(g.channels, 3);
+  for (size_t k = 0; k < g.pixels.size(); k += 3) ASSERT_TRUE(g.pixels[k] == g.pixels[k + 1] && g.pixels[k] == g.pixels[k + 2]);
+}
+
+TEST(Jpeg, MalformedFilesAreOneErrorNamingTheFile) {
+  const std::string dir = testing::source_path("tests/data/jpeg/");
+  expect_error([&] { read_image(dir + "gradient_truncated.jpg"); }, {"image " + dir + "gradient_truncated.jpg: corrupt or unsupported JPEG ("}, "cut");
+  expect_error([&] { read_image(dir + "gradient_cmyk.jpg"); }, {"gradient_cmyk.jpg: CMYK JPEG is not supported"}, "cmyk");
+  expect_error([&] { decode_image(std::string("\xFF\xD8\xFF", 3) + std::string(40, 'x'), "junk"); }, {"image junk: corrupt"}, "junk");
+  expect_error([&] { decode_image(std::string("\xFF\xD8\xFF", 3), "soi"); }, {"image soi: corrupt"}, "soi only");
+  // A header claiming 20000 x 20000 px: refused before any pixel is allocated.
+  std::string big = read_file_bytes(dir + "gradient.jpg");
+  const size_t sof = big.find("\xFF\xC0");
+  ASSERT_NE(sof, std::string::npos);
+  big[sof + 5] = big[sof + 7] = char(0x4E);  // height, width = 0x4E20 = 20000
+  big[sof + 6] = big[sof + 8] = char(0x20);
+  expect_error([&] { decode_image(big, "big"); }, {"image big: image 20000x20000 is larger than 16384"}, "huge");
+  expect_error([&] { read_png(dir + "gradient.jpg"); }, {"not a PNG file"}, "read_png stays PNG-only");
 }
 
 // ---------------------------------------------------------------- PNG

@@ -230,7 +230,7 @@ TEST_F(DeformVizCli, UserErrorsAreOneLine) {
   const Fixture f(false);
   const std::string base = "deform-viz --checkpoint " + f.checkpoint + " ";
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {base + f.image + " --config " + testing::source_path("configs/hdc_seg.json"), "does not fit"},
+      {base + f.image + " --config " + testing::source_path("configs/hdc_seg.json"), "does not build the network"},
       {base + f.image + " --layer 0", "--layer 0 is a conv2d, not a deform_conv2d (deformable layers: 2)"},
       {base + f.image + " --layer 9", "--layer 9 is not a layer of the model"},
       {base + (tmp_dir() / "missing.png").string(), "missing.png"},
@@ -245,6 +245,9 @@ TEST_F(DeformVizCli, UserErrorsAreOneLine) {
     EXPECT_NE(r.err.find(fragment), std::string::npos) << args << "\nstderr: " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
+  // A JPEG image is read too (libjpeg-turbo).
+  const CliRun jpeg = run(base + testing::source_path("tests/data/jpeg/gradient.jpg") + " --pixel 3,3");
+  EXPECT_EQ(jpeg.code, 0) << jpeg.err;
   // The same config given explicitly is fine.
   EXPECT_EQ(run(base + f.image + " --config " + f.config_file).code, 0);
 }

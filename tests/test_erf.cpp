@@ -249,14 +249,17 @@ TEST(ErfCommand, ReportJsonPngAndTrainedRow) {
   EXPECT_EQ(two.json["rows"][1]["model"], "trained");
   EXPECT_EQ(two.json["rows"][0]["map"], two.json["rows"][1]["map"]);
   EXPECT_EQ(two.json["inputs"], "validation");
-  EXPECT_TRUE(two.json["warnings"].empty());
-  // Same shapes, different dilation (the checkpoint's metadata holds its config): a warning, not an error.
+  // Same shapes, different dilation (the checkpoint's metadata holds its config): refused, naming the first
+  // difference; without CONFIG the checkpoint's own config is measured.
   const json other = load_config(cfg, {"model.layers[3].dilation=1", "model.layers[3].padding=1"});
   safetensors::save(c.checkpoint, t.model->state_dict(), {{"config", other.dump()}});
-  const StudyResult warned = erf_command(c);
-  ASSERT_EQ(warned.json["warnings"].size(), 1u);
-  EXPECT_NE(warned.text.find("warning: " + c.checkpoint + " was trained with different model.layers (model.layers[3].dilation: 1 vs 2"),
-            std::string::npos) << warned.text;
+  const std::string e = error_of(c);
+  EXPECT_EQ(e.rfind("erf: model.layers[3].dilation: checkpoint has 1, config has 2", 0), 0u) << e;
+  ErfCommand own = c;
+  own.config.clear();
+  const StudyResult stored = erf_command(own);
+  ASSERT_EQ(stored.json["rows"].size(), 2u);
+  EXPECT_EQ(stored.json["config"], "the config stored in " + c.checkpoint);
 }
 
 TEST(ErfCommand, BadInputIsOneLineError) {
@@ -276,6 +279,8 @@ TEST(ErfCommand, BadInputIsOneLineError) {
   EXPECT_NE(e.find("[4,3,3,3]"), std::string::npos) << e;
   EXPECT_NE(e.find("[8,3,3,3]"), std::string::npos) << e;
   EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  // A plain state dict (no config in its metadata) needs CONFIG.
+  EXPECT_NE(error_of({.checkpoint = ckpt}).find("holds no config in its metadata"), std::string::npos);
 }
 
 TEST(ErfCommand, CliExitCodes) {

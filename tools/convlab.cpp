@@ -6,15 +6,19 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "data/files.h"
 #include "models/config.h"
+#include "data/safetensors.h"
 #include "models/op_case/op_case.h"
+#include "models/seg_task.h"
 #include "models/train/segmentation.h"
 #include "models/train/tasks.h"
+#include "tools/lib/predict.h"
 #include "tools/lib/gan_cli.h"
 #include "tools/lib/study_cli.h"
 #include "tools/lib/compare_cli.h"
@@ -89,6 +93,21 @@ int report_exception(CLI::App& app) {
   }
 }
 
+// Every command has its own --json flag; `convlab --json rf ...` (the flag before the subcommand) is taken as
+// `convlab rf ... --json`. Only --json moves: the other program options (--threads N, --version) stay put.
+std::vector<char*> json_after_subcommand(const CLI::App& app, int argc, char** argv) {
+  std::vector<char*> out(argv, argv + argc);
+  int sub = -1;
+  for (int i = 1; i < argc && sub < 0; ++i)
+    for (const CLI::App* s : app.get_subcommands([](const CLI::App*) { return true; }))
+      if (s->get_name() == argv[i]) sub = i;
+  if (sub < 0) return out;
+  std::vector<char*> moved, rest;
+  for (int i = 0; i < argc; ++i) (i > 0 && i < sub && std::string(argv[i]) == "--json" ? moved : rest).push_back(argv[i]);
+  rest.insert(rest.end(), moved.begin(), moved.end());
+  return rest;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,13 +119,15 @@ int main(int argc, char** argv) {
            "; CONVLAB_ISA=avx512|avx2|scalar forces one)";
   });
   app.require_subcommand(1);
+  // Options of the program (--threads) are accepted after the subcommand too: a subcommand passes what it does
+  // not know to the program. Set before any subcommand is added (CLI11 copies the setting at creation).
+  app.fallthrough();
   convlab::register_gan_commands(app);  // sample, gan-eval (tools/lib/gan_cli.h)
   convlab::register_study_commands(app);  // rf, size, matrix, identities, gradcheck (tools/lib/study_cli.h)
   convlab::register_compare_command(app);  // compare (tools/lib/compare_cli.h)
   int threads = 0;
   // Applied while parsing (before any subcommand callback runs), so every command sees it.
-  // Given before or after the subcommand (fallthrough); 0 means all cores.
-  app.fallthrough();
+  // Given before or after the subcommand (fallthrough above); 0 means all cores.
   app.add_option("--threads", threads, "OpenMP threads (default: all cores)")
       ->check(CLI::Range(0, convlab::kMaxThreads))
       ->each([](const std::string& v) {
@@ -124,7 +145,7 @@ int main(int argc, char** argv) {
   op->add_option("--repeat", repeat, "time N forward and N backward passes (median ms)")->check(CLI::Range(0, 100000));
   op->add_flag("--json")->description("accepted for uniformity: the result is always JSON");
 
-  std::string config_path, checkpoint, image, mask_out = "mask.png", runs_dir = "runs";
+  std::string config_path, checkpoint, runs_dir = "runs";
   std::vector<std::string> sets;
   bool resume = false, quiet = false, as_json = false;
   CLI::App* train = app.add_subcommand("train", "Train a model from a JSON config (see configs/README.md)");
@@ -138,20 +159,26 @@ int main(int argc, char** argv) {
   bool overwrite = false;
   train->add_flag("--overwrite", overwrite, "start over in a run folder that already holds a checkpoint (deletes it)");
   train->add_flag("--json", as_json, "print the summary as JSON");
-  CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on a config's validation set");
-  eval->add_option("config", config_path, "config file")->required();
-  eval->add_option("--checkpoint", checkpoint, "model.safetensors of a run")->required();
+  CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on the validation set of its config (or a given one)");
+  eval->add_option("config", config_path, "config file (default: the one stored in the checkpoint; must build the same network)");
+  eval->add_option("--config", config_path, "the same as CONFIG (needed for a plain PyTorch state dict)");
+  eval->add_option("--checkpoint", checkpoint, "model.safetensors of a run, or a PyTorch state dict")->required();
   eval->add_option("--set", sets, "override a config value (repeatable)");
   eval->add_flag("--json", as_json, "print JSON");
-  CLI::App* predict = app.add_subcommand("predict", "Segment one PNG image with a trained checkpoint");
-  predict->add_option("--checkpoint", checkpoint, "model.safetensors of a run")->required();
-  predict->add_option("image", image, "input PNG")->required();
-  predict->add_option("-o,--output", mask_out, "output PNG of the class map (palette colours)");
+  convlab::PredictCommand pc;
+  CLI::App* predict = app.add_subcommand("predict", "Segment PNG images (files or folders) with a trained checkpoint");
+  predict->add_option("--checkpoint", pc.checkpoint, "model.safetensors of a run, or a PyTorch state dict")->required();
+  predict->add_option("images", pc.inputs, "PNG images and/or folders of them")->required();
+  predict->add_option("-o,--output", pc.output, "one image: the colour mask (default mask.png); several: a folder (default predictions)");
+  predict->add_option("--config", pc.config, "config (default: the one stored in the checkpoint; must build the same network)");
+  predict->add_option("--set", pc.sets, "override a config value (repeatable)");
+  predict->add_flag("--probabilities", pc.probabilities, "also write per-class probabilities (<mask>_probabilities.safetensors)");
   predict->add_flag("--json", as_json, "print JSON");
 
   try {
     convlab::check_isa_env();  // an unknown or unsupported CONVLAB_ISA: one line, exit 2
-    app.parse(argc, argv);
+    const std::vector<char*> args = json_after_subcommand(app, argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
     if (threads > 0) convlab::set_num_threads(threads);
     quiet = quiet || as_json;  // train --json: stdout holds only the JSON result
     if (*op) return cmd_op(case_path, out_path, stats, repeat);
@@ -172,12 +199,17 @@ int main(int argc, char** argv) {
                                               "; run folder: " + s["run_dir"].get<std::string>() + "\n");
     }
     if (*eval) {
-      const auto m = convlab::eval_segmentation(convlab::load_config(config_path, sets), checkpoint);
+      const auto c = convlab::seg_checkpoint_config(convlab::safetensors::load(checkpoint), checkpoint, config_path, sets, "eval");
+      const auto m = convlab::eval_segmentation(c.config, checkpoint);
       print_json_or_summary(m, as_json, metrics_text(m));
     }
     if (*predict) {
-      const auto r = convlab::predict_segmentation(checkpoint, image, mask_out);
-      print_json_or_summary(r, as_json, "wrote " + mask_out + "\n");
+      std::vector<std::string> warnings;
+      const auto r = convlab::predict_command(pc, warnings);
+      for (const std::string& w : warnings) std::cerr << "convlab: warning: " << w << "\n";
+      const size_t n = r["images"].size();
+      print_json_or_summary(r, as_json, "wrote " + (n == 1 ? r["output"].get<std::string>() + " (and its _classes.png" + (pc.probabilities ? ", _probabilities.safetensors" : "") + ")"
+                                                          : std::to_string(n) + " masks to " + r["output"].get<std::string>()) + "\n");
     }
   } catch (...) {
     return report_exception(app);

@@ -1,6 +1,7 @@
 // models/study/deform_viz.cpp: the analysis of `convlab deform-viz`: where a trained DeformConv2d samples
 // (see deform_viz.h).
-// The model is rebuilt from the checkpoint's config (or --config), the weights loaded, the image run through
+// The model is rebuilt from the checkpoint's config (or --config, which must build the same network:
+// models/seg_task.h), the weights loaded, the image run through
 // the whole network in eval mode (as `convlab predict`), and the offsets / mask the layer computed in that
 // forward are read back: no separate re-implementation of the offset path.
 #include <algorithm>
@@ -29,26 +30,8 @@ struct Loaded {
 };
 
 Loaded load_model(const DeformVizCommand& c) {
-  const auto f = safetensors::load(c.checkpoint);
-  Loaded l;
-  json config;
-  if (!c.config.empty()) {
-    config = load_config(c.config, c.sets);
-    l.config_source = c.config;
-  } else {
-    CL_CHECK(f.metadata.count("config"), "deform-viz: checkpoint " << c.checkpoint
-                                             << " has no config in its metadata (give one with --config)");
-    config = checkpoint_config(f.metadata, c.checkpoint);
-    for (const std::string& s : c.sets) apply_set(config, s);
-    l.config_source = "the checkpoint's config";
-  }
-  l.task = make_seg_task(config, /*with_data=*/false);
-  try {
-    safetensors::copy_into(f, l.task.model->state_dict(), c.checkpoint);
-  } catch (const Error& e) {
-    CL_FAIL("deform-viz: the checkpoint does not fit " << l.config_source << ": " << e.what());
-  }
-  return l;
+  LoadedSegModel m = load_seg_checkpoint(c.checkpoint, c.config, c.sets, "deform-viz", /*with_data=*/false);
+  return {.task = std::move(m.task), .config_source = m.config_source};
 }
 
 Tensor image_tensor(const RgbImage& rgb) {  // [1, 3, H, W] in [0, 1], as `convlab predict` feeds the network
@@ -240,7 +223,7 @@ DeformVizResult deform_viz_command(const DeformVizCommand& c) {
     rgb = tensor_to_rgb(val->get(c.val_image).image, 0.f, 1.f);
     image_name = "validation image " + std::to_string(c.val_image);
   } else {
-    rgb = to_rgb(read_png(c.image));
+    rgb = to_rgb(read_image(c.image));  // PNG or JPEG
   }
   const Tensor x = image_tensor(rgb);
   {  // the whole network, as `convlab predict`: every deformable layer keeps the offsets of this forward

@@ -88,9 +88,10 @@ nlohmann::json default_case(const std::string& op);
 
 // ---- convlab erf (models/study/study_erf.cpp; computation in models/erf.h) ----
 struct ErfCommand {
-  std::string config{};             // a segmentation config
+  std::string config{};             // a segmentation config ("" with a checkpoint: the one stored in it)
   std::vector<std::string> sets{};  // --set overrides
-  std::string checkpoint{};         // model.safetensors of a run: adds a "trained" row (inputs: validation images)
+  std::string checkpoint{};         // model.safetensors of a run: adds a "trained" row (inputs: validation images);
+                                    // CONFIG must build the network it was trained with (models/seg_task.h)
   int64_t from_layer = -1;          // measure at the input of model.layers[K]; -1: the model input
   int64_t samples = 32;
   uint64_t seed = 0;

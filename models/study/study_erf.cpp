@@ -2,6 +2,7 @@
 // (untrained, and trained with --checkpoint) next to its theoretical receptive field and exact coverage
 // holes (computation: models/erf.h, models/receptive_field.h).
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 
 #include "core/error.h"
@@ -31,50 +32,26 @@ Tensor validation_images(const json& config, uint64_t seed, int64_t n) {
   return make_batch(*ds, idx).images;  // [n, 3, S, S]
 }
 
-// The first path where two JSON values differ ("" when equal), e.g. "[3].dilation: 2 vs 1".
-std::string first_difference(const json& a, const json& b, const std::string& path) {
-  if (a.is_object() && b.is_object()) {
-    for (const auto& [k, v] : a.items()) {
-      if (!b.contains(k)) return path + "." + k + ": " + json_brief(v) + " vs (absent)";
-      if (std::string d = first_difference(v, b[k], path + "." + k); !d.empty()) return d;
-    }
-    for (const auto& [k, v] : b.items())
-      if (!a.contains(k)) return path + "." + k + ": (absent) vs " + v.dump();
-    return "";
-  }
-  if (a.is_array() && b.is_array() && a.size() == b.size()) {
-    for (size_t i = 0; i < a.size(); ++i)
-      if (std::string d = first_difference(a[i], b[i], path + "[" + std::to_string(i) + "]"); !d.empty()) return d;
-    return "";
-  }
-  return a == b ? "" : path + ": " + json_brief(a) + " vs " + json_brief(b);
-}
-
-// Weights of the same shapes fit networks that differ in dilation or padding: compare the layer lists
-// with the config stored in the checkpoint's metadata (when there is one).
-std::string checkpoint_warning(const safetensors::File& f, const std::string& path, const json& config) {
-  if (!f.metadata.count("config")) return "";
-  json stored;
-  try {
-    stored = checkpoint_config(f.metadata, path);
-  } catch (const Error&) {
-    return "";  // an unreadable stored config only loses the warning
-  }
-  if (!stored.contains("model") || !stored["model"].contains("layers")) return "";
-  const std::string d = first_difference(stored["model"]["layers"], config["model"]["layers"], "model.layers");
-  if (d.empty()) return "";
-  return path + " was trained with different model.layers (" + d + ", checkpoint vs config): its weights fit, "
-         "but the trained row measures them in the config's network";
-}
-
 }  // namespace
 
 StudyResult erf_command(const ErfCommand& c) {
-  CL_CHECK(!c.config.empty(), "erf: give a CONFIG (e.g. configs/hdc_seg.json)");
+  CL_CHECK(!c.config.empty() || !c.checkpoint.empty(),
+           "erf: give a CONFIG (e.g. configs/hdc_seg.json) or a --checkpoint (its stored config is used)");
   CL_CHECK(c.samples >= 1, "erf: --samples must be >= 1, got " << c.samples);
   CL_CHECK(c.pixel.empty() || c.pixel.size() == 2, "erf: --pixel takes y,x (" << c.pixel.size() << " values given)");
   CL_CHECK(c.from_layer >= -1, "erf: --from-layer must be >= 0, got " << c.from_layer);
-  const json cfg = load_config(c.config, c.sets);
+  // With a checkpoint: its own config, or CONFIG when it builds the same network (refused otherwise).
+  std::optional<safetensors::File> file;
+  json cfg;
+  std::string config_source = c.config;
+  if (!c.checkpoint.empty()) {
+    file = safetensors::load(c.checkpoint);
+    SegCheckpointConfig sc = seg_checkpoint_config(*file, c.checkpoint, c.config, c.sets, "erf");
+    cfg = std::move(sc.config);
+    config_source = sc.source;
+  } else {
+    cfg = load_config(c.config, c.sets);
+  }
   const bool trained = !c.checkpoint.empty();
   SegTask untrained = make_seg_task(cfg, /*with_data=*/false);  // the config freshly initialised with its seed
   const json& layers = untrained.config["model"]["layers"];
@@ -86,12 +63,9 @@ StudyResult erf_command(const ErfCommand& c) {
                .config = untrained.config};
   Shape in = untrained.input_shape;
   std::vector<std::pair<std::string, std::shared_ptr<Sequential>>> models = {{"untrained", untrained.model}};
-  std::vector<std::string> warnings;
   if (trained) {
     SegTask t = make_seg_task(cfg, false);
-    const auto f = safetensors::load(c.checkpoint);
-    safetensors::copy_into(f, t.model->state_dict(), c.checkpoint);  // names the tensor and both shapes
-    if (std::string w = checkpoint_warning(f, c.checkpoint, untrained.config); !w.empty()) warnings.push_back(w);
+    safetensors::copy_into(*file, t.model->state_dict(), c.checkpoint);  // names the tensor and both shapes
     models.emplace_back("trained", t.model);
     o.images = validation_images(untrained.config, untrained.seed, c.samples);
     in[2] = o.images.size(2), in[3] = o.images.size(3);
@@ -123,16 +97,15 @@ StudyResult erf_command(const ErfCommand& c) {
                      std::to_string(r.zero_pixels) + " of " + std::to_string(r.rf_pixels) + " (" + percent(r.hole_share()) + ")",
                      std::to_string(r.coverage_holes)});
   }
-  out.json = {{"config", c.config},
+  out.json = {{"config", config_source},
               {"from_layer", c.from_layer >= 0 ? json(c.from_layer) : json(nullptr)},
               {"inputs", trained ? "validation" : "normal"},
               {"samples", c.samples},
               {"seed", c.seed},
-              {"rows", rows},
-              {"warnings", warnings}};
+              {"rows", rows}};
 
   std::string& t = out.text;
-  t = "effective receptive field of " + c.config + " at " + where + "\n";
+  t = "effective receptive field of " + config_source + " at " + where + "\n";
   t += "  measured tensor " + shape_str(r0.measured_at) + ", output pixel (" + std::to_string(r0.pixel[0]) + "," +
        std::to_string(r0.pixel[1]) + ") of " + shape_str(r0.output_shape) + "\n";
   t += "  inputs: " + inputs + (trained ? " for both models" : "") + "\n";
@@ -161,7 +134,6 @@ StudyResult erf_command(const ErfCommand& c) {
   if (res.size() == 2)
     t += "  training moved r50 " + radius(res[0].r50) + " -> " + radius(res[1].r50) + ", r95 " + radius(res[0].r95) +
          " -> " + radius(res[1].r95) + "\n";
-  for (const std::string& w : warnings) t += "warning: " + w + "\n";
 
   if (!c.png.empty()) {
     std::vector<RgbImage> tiles;

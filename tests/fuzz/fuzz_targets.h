@@ -12,7 +12,8 @@
 //   set          lines of "--set" assignments -> apply_set on a shipped config (hdc_seg; dcgan_mnist when the
 //                first line is "#gan", mnist_classifier when it is "#classification") -> built as `config`
 //   op_case      `convlab op` case text -> parse_case -> run_case (forward + backward) -> result_json
-//   image        bytes -> decode_image (PNG through stb; JPEG is refused) -> to_rgb
+//   image        bytes -> decode_image (PNG through stb, JPEG through libjpeg-turbo) -> to_rgb
+//   jpeg         bytes -> decode_jpeg (libjpeg-turbo; data/jpeg.h)
 // Limits: one thread, tensors of at most kMaxElements elements (core/tensor.h), so a legitimate but huge
 // network is refused with convlab::Error instead of eating the fuzzer's memory.
 #pragma once
@@ -30,6 +31,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "core/threads.h"
+#include "data/jpeg.h"
 #include "data/png.h"
 #include "data/safetensors.h"
 #include "models/config.h"
@@ -151,12 +153,19 @@ inline void op_case_input(const uint8_t* data, size_t size) {
   (void)result_json(call, r, /*stats=*/true).dump();
 }
 
-// ---- PNG (JPEG input must be refused cleanly) ----
+// ---- PNG and JPEG, as decode_image sees them ----
 inline void image_input(const uint8_t* data, size_t size) {
   setup();
   const PngImage img = decode_image(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
   const RgbImage rgb = to_rgb(img);
   (void)rgb;
+}
+
+// ---- JPEG through libjpeg-turbo (data/jpeg.h): every error and corrupt-data warning must become convlab::Error ----
+inline void jpeg_input(const uint8_t* data, size_t size) {
+  setup();
+  const PngImage img = decode_jpeg(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
+  if (img.W * img.H * 3 != static_cast<int64_t>(img.pixels.size())) std::abort();  // a finding: size mismatch
 }
 
 // The targets by name (the regression test walks tests/fuzz/regressions/<name>/).
@@ -169,7 +178,8 @@ inline const std::vector<Target>& targets() {
                                           {"config", config_input},
                                           {"set", set_input},
                                           {"op_case", op_case_input},
-                                          {"image", image_input}};
+                                          {"image", image_input},
+                                          {"jpeg", jpeg_input}};
   return all;
 }
 

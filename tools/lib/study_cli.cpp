@@ -126,9 +126,10 @@ void register_study_commands(CLI::App& app) {
     auto fl = std::make_shared<Flags>();
     CLI::App* sub = app.add_subcommand("erf", "Effective receptive field (Luo et al. 2016): mean |d out[pixel] / d input| "
                                               "vs the theoretical RF, with exact gridding holes");
-    sub->add_option("config", c->config, "a segmentation config");
+    sub->add_option("config", c->config, "a segmentation config (with --checkpoint: default its stored one; must build the same network)");
+    sub->add_option("--config", c->config, "the same as CONFIG (needed with a plain PyTorch state dict)");
     sub->add_option("--set", c->sets, "override a config value (repeatable)");
-    sub->add_option("--checkpoint", c->checkpoint, "model.safetensors of a run: adds a trained row (inputs: validation images)");
+    sub->add_option("--checkpoint", c->checkpoint, "model.safetensors of a run, or a PyTorch state dict: adds a trained row (inputs: validation images)");
     sub->add_option("--from-layer", c->from_layer, "measure at the input of model.layers[K] (default: the model input)")->check(at_most(100000));
     sub->add_option("--samples", c->samples, "input images averaged over (default 32)")->check(at_most(10000));
     sub->add_option("--seed", c->seed, "seed of the N(0,1) inputs (default 0)");

@@ -4,7 +4,8 @@
   image/*.png        every PNG colour type and bit depth stb decodes, all five row filters, Adam7 interlacing,
                      a palette with tRNS
   safetensors/*      valid files in convlab's layout (u64 header length, JSON header padded with spaces to a
-                     multiple of 8, little-endian F32 data), with and without __metadata__, a 0-d and an empty tensor
+                     multiple of 8, little-endian F32 data; num_batches_tracked as I64 [] like PyTorch, and as an
+                     old convlab F32 [1]), with and without __metadata__, a 0-d and an empty tensor
 safetensors/convlab_* were written by convlab itself (model and optimizer checkpoints of a one-step run of
 plain_seg with model.layers=[{"type":"conv2d","out_channels":6,"kernel_size":1}], image_size 16).
 The config, set and op_case seeds are copies of shipped
@@ -103,8 +104,9 @@ def safetensors(tensors, metadata=None):
     header, data = {}, b""
     for name, shape, values in tensors:
         begin = len(data)
-        data += struct.pack("<%df" % len(values), *values)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [begin, len(data)]}
+        i64 = name.endswith("num_batches_tracked") and shape == []  # PyTorch's int64 counter
+        data += struct.pack("<%d%s" % (len(values), "q" if i64 else "f"), *values)
+        header[name] = {"dtype": "I64" if i64 else "F32", "shape": shape, "data_offsets": [begin, len(data)]}
     if metadata is not None:
         header["__metadata__"] = metadata
     h = json.dumps(header, separators=(",", ":")).encode()
@@ -118,6 +120,7 @@ def checkpoints():
         [("0.weight", [2, 1, 2, 2], [0.1 * i for i in range(8)]), ("1.weight", [2], [1, 1]), ("1.bias", [2], [0, 0]),
          ("1.running_mean", [2], [0, 0]), ("1.running_var", [2], [1, 1]), ("1.num_batches_tracked", [], [3])],
         {"format": "pt", "step": "1"}))
+    write("safetensors/bn_counter_old_f32", safetensors([("1.num_batches_tracked", [1], [7])]))
     write("safetensors/empty_tensor", safetensors([("a", [0, 4], []), ("b", [1], [2.5])], {}))
     write("safetensors/no_tensors", safetensors([], {"note": "empty"}))
 
