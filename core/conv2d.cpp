@@ -187,10 +187,13 @@ void forward_gemm(const float* x, const float* w, const float* b, const ConvDims
 //   dx[n, g*Cg + c, ih, iw] = sum_{m, kh', kw'} Wt[g*Cg + c, m, kh', kw'] * dy[n, g*Mg + m, ih - p' + kh'*d, ...]
 // with the kernel flipped and transposed, Wt[g*Cg + c, m, kh', kw'] = W[g*Mg + m, c, kH-1-kh', kW-1-kw'],
 // padding p' = d*(k-1) - p and the same dilation; its output is [H, W] again. Needs p' >= 0 on both axes
-// (padding at most the dilated kernel's extent minus one, true for every "same" conv).
+// (padding at most the dilated kernel's extent minus one, true for every "same" conv) and C_in/G >= 16.
 ConvDims transposed_for_dx(const ConvDims& d);
 bool dx_as_conv(const ConvDims& d) {
   if (d.sH != 1 || d.sW != 1 || d.pH > d.dH * (d.kH - 1) || d.pW > d.dW * (d.kW - 1)) return false;
+  // The conv's GEMM has C_in/G rows: with a handful (an RGB stem) its tiles are all edge and latency-bound,
+  // slower than the K-row dcols GEMM + col2im (measured: stem 6.7 against 4.5 ms per pass).
+  if (d.cin_g() < 16) return false;
   const ConvDims t = transposed_for_dx(d);  // its columns must fit the tensor limit like the forward's do
   return t.k_rows() * t.hw_out() <= max_tensor_elements();
 }
