@@ -32,14 +32,7 @@ FolderDatasetOptions example() {
   return o;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(FolderDataset, VocColourMap) {
   EXPECT_EQ(voc_colour(0), (std::array<uint8_t, 3>{0, 0, 0}));

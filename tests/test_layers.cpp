@@ -23,14 +23,7 @@ ModulePtr make(const json& j, const Shape& in, uint64_t seed = 1) {
   return m;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(Layers, Conv2dHasPyTorchNamesAndInit) {
   ModulePtr m = make({{"type", "conv2d"}, {"out_channels", 8}, {"kernel_size", 3}, {"padding", "same"}, {"dilation", 2}},

@@ -30,14 +30,7 @@ using testing::source_path;
 
 const std::string kDir = "tests/data/torch_tiny/";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(TorchInterop, PlainPyTorchStateDictReproducesTorchLogits) {
   const std::string ckpt = source_path(kDir + "model.safetensors"), cfg = source_path(kDir + "config.json");

@@ -90,14 +90,7 @@ TEST(Train, OneAndTwoThreadsGiveIdenticalMetrics) {
   EXPECT_EQ(val_lines(runs + "/t_1thread"), val_lines(runs + "/t_2threads"));
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(Train, NanLossStopsAndKeepsLastGoodCheckpoint) {
   json c = tiny_config("t_nan");

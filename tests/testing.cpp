@@ -1,6 +1,8 @@
 // tests/testing.cpp: see testing.h.
 #include "tests/testing.h"
 
+#include "core/error.h"
+
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -122,6 +124,15 @@ CliRun run_cli(const std::string& args, const std::string& stdin_text, const std
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = slurp(o), r.err = slurp(e);
   return r;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace convlab::testing

@@ -39,6 +39,9 @@ std::vector<GradcheckResult> gradcheck(const std::string& what,
 // Source-tree paths for test data.
 std::string source_path(const std::string& rel);
 
+// The message of the convlab::Error f throws, or "(no error)".
+std::string error_of(const std::function<void()>& f);
+
 // The convlab executable as a user runs it: `args` go through the shell (quote them), stdin is empty
 // unless given, `env` ("NAME=value ...") is added to its environment. `code` is the exit status, or 128 + the signal when the process was killed by one.
 struct CliRun {
