@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/safetensors.h"
 #include "models/train/engine.h"
 #include "tests/testing.h"
 
@@ -53,7 +54,7 @@ class CountingTask : public TrainingTask {
   std::vector<CheckpointFile> checkpoint_files() const override { return {{"w.safetensors", {{"w", w_}}, {}}}; }
   json summary(const json& last_log, const json& last_val) override { return {{"last", last_log}, {"val", last_val}}; }
 
- private:
+ protected:
   std::string name_ = "counting";
   json config_ = {{"what", "counting"}};
   int64_t steps_, nan_at_;
@@ -145,6 +146,66 @@ TEST(Engine, CheckpointFileNamesArePlainSafetensorsNames) {
   for (const char* bad : {"../w.safetensors", "sub/w.safetensors", "checkpoint.json", "metrics.jsonl", ".safetensors"})
     EXPECT_THROW(RunCheckpoints("runs/x", {bad}), Error) << bad;
   EXPECT_NO_THROW(RunCheckpoints("runs/x", {"w.safetensors", "model.safetensors"}));
+}
+
+}  // namespace
+}  // namespace convlab
+
+namespace convlab {
+namespace {
+
+// CountingTask with a validation score to maximise: 0.5, 0.9, 0.7, 0.8 after steps 3, 6, 9, 12.
+class ScoredTask : public CountingTask {
+ public:
+  ScoredTask() : CountingTask(12, -1, true) {}
+  LoopPlan plan() const override {
+    LoopPlan p = CountingTask::plan();
+    p.best_metric = "score";
+    p.best_file = "w.safetensors";
+    return p;
+  }
+  Validation validate(int64_t done, const std::string&) override {
+    const double score[] = {0.5, 0.9, 0.7, 0.8};
+    return {{{"split", "val"}, {"score", score[done / 3 - 1]}}, {}};
+  }
+};
+
+TEST(Engine, BestValidationIsKeptAndAStopRequestStopsWithACheckpointThatResumes) {
+  const std::string runs = testing::temp_dir("engine_best"), dir = runs + "/counting";
+  ScoredTask a;
+  int64_t polls = 0;  // the loop asks after every step; "yes" after the 7th
+  std::ostringstream log_a;
+  const json sa = run_training(a, {.runs_dir = runs, .log = &log_a, .stop_requested = [&] { return ++polls == 7; }});
+  EXPECT_EQ(sa["stopped"], "interrupted");
+  EXPECT_EQ(sa["completed_steps"], 7);
+  EXPECT_EQ(sa["checkpoint_written"], true);
+  EXPECT_EQ(RunCheckpoints(dir, {"w.safetensors"}).load().step, 7);  // between the scheduled ones (6 and 8)
+  EXPECT_EQ(sa["best"], (json{{"step", 6}, {"metric", "score"}, {"value", 0.9}, {"file", "best.safetensors"}}));
+  const auto best6 = safetensors::load(dir + "/best.safetensors");
+  EXPECT_EQ(best6.tensors.at(0).second.item(), 6.f);
+  EXPECT_EQ(best6.metadata.at("step"), "6");
+  EXPECT_EQ(best6.metadata.at("best_metric"), "score");
+  EXPECT_EQ(best6.metadata.at("best_value"), "0.9");
+
+  // --resume: announced, continues at step 8, and knows the best so far from metrics.jsonl (0.8 at 12 is not one).
+  ScoredTask b;
+  std::ostringstream log_b;
+  const json sb = run_training(b, {.runs_dir = runs, .resume = true, .log = &log_b});
+  EXPECT_EQ(log_b.str().rfind("resuming from step 7\n", 0), 0u) << log_b.str();
+  EXPECT_EQ(sb["stopped"], "");
+  EXPECT_EQ(sb["resumed_from"], 7);
+  EXPECT_EQ(sb["completed_steps"], 12);
+  EXPECT_EQ(sb["best"]["step"], 6);
+  EXPECT_EQ(safetensors::load(dir + "/best.safetensors").tensors.at(0).second.item(), 6.f);
+  std::ifstream f(dir + "/summary.json");
+  EXPECT_EQ(json::parse(f)["best"]["value"], 0.9);
+
+  // --stop-after says "stop_after"; a fresh run (--overwrite) removes the old best.safetensors first.
+  ScoredTask c;
+  const json sc = run_training(c, {.runs_dir = runs, .stop_after = 2, .overwrite = true});
+  EXPECT_EQ(sc["stopped"], "stop_after");
+  EXPECT_FALSE(sc.contains("best"));
+  EXPECT_FALSE(fs::exists(dir + "/best.safetensors"));
 }
 
 }  // namespace

@@ -6,11 +6,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <ostream>
 
 #include "core/cpu.h"
 #include "core/error.h"
 #include "data/files.h"
+#include "data/safetensors.h"
 
 namespace convlab {
 
@@ -56,6 +58,21 @@ std::string rate_and_eta(double images_per_s, double eta) {
   return buf;
 }
 
+// A validation record (split "val" or "test", not a training log line) holding `key` as a number: its value.
+bool validation_value(const json& rec, const std::string& key, double& v) {
+  if (key.empty() || !rec.is_object() || !rec.contains("split") || rec["split"] == "train") return false;
+  const auto it = rec.find(key);
+  if (it == rec.end() || !it->is_number()) return false;
+  v = it->get<double>();
+  return true;
+}
+
+// The best validation so far of a run and its best.safetensors.
+struct Best {
+  int64_t step = -1;
+  double value = -std::numeric_limits<double>::infinity();
+};
+
 }  // namespace
 
 json run_training(TrainingTask& task, const TrainFlags& flags) {
@@ -75,6 +92,17 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
     task.restore(c);
     step = c.step;
     ckpts.trim_metrics(step);
+    if (out) *out << "resuming from step " << step << "\n";
+  }
+  Best best;
+  const fs::path best_path = dir / "best.safetensors";
+  if (flags.resume && !plan.best_metric.empty()) {  // (a fresh start: start() removed the old best.safetensors)
+    std::ifstream f(dir / "metrics.jsonl");  // trimmed to the checkpoint's step above
+    for (std::string line; std::getline(f, line);) {
+      const json rec = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      double v = 0;
+      if (validation_value(rec, plan.best_metric, v) && v > best.value) best = {rec.value("step", int64_t(0)), v};
+    }
   }
   write_file_bytes_atomic((dir / "config.json").string(), task.config().dump(2) + "\n", "");
   MetricsLog metrics((dir / "metrics.jsonl").string());
@@ -85,6 +113,7 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   json last_log, last_val;
   int64_t completed = step;
+  std::string stopped;  // "", "stop_after" or "interrupted"
   bool bar_open = false;  // the bar is the last thing on its line
   task.begin();
   for (; step < plan.steps; ++step) {
@@ -121,6 +150,17 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
         v.record["step"] = done;
         metrics.write(v.record);
         last_val = v.record;
+        double value = 0;
+        if (validation_value(v.record, plan.best_metric, value) && value > best.value) {
+          best = {done, value};
+          for (CheckpointFile& cf : task.checkpoint_files())
+            if (cf.name == plan.best_file) {
+              cf.metadata["step"] = std::to_string(done);
+              cf.metadata["best_metric"] = plan.best_metric;
+              cf.metadata["best_value"] = v.record[plan.best_metric].dump();
+              safetensors::save(best_path.string(), cf.tensors, cf.metadata);  // a temporary renamed over: atomic
+            }
+        }
       }
       if (out) {
         for (const std::string& l : v.lines) {
@@ -130,9 +170,14 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
         out->flush();
       }
     }
-    const bool stop = done == flags.stop_after;
+    if (done < plan.steps) {
+      if (done == flags.stop_after) stopped = "stop_after";
+      else if (flags.stop_requested && flags.stop_requested()) stopped = "interrupted";
+    }
+    const bool stop = !stopped.empty();
     // Written once the next step's losses are finite (models/checkpoint.h); the last step has none, so at once.
-    if (done == plan.steps || stop)
+    // A task that cannot resume keeps no checkpoint of an interrupted run (it restarts from scratch anyway).
+    if (done == plan.steps || (stop && plan.resumable))
       ckpts.save(done, task.checkpoint_files());  // refuses non-finite weights, statistics or state
     else if (plan.checkpoint_every > 0 && done % plan.checkpoint_every == 0)
       ckpts.defer(done, task.checkpoint_files());
@@ -145,10 +190,15 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   summary["task"] = task.kind();
   summary["steps"] = plan.steps;
   summary["completed_steps"] = completed;
+  summary["resumed_from"] = first;
+  summary["stopped"] = stopped;
+  summary["checkpoint_written"] = stopped.empty() || plan.resumable;
   summary["batch_size"] = B;
   summary["train_seconds"] = secs;
   summary["run_dir"] = dir.string();
   summary["simd_target"] = isa_name(active_isa());
+  if (best.step >= 0)
+    summary["best"] = {{"step", best.step}, {"metric", plan.best_metric}, {"value", best.value}, {"file", "best.safetensors"}};
   write_file_bytes_atomic((dir / "summary.json").string(), summary.dump(2) + "\n", "");
   return summary;
 }
