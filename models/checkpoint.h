@@ -73,8 +73,8 @@ class RunCheckpoints {
   // Call once before training. Creates the folder and removes what a killed writer left (temporaries,
   // step folders checkpoint.json does not name). Without `resume`: refuses a folder that holds a
   // checkpoint unless `overwrite`, then clears every checkpoint file and the previous run's outputs
-  // (metrics.jsonl, summary.json, best.safetensors, val_*.png,
-  // samples_*.png), so nothing stale survives.
+  // (metrics.jsonl, summary.json, best.safetensors, curves.svg, index.html,
+  // val_*.png, samples_*.png), so nothing stale survives.
   void start(bool resume, bool overwrite, bool resumable = true);
 
   bool exists() const;                 // a checkpoint (either layout) is on disk

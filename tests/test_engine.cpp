@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 
 #include "core/error.h"
 #include "data/safetensors.h"
+#include "models/train/curves.h"
 #include "models/train/engine.h"
 #include "tests/testing.h"
 
@@ -164,7 +166,8 @@ class ScoredTask : public CountingTask {
     p.best_file = "w.safetensors";
     return p;
   }
-  Validation validate(int64_t done, const std::string&) override {
+  Validation validate(int64_t done, const std::string& run_dir) override {
+    std::ofstream(run_dir + "/val_" + std::to_string(done) + ".png") << "picture";  // what a task's validation draws
     const double score[] = {0.5, 0.9, 0.7, 0.8};
     return {{{"split", "val"}, {"score", score[done / 3 - 1]}}, {}};
   }
@@ -206,6 +209,73 @@ TEST(Engine, BestValidationIsKeptAndAStopRequestStopsWithACheckpointThatResumes)
   EXPECT_EQ(sc["stopped"], "stop_after");
   EXPECT_FALSE(sc.contains("best"));
   EXPECT_FALSE(fs::exists(dir + "/best.safetensors"));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(Engine, EveryRunWritesCurvesAnIndexAndTimedSplitRows) {
+  const std::string runs = testing::temp_dir("engine_curves"), dir = runs + "/counting";
+  ScoredTask task;
+  run_training(task, {.runs_dir = runs});
+  // metrics.jsonl: every row has a split and an ISO-8601 UTC time.
+  const std::regex iso(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)");
+  size_t train = 0, val = 0;
+  for (const json& r : metrics(dir)) {
+    ASSERT_TRUE(r.contains("split") && r.contains("time")) << r.dump();
+    EXPECT_TRUE(std::regex_match(r["time"].get<std::string>(), iso)) << r.dump();
+    (r["split"] == "train" ? train : val) += 1;
+  }
+  EXPECT_EQ(train, 6u);  // log steps 2, 4, ..., 12
+  EXPECT_EQ(val, 4u);    // validations 3, 6, 9, 12
+  // curves.svg: one document, a polyline per series ("train loss", "val score"), the legend, ticks.
+  const std::string svg = read_text(dir + "/curves.svg");
+  EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
+  EXPECT_EQ(count_of(svg, "<svg "), 1u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_EQ(count_of(svg, "<polyline class=\"series\""), 2u) << svg;
+  EXPECT_NE(svg.find(">train loss</text>"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">val score</text>"), std::string::npos) << svg;
+  EXPECT_EQ(count_of(svg, "<"), count_of(svg, ">")) << "unbalanced tags";
+  EXPECT_EQ(count_of(svg, "<g"), count_of(svg, "</g>"));
+  EXPECT_EQ(count_of(svg, "<text"), count_of(svg, "</text>"));
+  // index.html: the curves, the newest validation picture and the summary; every file it names exists.
+  const std::string html = read_text(dir + "/index.html");
+  EXPECT_NE(html.find("<img src=\"curves.svg\""), std::string::npos) << html;
+  EXPECT_NE(html.find("<img src=\"val_12.png\""), std::string::npos) << html;
+  EXPECT_NE(html.find("&quot;completed_steps&quot;: 12"), std::string::npos) << html;
+  const std::regex ref(R"re((src|href)="([^"]+)")re");
+  size_t refs = 0;
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref); it != std::sregex_iterator(); ++it, ++refs)
+    EXPECT_TRUE(fs::exists(dir + "/" + (*it)[2].str())) << (*it)[2].str();
+  EXPECT_EQ(refs, 5u);  // curves.svg, val_12.png, summary.json, metrics.jsonl, config.json
+}
+
+TEST(Curves, SeriesFromMetricsRowsAndAnEmptyPanel) {
+  const std::vector<json> rows = {{{"step", 1}, {"split", "train"}, {"loss", 2.0}},
+                                  {{"step", 2}, {"split", "train"}, {"loss", 1.0}},
+                                  {{"step", 2}, {"split", "val"}, {"loss", 1.5}, {"miou", 0.25}},
+                                  {{"step", 3}, {"split", "train"}, {"loss", NAN}}};
+  const std::vector<CurveSeries> s = curve_series(rows, "miou");
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].name, "train loss");
+  EXPECT_EQ(s[0].points, (std::vector<std::pair<double, double>>{{1, 2}, {2, 1}}));  // the NaN is left out
+  EXPECT_EQ(s[1].name, "val loss");
+  EXPECT_EQ(s[2].name, "val mIoU");
+  const std::string svg = curves_svg(s, "a <run>");
+  EXPECT_EQ(count_of(svg, "<polyline"), 3u);
+  EXPECT_NE(svg.find("a &lt;run&gt;"), std::string::npos);
+  const std::string empty = curves_svg({}, "x");
+  EXPECT_EQ(count_of(empty, "no data yet"), 2u);
+  EXPECT_EQ(count_of(empty, "<polyline"), 0u);
 }
 
 }  // namespace

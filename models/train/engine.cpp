@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <ostream>
 
@@ -13,6 +15,7 @@
 #include "core/error.h"
 #include "data/files.h"
 #include "data/safetensors.h"
+#include "models/train/curves.h"
 
 namespace convlab {
 
@@ -33,6 +36,16 @@ std::string format_duration(double s) {
 
 namespace {
 
+// "2026-12-06T22:31:05Z": the wall clock of a metrics.jsonl row.
+std::string utc_now_iso() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 // metrics.jsonl, appended one flushed line at a time (a kill leaves at most one cut line, which --resume drops).
 class MetricsLog {
  public:
@@ -42,7 +55,8 @@ class MetricsLog {
   ~MetricsLog() { std::fclose(f_); }
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
-  void write(const json& j) {
+  void write(json j) {
+    j["time"] = utc_now_iso();
     const std::string line = j.dump() + "\n";
     CL_CHECK(std::fputs(line.c_str(), f_) >= 0 && std::fflush(f_) == 0, path_ << ": cannot write");
   }
@@ -65,6 +79,37 @@ bool validation_value(const json& rec, const std::string& key, double& v) {
   if (it == rec.end() || !it->is_number()) return false;
   v = it->get<double>();
   return true;
+}
+
+// curves.svg (from metrics.jsonl as it is on disk) and index.html: the curves, the newest val_<N>.png or
+// samples_<N>.png, and summary.json when `with_summary` (at the end: before that the folder may hold an old one).
+void write_run_pages(const fs::path& dir, const std::string& name, const std::string& metric, bool with_summary) {
+  std::vector<json> recs;
+  {
+    std::ifstream f(dir / "metrics.jsonl");
+    for (std::string line; std::getline(f, line);) {
+      json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_discarded()) recs.push_back(std::move(j));
+    }
+  }
+  write_file_bytes_atomic((dir / "curves.svg").string(), curves_svg(curve_series(recs, metric), name), "");
+  std::string picture;
+  long long newest = -1;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    for (const std::string prefix : {"val_", "samples_"})
+      if (n.rfind(prefix, 0) == 0 && e.path().extension() == ".png") {
+        const std::string digits = n.substr(prefix.size(), n.size() - prefix.size() - 4);
+        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 15) continue;
+        if (const long long k = std::stoll(digits); k > newest) newest = k, picture = n;
+      }
+  }
+  std::string summary;
+  if (with_summary) {
+    std::ifstream f(dir / "summary.json");
+    summary.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  write_file_bytes_atomic((dir / "index.html").string(), run_index_html(name, picture, summary), "");
 }
 
 // The best validation so far of a run and its best.safetensors.
@@ -125,7 +170,7 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
     const double ips = double((done - first) * B) / std::max(secs, 1e-9);
     const double eta = double(plan.steps - done) * B / std::max(ips, 1e-9);
     if (done % plan.log_every == 0 || done == plan.steps) {
-      json rec = {{"step", done}};
+      json rec = {{"step", done}, {"split", "train"}};
       std::vector<std::string> extra;
       task.log(done, rec, extra);
       rec["images_per_s"] = ips;
@@ -162,6 +207,7 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
             }
         }
       }
+      write_run_pages(dir, task.name(), plan.best_metric, false);
       if (out) {
         for (const std::string& l : v.lines) {
           *out << (bar_open ? "\n" : "") << l << "\n";
@@ -200,6 +246,7 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   if (best.step >= 0)
     summary["best"] = {{"step", best.step}, {"metric", plan.best_metric}, {"value", best.value}, {"file", "best.safetensors"}};
   write_file_bytes_atomic((dir / "summary.json").string(), summary.dump(2) + "\n", "");
+  write_run_pages(dir, task.name(), plan.best_metric, true);
   return summary;
 }
 

@@ -2,7 +2,11 @@
 // a program's own TrainingTask) says how one step trains on a batch, what a log line and a validation
 // measure, and which files a checkpoint holds; run_training() owns everything around it:
 //   - the run folder runs/<name>/: config.json (the resolved config), metrics.jsonl (one JSON object per log
-//     step and per validation, each with "step"; log lines also "images_per_s" and "seconds"), summary.json;
+//     step and per validation, each with "step", "split" ("train" on log lines; the task's, e.g. "val", on
+//     validations) and "time" (ISO-8601 UTC); log lines also "images_per_s" and "seconds"), summary.json,
+//     curves.svg (losses and the plan's best_metric against step, models/train/curves.h) and index.html (the
+//     curves, the newest val_<N>.png / samples_<N>.png, summary.json), both refreshed at every validation and
+//     at the end;
 //   - checkpoints through models/checkpoint.h (one atomic unit; deferred until the next step's losses are
 //     finite, written at once after the last step and at --stop-after), --resume, --overwrite;
 //   - the NaN stop (StepGuard::check_finite: "train: <what> became nan at step N; <the checkpoint kept>");
