@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
       if (s["task"] == "segmentation")
         print_json_or_summary(s, as_json, done + "; final " + metrics_text(s["final"]) + "run folder: " +
                                               s["run_dir"].get<std::string>() +
-                                              " (metrics.jsonl, summary.json, model.safetensors, val_*.png)\n");
+                                              " (index.html, curves.svg, metrics.jsonl, summary.json, model.safetensors, best.safetensors, val_*.png)\n");
       else
         print_json_or_summary(s, as_json, done + (s["task"] == "classification" ? "; held-out accuracy " + pct(s["final"]["accuracy"]) : "") +
                                               "; run folder: " + s["run_dir"].get<std::string>() + "\n");
