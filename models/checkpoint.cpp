@@ -232,7 +232,7 @@ void RunCheckpoints::start(bool resume, bool overwrite, bool resumable) {
     remove_all_or_throw(ck);
     for (const fs::path& p : entries(dir)) {
       const std::string n = p.filename().string(), ext = p.extension().string();
-      if (n == "metrics.jsonl" || n == "summary.json" ||
+      if (n == "metrics.jsonl" || n == "summary.json" || n == "best.safetensors" || n == "curves.svg" || n == "index.html" ||
           (ext == ".png" && (n.rfind("val_", 0) == 0 || n.rfind("samples_", 0) == 0)))
         remove_all_or_throw(p);
     }

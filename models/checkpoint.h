@@ -41,6 +41,11 @@
 
 namespace convlab {
 
+// The default checkpoint interval of the shipped tasks: every validation (segmentation) or sample grid (GAN), and
+// at most this many steps apart, so a crash (kill -9, power loss) loses at most this many steps. A Ctrl-C loses
+// none: `convlab train` then writes a checkpoint of the step it stops at.
+inline constexpr int64_t kDefaultCheckpointEveryMax = 200;
+
 struct CheckpointFile {
   std::string name;                             // "model.safetensors": its name in the run folder
   NamedTensors tensors;
@@ -68,7 +73,8 @@ class RunCheckpoints {
   // Call once before training. Creates the folder and removes what a killed writer left (temporaries,
   // step folders checkpoint.json does not name). Without `resume`: refuses a folder that holds a
   // checkpoint unless `overwrite`, then clears every checkpoint file and the previous run's outputs
-  // (metrics.jsonl, summary.json, val_*.png, samples_*.png), so nothing stale survives.
+  // (metrics.jsonl, summary.json, best.safetensors, curves.svg, index.html,
+  // val_*.png, samples_*.png), so nothing stale survives.
   void start(bool resume, bool overwrite, bool resumable = true);
 
   bool exists() const;                 // a checkpoint (either layout) is on disk

@@ -1,12 +1,15 @@
 // models/seg_task.cpp: reading a segmentation config into datasets, model, loss and optimizer settings.
 #include "models/seg_task.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "data/digit_scenes.h"
 #include "data/folder_dataset.h"
 #include "data/mnist.h"
 #include "data/shapes.h"
 #include "layers/options.h"
+#include "models/checkpoint.h"
 #include "models/config.h"
 
 namespace convlab {
@@ -151,7 +154,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
   t.train.batch_size = tr.integer("batch_size", 16, 1, kMaxBatch);
   t.train.val_every = tr.integer("val_every", std::max<int64_t>(1, t.train.steps / 4), 1);
   t.train.log_every = tr.integer("log_every", 20, 1);
-  t.train.checkpoint_every = tr.integer("checkpoint_every", t.train.val_every, 1);
+  t.train.checkpoint_every = tr.integer("checkpoint_every", std::min(t.train.val_every, kDefaultCheckpointEveryMax), 1);
   t.train.grid_images = tr.integer("grid_images", 4, 0, 64);
   tr.finish();
 

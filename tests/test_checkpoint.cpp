@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -96,7 +97,11 @@ std::vector<std::string> val_lines(const fs::path& dir) {
   std::ifstream f(dir / "metrics.jsonl");
   std::vector<std::string> out;
   for (std::string line; std::getline(f, line);)
-    if (line.find("\"split\":\"val\"") != std::string::npos) out.push_back(line);
+    if (line.find("\"split\":\"val\"") != std::string::npos) {
+      json j = json::parse(line);
+      j.erase("time");  // the wall clock of the row (ISO-8601 UTC), the one field two equal runs do not share
+      out.push_back(j.dump());
+    }
   return out;
 }
 
@@ -170,6 +175,52 @@ TEST(Checkpoint, KillNineInALoopNeverLeavesAnUnresumableRun) {
   std::vector<std::string> folders;
   for (const auto& p : fs::directory_iterator(dir / "checkpoints")) folders.push_back(p.path().filename().string());
   EXPECT_EQ(folders, std::vector<std::string>{"step_40"});
+}
+
+// Ctrl-C (SIGINT) or SIGTERM during `convlab train`: the step in progress finishes, a checkpoint of it is written
+// through RunCheckpoints, the CLI says where it stopped and exits 128 + the signal; --resume continues from there.
+TEST(Checkpoint, SignalStopsAfterTheStepWithACheckpointAndResumeContinues) {
+  for (const int sig : {SIGINT, SIGTERM}) {
+    const std::string name = sig == SIGINT ? "int" : "term", when = "signal " + name;
+    const fs::path runs = test_dir() / "signal", dir = runs / name;
+    // Far more steps than can run before the signal; no scheduled checkpoint or validation on the way.
+    const pid_t pid = spawn(seg_args(runs, name, {"--set", "train.steps=1000000", "--set", "train.checkpoint_every=1000000",
+                                                  "--set", "train.val_every=1000000"}));
+    // The first log line (step 5) shows the loop is running; a loaded machine may take long to get there.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+    while (slurp(dir / "metrics.jsonl").find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_NE(slurp(dir / "metrics.jsonl").find('\n'), std::string::npos) << when << ": no log line within 300 s";
+    ::kill(pid, sig);
+    const Exit e = wait_for(pid);
+    ASSERT_FALSE(e.killed) << when;
+    EXPECT_EQ(e.code, 128 + sig) << when << ": " << e.err;
+    ASSERT_TRUE(fs::exists(dir / "checkpoint.json")) << when;
+    const int64_t k = json::parse(slurp(dir / "checkpoint.json"))["step"].get<int64_t>();
+    EXPECT_GE(k, 5) << when;
+    EXPECT_EQ(slurp(test_dir() / "out"), "stopped at step " + std::to_string(k) + " (checkpoint written; --resume continues)\n")
+        << when;
+    const json stopped = json::parse(slurp(dir / "summary.json"));
+    EXPECT_EQ(stopped["stopped"], "interrupted") << when;
+    EXPECT_EQ(stopped["completed_steps"], k) << when;
+    expect_consistent(dir, when);
+    // --resume (with progress output: no -q) runs the remaining 3 steps of a schedule of k + 3.
+    std::vector<std::string> args = seg_args(runs, name, {"--set", "train.steps=" + std::to_string(k + 3), "--resume"});
+    args.erase(std::find(args.begin(), args.end(), "-q"));
+    const Exit r = run(args);
+    ASSERT_EQ(r.code, 0) << when << ": " << r.err;
+    EXPECT_NE(slurp(test_dir() / "out").find("resuming from step " + std::to_string(k) + "\n"), std::string::npos) << when;
+    EXPECT_NE(slurp(test_dir() / "out").find("done in"), std::string::npos) << when;
+    const json done = json::parse(slurp(dir / "summary.json"));
+    EXPECT_EQ(done["resumed_from"], k) << when;
+    EXPECT_EQ(done["completed_steps"], k + 3) << when;
+    EXPECT_EQ(done["stopped"], "") << when;
+    EXPECT_EQ(json::parse(slurp(dir / "checkpoint.json"))["step"], k + 3) << when;
+    // The one validation (the last step) is the best so far: best.safetensors is a model file eval accepts.
+    EXPECT_EQ(done["best"]["step"], k + 3) << when;
+    EXPECT_EQ(done["best"]["metric"], "miou") << when;
+    EXPECT_EQ(run({"eval", "--checkpoint", (dir / "best.safetensors").string()}).code, 0) << when;
+  }
 }
 
 TEST(Checkpoint, ExplodingLearningRateKeepsOnlyAFiniteCheckpoint) {

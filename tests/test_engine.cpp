@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -14,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "data/safetensors.h"
+#include "models/train/curves.h"
 #include "models/train/engine.h"
 #include "tests/testing.h"
 
@@ -53,7 +56,7 @@ class CountingTask : public TrainingTask {
   std::vector<CheckpointFile> checkpoint_files() const override { return {{"w.safetensors", {{"w", w_}}, {}}}; }
   json summary(const json& last_log, const json& last_val) override { return {{"last", last_log}, {"val", last_val}}; }
 
- private:
+ protected:
   std::string name_ = "counting";
   json config_ = {{"what", "counting"}};
   int64_t steps_, nan_at_;
@@ -145,6 +148,134 @@ TEST(Engine, CheckpointFileNamesArePlainSafetensorsNames) {
   for (const char* bad : {"../w.safetensors", "sub/w.safetensors", "checkpoint.json", "metrics.jsonl", ".safetensors"})
     EXPECT_THROW(RunCheckpoints("runs/x", {bad}), Error) << bad;
   EXPECT_NO_THROW(RunCheckpoints("runs/x", {"w.safetensors", "model.safetensors"}));
+}
+
+}  // namespace
+}  // namespace convlab
+
+namespace convlab {
+namespace {
+
+// CountingTask with a validation score to maximise: 0.5, 0.9, 0.7, 0.8 after steps 3, 6, 9, 12.
+class ScoredTask : public CountingTask {
+ public:
+  ScoredTask() : CountingTask(12, -1, true) {}
+  LoopPlan plan() const override {
+    LoopPlan p = CountingTask::plan();
+    p.best_metric = "score";
+    p.best_file = "w.safetensors";
+    return p;
+  }
+  Validation validate(int64_t done, const std::string& run_dir) override {
+    std::ofstream(run_dir + "/val_" + std::to_string(done) + ".png") << "picture";  // what a task's validation draws
+    const double score[] = {0.5, 0.9, 0.7, 0.8};
+    return {{{"split", "val"}, {"score", score[done / 3 - 1]}}, {}};
+  }
+};
+
+TEST(Engine, BestValidationIsKeptAndAStopRequestStopsWithACheckpointThatResumes) {
+  const std::string runs = testing::temp_dir("engine_best"), dir = runs + "/counting";
+  ScoredTask a;
+  int64_t polls = 0;  // the loop asks after every step; "yes" after the 7th
+  std::ostringstream log_a;
+  const json sa = run_training(a, {.runs_dir = runs, .log = &log_a, .stop_requested = [&] { return ++polls == 7; }});
+  EXPECT_EQ(sa["stopped"], "interrupted");
+  EXPECT_EQ(sa["completed_steps"], 7);
+  EXPECT_EQ(sa["checkpoint_written"], true);
+  EXPECT_EQ(RunCheckpoints(dir, {"w.safetensors"}).load().step, 7);  // between the scheduled ones (6 and 8)
+  EXPECT_EQ(sa["best"], (json{{"step", 6}, {"metric", "score"}, {"value", 0.9}, {"file", "best.safetensors"}}));
+  const auto best6 = safetensors::load(dir + "/best.safetensors");
+  EXPECT_EQ(best6.tensors.at(0).second.item(), 6.f);
+  EXPECT_EQ(best6.metadata.at("step"), "6");
+  EXPECT_EQ(best6.metadata.at("best_metric"), "score");
+  EXPECT_EQ(best6.metadata.at("best_value"), "0.9");
+
+  // --resume: announced, continues at step 8, and knows the best so far from metrics.jsonl (0.8 at 12 is not one).
+  ScoredTask b;
+  std::ostringstream log_b;
+  const json sb = run_training(b, {.runs_dir = runs, .resume = true, .log = &log_b});
+  EXPECT_EQ(log_b.str().rfind("resuming from step 7\n", 0), 0u) << log_b.str();
+  EXPECT_EQ(sb["stopped"], "");
+  EXPECT_EQ(sb["resumed_from"], 7);
+  EXPECT_EQ(sb["completed_steps"], 12);
+  EXPECT_EQ(sb["best"]["step"], 6);
+  EXPECT_EQ(safetensors::load(dir + "/best.safetensors").tensors.at(0).second.item(), 6.f);
+  std::ifstream f(dir + "/summary.json");
+  EXPECT_EQ(json::parse(f)["best"]["value"], 0.9);
+
+  // --stop-after says "stop_after"; a fresh run (--overwrite) removes the old best.safetensors first.
+  ScoredTask c;
+  const json sc = run_training(c, {.runs_dir = runs, .stop_after = 2, .overwrite = true});
+  EXPECT_EQ(sc["stopped"], "stop_after");
+  EXPECT_FALSE(sc.contains("best"));
+  EXPECT_FALSE(fs::exists(dir + "/best.safetensors"));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(Engine, EveryRunWritesCurvesAnIndexAndTimedSplitRows) {
+  const std::string runs = testing::temp_dir("engine_curves"), dir = runs + "/counting";
+  ScoredTask task;
+  run_training(task, {.runs_dir = runs});
+  // metrics.jsonl: every row has a split and an ISO-8601 UTC time.
+  const std::regex iso(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)");
+  size_t train = 0, val = 0;
+  for (const json& r : metrics(dir)) {
+    ASSERT_TRUE(r.contains("split") && r.contains("time")) << r.dump();
+    EXPECT_TRUE(std::regex_match(r["time"].get<std::string>(), iso)) << r.dump();
+    (r["split"] == "train" ? train : val) += 1;
+  }
+  EXPECT_EQ(train, 6u);  // log steps 2, 4, ..., 12
+  EXPECT_EQ(val, 4u);    // validations 3, 6, 9, 12
+  // curves.svg: one document, a polyline per series ("train loss", "val score"), the legend, ticks.
+  const std::string svg = read_text(dir + "/curves.svg");
+  EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
+  EXPECT_EQ(count_of(svg, "<svg "), 1u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_EQ(count_of(svg, "<polyline class=\"series\""), 2u) << svg;
+  EXPECT_NE(svg.find(">train loss</text>"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">val score</text>"), std::string::npos) << svg;
+  EXPECT_EQ(count_of(svg, "<"), count_of(svg, ">")) << "unbalanced tags";
+  EXPECT_EQ(count_of(svg, "<g"), count_of(svg, "</g>"));
+  EXPECT_EQ(count_of(svg, "<text"), count_of(svg, "</text>"));
+  // index.html: the curves, the newest validation picture and the summary; every file it names exists.
+  const std::string html = read_text(dir + "/index.html");
+  EXPECT_NE(html.find("<img src=\"curves.svg\""), std::string::npos) << html;
+  EXPECT_NE(html.find("<img src=\"val_12.png\""), std::string::npos) << html;
+  EXPECT_NE(html.find("&quot;completed_steps&quot;: 12"), std::string::npos) << html;
+  const std::regex ref(R"re((src|href)="([^"]+)")re");
+  size_t refs = 0;
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref); it != std::sregex_iterator(); ++it, ++refs)
+    EXPECT_TRUE(fs::exists(dir + "/" + (*it)[2].str())) << (*it)[2].str();
+  EXPECT_EQ(refs, 5u);  // curves.svg, val_12.png, summary.json, metrics.jsonl, config.json
+}
+
+TEST(Curves, SeriesFromMetricsRowsAndAnEmptyPanel) {
+  const std::vector<json> rows = {{{"step", 1}, {"split", "train"}, {"loss", 2.0}},
+                                  {{"step", 2}, {"split", "train"}, {"loss", 1.0}},
+                                  {{"step", 2}, {"split", "val"}, {"loss", 1.5}, {"miou", 0.25}},
+                                  {{"step", 3}, {"split", "train"}, {"loss", NAN}}};
+  const std::vector<CurveSeries> s = curve_series(rows, "miou");
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].name, "train loss");
+  EXPECT_EQ(s[0].points, (std::vector<std::pair<double, double>>{{1, 2}, {2, 1}}));  // the NaN is left out
+  EXPECT_EQ(s[1].name, "val loss");
+  EXPECT_EQ(s[2].name, "val mIoU");
+  const std::string svg = curves_svg(s, "a <run>");
+  EXPECT_EQ(count_of(svg, "<polyline"), 3u);
+  EXPECT_NE(svg.find("a &lt;run&gt;"), std::string::npos);
+  const std::string empty = curves_svg({}, "x");
+  EXPECT_EQ(count_of(empty, "no data yet"), 2u);
+  EXPECT_EQ(count_of(empty, "<polyline"), 0u);
 }
 
 }  // namespace

@@ -42,7 +42,11 @@ std::vector<std::string> val_lines(const std::string& dir) {
   std::ifstream f(dir + "/metrics.jsonl");
   std::vector<std::string> out;
   for (std::string line; std::getline(f, line);)
-    if (line.find("\"split\":\"val\"") != std::string::npos) out.push_back(line);
+    if (line.find("\"split\":\"val\"") != std::string::npos) {
+      json j = json::parse(line);
+      j.erase("time");  // the wall clock of the row (ISO-8601 UTC), the one field two equal runs do not share
+      out.push_back(j.dump());
+    }
   return out;
 }
 

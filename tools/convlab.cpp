@@ -1,8 +1,10 @@
 // tools/convlab.cpp: the one convlab executable. Each subcommand parses its options with CLI11 and calls
 // into the libraries; user errors (convlab::Error, bad options) print one line on stderr and exit 2.
 #include <CLI/CLI.hpp>
+#include <signal.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -24,6 +26,24 @@
 #include "tools/lib/compare_cli.h"
 
 namespace {
+
+// train: the first SIGINT / SIGTERM only records its number; the loop polls it after every step and stops there,
+// writing a checkpoint. The handler then restores the default action, so a second signal ends the process at once.
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+  std::signal(sig, SIG_DFL);
+}
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART needed: the loop does no blocking reads
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
 
 int cmd_op(const std::string& case_path, const std::string& out_path, bool stats, int repeat) {
   using namespace convlab;
@@ -187,13 +207,27 @@ int main(int argc, char** argv) {
       // Progress goes to stdout: a \r-updated bar on a terminal, a line per log step otherwise.
       const convlab::TrainFlags f{.runs_dir = runs_dir, .resume = resume, .quiet = quiet,
                                   .progress_bar = isatty(fileno(stdout)) != 0, .stop_after = stop_after,
-                                  .overwrite = overwrite, .log = &std::cout};
+                                  .overwrite = overwrite, .log = &std::cout,
+                                  .stop_requested = [] { return g_stop_signal != 0; }};
+      install_stop_handlers();
       const auto s = convlab::train_config(cfg, f);
+      const std::string stopped = s.value("stopped", "");
+      if (!stopped.empty()) {
+        // --stop-after exits 0; a signal exits 128 + its number (130 for SIGINT, 143 for SIGTERM), as a shell expects.
+        const std::string step = std::to_string(s["completed_steps"].get<int64_t>());
+        if (as_json) std::cout << s.dump(2) << "\n";
+        else if (s["checkpoint_written"].get<bool>())
+          std::cout << "stopped at step " << step << " (checkpoint written; --resume continues)\n";
+        else
+          std::cout << "stopped at step " << step << " (no checkpoint: this task cannot resume)\n";
+        std::cout << std::flush;
+        return stopped == "interrupted" ? 128 + int(g_stop_signal) : 0;
+      }
       const std::string done = "done in " + std::to_string(int(s["train_seconds"].get<double>())) + " s";
       if (s["task"] == "segmentation")
         print_json_or_summary(s, as_json, done + "; final " + metrics_text(s["final"]) + "run folder: " +
                                               s["run_dir"].get<std::string>() +
-                                              " (metrics.jsonl, summary.json, model.safetensors, val_*.png)\n");
+                                              " (index.html, curves.svg, metrics.jsonl, summary.json, model.safetensors, best.safetensors, val_*.png)\n");
       else
         print_json_or_summary(s, as_json, done + (s["task"] == "classification" ? "; held-out accuracy " + pct(s["final"]["accuracy"]) : "") +
                                               "; run folder: " + s["run_dir"].get<std::string>() + "\n");

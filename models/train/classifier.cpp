@@ -123,7 +123,8 @@ class ClassifierTraining final : public TrainingTask {
   LoopPlan plan() const override {
     return {.steps = t_.steps, .batch_size = t_.batch_size, .log_every = t_.log_every,
             .validate_every = t_.eval_every, .checkpoint_every = 0, .checkpoint_files = {"model.safetensors"},
-            .resumable = false, .not_resumable = "classification runs are short and restart from scratch"};
+            .resumable = false, .not_resumable = "classification runs are short and restart from scratch",
+            .best_metric = "accuracy"};
   }
   std::string describe(const std::string& run_dir) const override {
     std::ostringstream os;

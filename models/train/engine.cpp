@@ -4,13 +4,18 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <ostream>
 
 #include "core/cpu.h"
 #include "core/error.h"
 #include "data/files.h"
+#include "data/safetensors.h"
+#include "models/train/curves.h"
 
 namespace convlab {
 
@@ -31,6 +36,16 @@ std::string format_duration(double s) {
 
 namespace {
 
+// "2026-12-06T22:31:05Z": the wall clock of a metrics.jsonl row.
+std::string utc_now_iso() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 // metrics.jsonl, appended one flushed line at a time (a kill leaves at most one cut line, which --resume drops).
 class MetricsLog {
  public:
@@ -40,7 +55,8 @@ class MetricsLog {
   ~MetricsLog() { std::fclose(f_); }
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
-  void write(const json& j) {
+  void write(json j) {
+    j["time"] = utc_now_iso();
     const std::string line = j.dump() + "\n";
     CL_CHECK(std::fputs(line.c_str(), f_) >= 0 && std::fflush(f_) == 0, path_ << ": cannot write");
   }
@@ -55,6 +71,52 @@ std::string rate_and_eta(double images_per_s, double eta) {
   std::snprintf(buf, sizeof buf, "%.1f img/s ETA %s", images_per_s, format_duration(eta).c_str());
   return buf;
 }
+
+// A validation record (split "val" or "test", not a training log line) holding `key` as a number: its value.
+bool validation_value(const json& rec, const std::string& key, double& v) {
+  if (key.empty() || !rec.is_object() || !rec.contains("split") || rec["split"] == "train") return false;
+  const auto it = rec.find(key);
+  if (it == rec.end() || !it->is_number()) return false;
+  v = it->get<double>();
+  return true;
+}
+
+// curves.svg (from metrics.jsonl as it is on disk) and index.html: the curves, the newest val_<N>.png or
+// samples_<N>.png, and summary.json when `with_summary` (at the end: before that the folder may hold an old one).
+void write_run_pages(const fs::path& dir, const std::string& name, const std::string& metric, bool with_summary) {
+  std::vector<json> recs;
+  {
+    std::ifstream f(dir / "metrics.jsonl");
+    for (std::string line; std::getline(f, line);) {
+      json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_discarded()) recs.push_back(std::move(j));
+    }
+  }
+  write_file_bytes_atomic((dir / "curves.svg").string(), curves_svg(curve_series(recs, metric), name), "");
+  std::string picture;
+  long long newest = -1;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    for (const std::string prefix : {"val_", "samples_"})
+      if (n.rfind(prefix, 0) == 0 && e.path().extension() == ".png") {
+        const std::string digits = n.substr(prefix.size(), n.size() - prefix.size() - 4);
+        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 15) continue;
+        if (const long long k = std::stoll(digits); k > newest) newest = k, picture = n;
+      }
+  }
+  std::string summary;
+  if (with_summary) {
+    std::ifstream f(dir / "summary.json");
+    summary.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  write_file_bytes_atomic((dir / "index.html").string(), run_index_html(name, picture, summary), "");
+}
+
+// The best validation so far of a run and its best.safetensors.
+struct Best {
+  int64_t step = -1;
+  double value = -std::numeric_limits<double>::infinity();
+};
 
 }  // namespace
 
@@ -75,6 +137,17 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
     task.restore(c);
     step = c.step;
     ckpts.trim_metrics(step);
+    if (out) *out << "resuming from step " << step << "\n";
+  }
+  Best best;
+  const fs::path best_path = dir / "best.safetensors";
+  if (flags.resume && !plan.best_metric.empty()) {  // (a fresh start: start() removed the old best.safetensors)
+    std::ifstream f(dir / "metrics.jsonl");  // trimmed to the checkpoint's step above
+    for (std::string line; std::getline(f, line);) {
+      const json rec = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      double v = 0;
+      if (validation_value(rec, plan.best_metric, v) && v > best.value) best = {rec.value("step", int64_t(0)), v};
+    }
   }
   write_file_bytes_atomic((dir / "config.json").string(), task.config().dump(2) + "\n", "");
   MetricsLog metrics((dir / "metrics.jsonl").string());
@@ -85,6 +158,7 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   json last_log, last_val;
   int64_t completed = step;
+  std::string stopped;  // "", "stop_after" or "interrupted"
   bool bar_open = false;  // the bar is the last thing on its line
   task.begin();
   for (; step < plan.steps; ++step) {
@@ -96,7 +170,7 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
     const double ips = double((done - first) * B) / std::max(secs, 1e-9);
     const double eta = double(plan.steps - done) * B / std::max(ips, 1e-9);
     if (done % plan.log_every == 0 || done == plan.steps) {
-      json rec = {{"step", done}};
+      json rec = {{"step", done}, {"split", "train"}};
       std::vector<std::string> extra;
       task.log(done, rec, extra);
       rec["images_per_s"] = ips;
@@ -121,7 +195,19 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
         v.record["step"] = done;
         metrics.write(v.record);
         last_val = v.record;
+        double value = 0;
+        if (validation_value(v.record, plan.best_metric, value) && value > best.value) {
+          best = {done, value};
+          for (CheckpointFile& cf : task.checkpoint_files())
+            if (cf.name == plan.best_file) {
+              cf.metadata["step"] = std::to_string(done);
+              cf.metadata["best_metric"] = plan.best_metric;
+              cf.metadata["best_value"] = v.record[plan.best_metric].dump();
+              safetensors::save(best_path.string(), cf.tensors, cf.metadata);  // a temporary renamed over: atomic
+            }
+        }
       }
+      write_run_pages(dir, task.name(), plan.best_metric, false);
       if (out) {
         for (const std::string& l : v.lines) {
           *out << (bar_open ? "\n" : "") << l << "\n";
@@ -130,9 +216,14 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
         out->flush();
       }
     }
-    const bool stop = done == flags.stop_after;
+    if (done < plan.steps) {
+      if (done == flags.stop_after) stopped = "stop_after";
+      else if (flags.stop_requested && flags.stop_requested()) stopped = "interrupted";
+    }
+    const bool stop = !stopped.empty();
     // Written once the next step's losses are finite (models/checkpoint.h); the last step has none, so at once.
-    if (done == plan.steps || stop)
+    // A task that cannot resume keeps no checkpoint of an interrupted run (it restarts from scratch anyway).
+    if (done == plan.steps || (stop && plan.resumable))
       ckpts.save(done, task.checkpoint_files());  // refuses non-finite weights, statistics or state
     else if (plan.checkpoint_every > 0 && done % plan.checkpoint_every == 0)
       ckpts.defer(done, task.checkpoint_files());
@@ -145,11 +236,17 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   summary["task"] = task.kind();
   summary["steps"] = plan.steps;
   summary["completed_steps"] = completed;
+  summary["resumed_from"] = first;
+  summary["stopped"] = stopped;
+  summary["checkpoint_written"] = stopped.empty() || plan.resumable;
   summary["batch_size"] = B;
   summary["train_seconds"] = secs;
   summary["run_dir"] = dir.string();
   summary["simd_target"] = isa_name(active_isa());
+  if (best.step >= 0)
+    summary["best"] = {{"step", best.step}, {"metric", plan.best_metric}, {"value", best.value}, {"file", "best.safetensors"}};
   write_file_bytes_atomic((dir / "summary.json").string(), summary.dump(2) + "\n", "");
+  write_run_pages(dir, task.name(), plan.best_metric, true);
   return summary;
 }
 

@@ -2,7 +2,11 @@
 // a program's own TrainingTask) says how one step trains on a batch, what a log line and a validation
 // measure, and which files a checkpoint holds; run_training() owns everything around it:
 //   - the run folder runs/<name>/: config.json (the resolved config), metrics.jsonl (one JSON object per log
-//     step and per validation, each with "step"; log lines also "images_per_s" and "seconds"), summary.json;
+//     step and per validation, each with "step", "split" ("train" on log lines; the task's, e.g. "val", on
+//     validations) and "time" (ISO-8601 UTC); log lines also "images_per_s" and "seconds"), summary.json,
+//     curves.svg (losses and the plan's best_metric against step, models/train/curves.h) and index.html (the
+//     curves, the newest val_<N>.png / samples_<N>.png, summary.json), both refreshed at every validation and
+//     at the end;
 //   - checkpoints through models/checkpoint.h (one atomic unit; deferred until the next step's losses are
 //     finite, written at once after the last step and at --stop-after), --resume, --overwrite;
 //   - the NaN stop (StepGuard::check_finite: "train: <what> became nan at step N; <the checkpoint kept>");
@@ -13,6 +17,7 @@
 // trains bit-identically on any thread count and across --stop-after / --resume.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -31,6 +36,10 @@ struct TrainFlags {
   int64_t stop_after = -1;     // > 0: stop after this step as if interrupted (checkpoint written, schedule unchanged)
   bool overwrite = false;      // without resume: start over in a run folder that holds a checkpoint (deleting it)
   std::ostream* log = nullptr; // where progress and validation lines go (the CLI passes std::cout); null: silent
+  // Polled after every step: true stops the run there as --stop-after would (a resumable task's checkpoint is
+  // written through RunCheckpoints; summary.json "stopped": "interrupted"). The CLI sets it from its SIGINT /
+  // SIGTERM handler; library code installs no signal handler. Empty: never asked.
+  std::function<bool()> stop_requested{};
 };
 
 // A task's schedule and checkpoint layout.
@@ -41,6 +50,12 @@ struct LoopPlan {
   std::vector<std::string> checkpoint_files{};  // every file name a checkpoint may hold (RunCheckpoints)
   bool resumable = true;
   std::string not_resumable{};   // !resumable: why --resume / --stop-after are refused (the message)
+  // A number of the validation record to maximise ("miou", "accuracy"): whenever a validation beats every earlier
+  // one of the run, the checkpoint file `best_file` is written atomically to <run>/best.safetensors (with
+  // metadata "step", "best_metric", "best_value") and summary.json "best" names the step and value.
+  // Empty: no best.safetensors (the GAN: its sample grids are not scored).
+  std::string best_metric{};
+  std::string best_file = "model.safetensors";
 };
 
 // Handed to TrainingTask::step: the loop's NaN stop and the commit point of a deferred checkpoint.
@@ -99,6 +114,12 @@ class TrainingTask {
 };
 
 // Trains `task` in <flags.runs_dir>/<task.name()> and returns the summary (also written to summary.json).
+// The summary's "stopped" is "" for a run that ran every step, "stop_after" or "interrupted" (stop_requested)
+// otherwise, with "checkpoint_written" saying whether the stop left a checkpoint (false for a task that cannot
+// resume); "resumed_from" is the step --resume started at (0 for a fresh run); "best" (when the plan names a
+// best_metric and a validation gave it) is {"step", "metric", "value", "file": "best.safetensors"}. On --resume
+// the best so far is read back from the validation lines of metrics.jsonl kept up to the checkpoint's step. With a log stream, --resume
+// prints "resuming from step K".
 nlohmann::json run_training(TrainingTask& task, const TrainFlags& flags);
 
 // "1m05s" / "4.2s": the ETA and durations of log lines.

@@ -1,6 +1,7 @@
 // models/train/gan.cpp: the GAN task (alternating D and G steps), its checkpoints and sample grids.
 #include "models/train/gan.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -10,6 +11,7 @@
 #include "data/batch.h"
 #include "data/png.h"
 #include "data/safetensors.h"
+#include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/gan_task.h"
 #include "models/seg_task.h"  // make_optimizer
@@ -39,7 +41,7 @@ class GanTraining final : public TrainingTask {
         real_target_(Tensor::ones({B_, 1})) {
     const int64_t per_epoch = order_.batches_per_epoch(B_);
     sample_every_ = t_.train.sample_every > 0 ? t_.train.sample_every : per_epoch;
-    ckpt_every_ = t_.train.checkpoint_every > 0 ? t_.train.checkpoint_every : sample_every_;
+    ckpt_every_ = t_.train.checkpoint_every > 0 ? t_.train.checkpoint_every : std::min(sample_every_, kDefaultCheckpointEveryMax);
     Rng fixed_rng(t_.seed ^ kFixed);
     fixed_z_ = sample_latent(t_, t_.train.samples, fixed_rng);
     // gan.real_label: 1, or e.g. 0.9 (one-sided label smoothing)

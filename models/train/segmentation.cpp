@@ -100,7 +100,7 @@ class SegmentationTraining final : public TrainingTask {
   LoopPlan plan() const override {
     return {.steps = t_.train.steps, .batch_size = t_.train.batch_size, .log_every = t_.train.log_every,
             .validate_every = t_.train.val_every, .checkpoint_every = t_.train.checkpoint_every,
-            .checkpoint_files = {"model.safetensors", "optimizer.safetensors"}};
+            .checkpoint_files = {"model.safetensors", "optimizer.safetensors"}, .best_metric = "miou"};
   }
   std::string describe(const std::string& run_dir) const override {
     std::ostringstream os;
