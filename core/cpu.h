@@ -11,6 +11,19 @@
 #include <string>
 #include <vector>
 
+// CONVLAB_TARGET_AVX2_BEGIN / CONVLAB_TARGET_END: every function defined between them is compiled for
+// AVX2 + FMA inside a baseline build (the per-target kernel namespaces of core/depthwise.cpp and
+// core/deform_sampling.cpp). GCC takes `#pragma GCC target`; clang ignores that pragma and needs
+// `#pragma clang attribute` instead (the fuzz and sanitizer builds use clang).
+#if defined(__clang__)
+#define CONVLAB_TARGET_AVX2_BEGIN \
+  _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)")
+#define CONVLAB_TARGET_END _Pragma("clang attribute pop")
+#elif defined(__GNUC__)
+#define CONVLAB_TARGET_AVX2_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
+#define CONVLAB_TARGET_END _Pragma("GCC pop_options")
+#endif
+
 namespace convlab {
 
 // scalar: plain C++ with std::fma, runs on any CPU; avx2: AVX2 + FMA (8-float ymm lanes); avx512: AVX-512F

@@ -91,14 +91,13 @@ namespace scalar {
 }  // namespace scalar
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CONVLAB_DEFORM_HAVE_AVX2 1
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+CONVLAB_TARGET_AVX2_BEGIN
 namespace avx2 {
 #define CONVLAB_DEFORM_SIMD 1
 #include "core/deform_sampling_kernels.inc"
 #undef CONVLAB_DEFORM_SIMD
 }  // namespace avx2
-#pragma GCC pop_options
+CONVLAB_TARGET_END
 #endif
 
 bool use_avx2();

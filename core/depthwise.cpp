@@ -209,8 +209,7 @@ inline void pin(V&, V&, V&) {}
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CONVLAB_DEPTHWISE_AVX2 1
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+CONVLAB_TARGET_AVX2_BEGIN
 namespace avx2 {
 #define CL_DW_INLINE inline __attribute__((always_inline))
 using V = __m256;
@@ -239,7 +238,7 @@ CL_DW_INLINE void pin(V& a, V& b, V& c) { __asm__("" : "+x"(a), "+x"(b), "+x"(c)
 #include "core/depthwise_same3x3.inc"
 #undef CL_DW_INLINE
 }  // namespace avx2
-#pragma GCC pop_options
+CONVLAB_TARGET_END
 #endif
 
 bool use_avx2() {
