@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/shards.h"
 
 namespace convlab {
 
@@ -31,23 +32,43 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   const float* px = x.data();
   Tensor y = Tensor::empty(x.shape());
   float* py = y.data();
+  // Batch statistics: per batch shard (core/shards.h) double sums over its (n, pixel) in order, the shards
+  // folded in order; two passes (the mean, then the squared deviations from it). One shard outside training.
+  const int64_t shards = local_shards(N, "batch_norm2d"), per = N / shards;  // also cuts dgamma, dbeta
+  std::vector<double> part(static_cast<size_t>(shards * C)), m_all(static_cast<size_t>(C)), s2_all(static_cast<size_t>(C));
+  auto shard_sums = [&](bool squares) {
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t k = 0; k < shards; ++k) {
+        double s = 0;
+        const double m = squares ? m_all[size_t(c)] : 0.0;
+        for (int64_t n = k * per; n < (k + 1) * per; ++n) {
+          const float* p = px + (n * C + c) * HW;
+          if (squares)
+            for (int64_t i = 0; i < HW; ++i) s += (p[i] - m) * (p[i] - m);
+          else
+            for (int64_t i = 0; i < HW; ++i) s += p[i];
+        }
+        part[size_t(k * C + c)] = s;
+      }
+  };
+  const int64_t M = N * batch_shards().total / shards * HW;  // values per channel in the global batch
+  if (use_batch) {
+    shard_sums(false);
+    fold_shards(part.data(), C, m_all.data());
+    for (double& m : m_all) m /= double(M);
+    shard_sums(true);
+    fold_shards(part.data(), C, s2_all.data());
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c) {
     double m, var;
     if (use_batch) {
-      double s = 0, s2 = 0;
-      for (int64_t n = 0; n < N; ++n) {
-        const float* p = px + (n * C + c) * HW;
-        for (int64_t i = 0; i < HW; ++i) s += p[i];
-      }
-      m = s / double(N * HW);
-      for (int64_t n = 0; n < N; ++n) {
-        const float* p = px + (n * C + c) * HW;
-        for (int64_t i = 0; i < HW; ++i) s2 += (p[i] - m) * (p[i] - m);
-      }
-      var = s2 / double(N * HW);
+      m = m_all[size_t(c)];
+      const double s2 = s2_all[size_t(c)];
+      var = s2 / double(M);
       if (training && running_mean.defined()) {
-        const double unbiased = N * HW > 1 ? s2 / double(N * HW - 1) : var;
+        const double unbiased = M > 1 ? s2 / double(M - 1) : var;
         running_mean.data()[c] = float((1.0 - momentum) * running_mean.data()[c] + momentum * m);
         running_var.data()[c] = float((1.0 - momentum) * running_var.data()[c] + momentum * unbiased);
       }
@@ -66,31 +87,42 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
     }
   }
   record(y, "batch_norm2d", {x, weight, bias},
-         [x, weight, bias, mean, invstd, use_batch, N, C, HW](const Tensor& g) {
+         [x, weight, bias, mean, invstd, use_batch, N, C, HW, shards, per, M](const Tensor& g) {
            const float* px = x.data();
            const float* pg = g.data();
            float* dx = x.requires_grad() ? grad_buffer(x) : nullptr;
            float* dw = weight.defined() && weight.requires_grad() ? grad_buffer(weight) : nullptr;
            float* db = bias.defined() && bias.requires_grad() ? grad_buffer(bias) : nullptr;
+           // sum(dy) and sum(dy * xhat) per channel: per shard, folded in shard order (as the statistics)
+           std::vector<double> part(static_cast<size_t>(2 * shards * C)), sums(static_cast<size_t>(2 * C));
 #pragma omp parallel for schedule(static)
            for (int64_t c = 0; c < C; ++c) {
              const float m = mean[c], is = invstd[c];
-             double sdy = 0, sdyx = 0;  // sum(dy), sum(dy * xhat)
-             for (int64_t n = 0; n < N; ++n) {
-               const float* p = px + (n * C + c) * HW;
-               const float* q = pg + (n * C + c) * HW;
-               for (int64_t i = 0; i < HW; ++i) {
-                 sdy += q[i];
-                 sdyx += double(q[i]) * (p[i] - m) * is;
+             for (int64_t k = 0; k < shards; ++k) {
+               double sdy = 0, sdyx = 0;
+               for (int64_t n = k * per; n < (k + 1) * per; ++n) {
+                 const float* p = px + (n * C + c) * HW;
+                 const float* q = pg + (n * C + c) * HW;
+                 for (int64_t i = 0; i < HW; ++i) {
+                   sdy += q[i];
+                   sdyx += double(q[i]) * (p[i] - m) * is;
+                 }
                }
+               part[size_t(k * 2 * C + c)] = sdy;
+               part[size_t(k * 2 * C + C + c)] = sdyx;
              }
+           }
+           fold_shards(part.data(), 2 * C, sums.data());
+#pragma omp parallel for schedule(static)
+           for (int64_t c = 0; c < C; ++c) {
+             const float m = mean[c], is = invstd[c];
+             const double sdy = sums[size_t(c)], sdyx = sums[size_t(C + c)];
              if (dw) dw[c] += float(sdyx);
              if (db) db[c] += float(sdy);
              if (!dx) continue;
              const float gamma = weight.defined() ? weight.data()[c] : 1.f;
-             const double M = double(N * HW);
-             const float k1 = gamma * is, k2 = use_batch ? float(sdy / M) : 0.f,
-                         k3 = use_batch ? float(sdyx / M) : 0.f;
+             const float k1 = gamma * is, k2 = use_batch ? float(sdy / double(M)) : 0.f,
+                         k3 = use_batch ? float(sdyx / double(M)) : 0.f;
              for (int64_t n = 0; n < N; ++n) {
                const float* p = px + (n * C + c) * HW;
                const float* q = pg + (n * C + c) * HW;

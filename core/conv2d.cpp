@@ -12,10 +12,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/ops.h"
+#include "core/shards.h"
 #include "core/workspace.h"
 
 namespace convlab {
@@ -224,11 +226,15 @@ void conv2d_forward(const float* x, const float* w, const float* b, const ConvDi
   forward_gemm(x, w, b, d, y, false);
 }
 
+// db[c] += sum over n and pixels of dy[n, c]: per batch shard (core/shards.h) a double sum over its images in
+// order, the shards folded in order (outside training: one shard, the images in order).
 void bias_backward(const float* dy, int64_t N, int64_t C, int64_t HW, float* db) {
+  const int64_t shards = local_shards(N, "bias gradient"), per = N / shards;
+  std::vector<double> part(static_cast<size_t>(shards * C)), sum(static_cast<size_t>(C));
 #pragma omp parallel for schedule(static) if (C * N * HW > 32768)
-  for (int64_t c = 0; c < C; ++c) {
+  for (int64_t c = 0; c < C; ++c) for (int64_t k = 0; k < shards; ++k) {
     double acc = 0.0;
-    for (int64_t n = 0; n < N; ++n) {
+    for (int64_t n = k * per; n < (k + 1) * per; ++n) {
       const float* p = dy + (n * C + c) * HW;
       // 16 independent partial sums in a fixed order: vectorises and hides the add latency, and the order
       // does not depend on the thread count.
@@ -241,8 +247,10 @@ void bias_backward(const float* dy, int64_t N, int64_t C, int64_t HW, float* db)
       for (int l = 0; l < 16; l += 2) t += s[l] + s[l + 1];
       acc += t;
     }
-    db[c] += static_cast<float>(acc);
+    part[size_t(k * C + c)] = acc;
   }
+  fold_shards(part.data(), C, sum.data());
+  for (int64_t c = 0; c < C; ++c) db[c] += static_cast<float>(sum[size_t(c)]);
 }
 
 void conv2d_backward(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx, float* dw,
@@ -283,17 +291,22 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
   }
 
   if (dw) {  // dW_g += sum over blocks of dy[block,g] cols[block,g]^T, over fixed chunks of blocks
-    const int64_t chunks = std::min(blocks, kWeightGradChunks);
+    // Chunks: fixed groups of blocks (at most kWeightGradChunks), or in training the batch shards
+    // (core/shards.h: chunk c is shard c, its blocks cut inside it, the chunks folded in shard order).
+    const bool sharded = batch_shards().total > 1;
+    const int64_t chunks = sharded ? local_shards(d.N, "conv2d") : std::min(blocks, kWeightGradChunks);
+    const int64_t per_shard = d.N / chunks, snb = std::min(nb, per_shard), sblocks = (per_shard + snb - 1) / snb;
     const int64_t wsize = d.C_out * K;
     float* partial = shared_workspace(0, chunks * wsize);
     const int64_t jobs = chunks * d.G;
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
       const int64_t c = j / d.G, g = j % d.G;
-      const int64_t b0 = blocks * c / chunks, b1 = blocks * (c + 1) / chunks;
+      const int64_t b0 = sharded ? 0 : blocks * c / chunks, b1 = sharded ? sblocks : blocks * (c + 1) / chunks;
       float* pw = partial + c * wsize + g * Mg * K;
       for (int64_t bl = b0; bl < b1; ++bl) {
-        const int64_t n0 = bl * nb, nn = std::min(nb, d.N - n0), L = nn * HWo;
+        const int64_t n0 = sharded ? c * per_shard + bl * snb : bl * nb;
+        const int64_t nn = sharded ? std::min(snb, (c + 1) * per_shard - n0) : std::min(nb, d.N - n0), L = nn * HWo;
         const float* dyg = block_dy(n0, nn, g);
         const float beta = bl == b0 ? 0.f : 1.f;
         if (direct) {
@@ -306,6 +319,12 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
           sgemm_packer(false, Mg, K, L, dyg, L, Im2colPacker(x, d, n0, nn, g, true), beta, pw, K);
         }
       }
+    }
+    if (sharded) {
+      float* folded = shared_workspace(1, wsize);
+      fold_shards(partial, wsize, folded);
+      for (int64_t i = 0; i < wsize; ++i) dw[i] += folded[i];
+      return;
     }
 #pragma omp parallel for schedule(static) if (wsize > 16384)
     for (int64_t i = 0; i < wsize; ++i) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/shards.h"
 #include "core/gemm.h"
 #include "core/workspace.h"
 
@@ -291,6 +292,7 @@ void conv_transpose2d_forward(const float* x, const float* w, const float* b, co
 // ---- backward ----
 void conv_transpose2d_backward(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx,
                                float* dw, float* db) {
+  if (dw || db) require_single_process("conv_transpose2d");
   const int64_t Cig = d.cout_g(), Cog = d.cin_g(), K = d.k_rows(), P = d.hw_out(), Q = d.H * d.W;
   if (!dx && !dw && !db) return;
   if (pointwise_input(d)) {

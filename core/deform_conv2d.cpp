@@ -21,6 +21,7 @@
 
 #include "core/deform_conv2d.h"
 #include "core/error.h"
+#include "core/shards.h"
 #include "core/gemm.h"
 #include "core/workspace.h"
 
@@ -166,6 +167,7 @@ void deform_conv2d_forward(const float* x, const float* offset, const float* mas
 
 void deform_conv2d_backward(const float* x, const float* offset, const float* mask, const float* w, const float* dy,
                             const DeformDims& d, float* dx, float* doffset, float* dmask, float* dw, float* db) {
+  require_single_process("deform_conv2d");
   const int64_t T = d.taps(), HWo = d.c.hw_out(), Cg = d.c.cin_g(), Mg = d.c.cout_g(), K = Cg * T;
   const int64_t R = d.table_rows(), KT = d.c.C_in * T, CHW = d.c.C_in * d.c.H * d.c.W;
   if (!mask) dmask = nullptr;

@@ -27,6 +27,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/shards.h"
 #include "core/conv.h"
 #include "core/cpu.h"
 #include "core/workspace.h"
@@ -265,6 +266,7 @@ void depthwise_forward(const float* x, const float* w, const float* b, const Con
 
 void depthwise_backward(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx,
                         float* dw, float* db) {
+  if (dw || db) require_single_process("depthwise conv2d");
   if (is_same3x3(d)) {
 #ifdef CONVLAB_DEPTHWISE_AVX2
     if (use_avx2()) return avx2::backward_same3x3(x, w, dy, d, dx, dw, db);

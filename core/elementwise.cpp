@@ -1,6 +1,7 @@
 // core/elementwise.cpp: broadcasting binary ops and unary activations, forward and backward side by side.
 #include <cmath>
 
+#include "core/shards.h"
 #include "core/error.h"
 #include "core/ops.h"
 
@@ -209,6 +210,7 @@ Tensor tanh(const Tensor& a) {
 namespace convlab {
 
 Tensor dropout(const Tensor& x, float p, bool training, Rng& rng) {
+  if (training && p > 0.f) require_single_process("dropout");
   CL_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got " << p);
   if (!training || p == 0.f) return x;
   Tensor mask = Tensor::empty(x.shape());

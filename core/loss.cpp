@@ -4,8 +4,10 @@
 #include "core/loss.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
+#include "core/shards.h"
 
 namespace convlab {
 
@@ -39,8 +41,14 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& target,
       weight_n[n] += w;
     }
   }
-  double loss = 0, total_w = 0;
-  for (int64_t n = 0; n < N; ++n) loss += loss_n[n], total_w += weight_n[n];
+  // Per batch shard (core/shards.h) the images' sums in order, the shards folded in order: the loss and its
+  // normaliser are the global batch's when the batch is spread over processes.
+  const int64_t shards = local_shards(N, "cross_entropy"), per = N / shards;
+  std::vector<double> part(static_cast<size_t>(2 * shards)), sums(2);
+  for (int64_t k = 0; k < shards; ++k)
+    for (int64_t n = k * per; n < (k + 1) * per; ++n) part[size_t(2 * k)] += loss_n[n], part[size_t(2 * k + 1)] += weight_n[n];
+  fold_shards(part.data(), 2, sums.data());
+  const double loss = sums[0], total_w = sums[1];
   Tensor out = Tensor::scalar(total_w > 0 ? float(loss / total_w) : NAN);  // PyTorch: nan when all ignored
   record(out, "cross_entropy", {logits}, [logits, target, class_weights, ignore_index, N, C, HW, total_w](const Tensor& g) {
     if (total_w <= 0) return;
@@ -72,6 +80,7 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target) {
                                                  << " and target " << shape_str(target.shape()) << " differ");
   const int64_t n = logits.numel();
   CL_CHECK(n > 0, "bce_with_logits: empty input");
+  require_single_process("bce_with_logits");
   const float* x = logits.data();
   const float* t = target.data();
   double s = 0;
@@ -99,6 +108,7 @@ Tensor mse_loss(const Tensor& input, const Tensor& target) {
                                                                << shape_str(target.shape()) << " differ");
   const int64_t n = input.numel();
   CL_CHECK(n > 0, "mse_loss: empty input");
+  require_single_process("mse_loss");
   double s = 0;
   for (int64_t i = 0; i < n; ++i) {
     const double d = double(input.data()[i]) - target.data()[i];

@@ -2,6 +2,7 @@
 // accumulators for the full reductions) so results do not depend on the thread count.
 #include <algorithm>
 
+#include "core/shards.h"
 #include "core/error.h"
 #include "core/ops.h"
 
@@ -27,6 +28,7 @@ Tensor expand_to(const Tensor& g, const Shape& full, float scale) {
 }  // namespace
 
 Tensor sum(const Tensor& a) {
+  if (grad_mode_enabled() && a.requires_grad()) require_single_process("sum");
   double acc = 0.0;
   const float* p = a.data();
   for (int64_t i = 0, n = a.numel(); i < n; ++i) acc += p[i];

@@ -1,6 +1,7 @@
 // core/shape_ops.cpp: reshape (a view), permute, concat, slice, matmul and linear.
 #include <algorithm>
 
+#include "core/shards.h"
 #include "core/error.h"
 #include "core/gemm.h"
 #include "core/ops.h"
@@ -164,6 +165,7 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (grad_mode_enabled() && (a.requires_grad() || b.requires_grad())) require_single_process("matmul");
   CL_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0),
            "matmul: cannot multiply " << shape_str(a.shape()) << " by " << shape_str(b.shape()));
   const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
@@ -178,6 +180,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (grad_mode_enabled() && w.requires_grad()) require_single_process("linear");
   CL_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
            "linear: weight " << shape_str(w.shape()) << " expects input [N," << (w.dim() == 2 ? w.size(1) : -1)
                              << "], got input " << shape_str(x.shape()));

@@ -156,6 +156,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
   t.train.log_every = tr.integer("log_every", 20, 1);
   t.train.checkpoint_every = tr.integer("checkpoint_every", std::min(t.train.val_every, kDefaultCheckpointEveryMax), 1);
   t.train.grid_images = tr.integer("grid_images", 4, 0, 64);
+  t.train.batch_shards = tr.integer("batch_shards", 0, 0, t.train.batch_size);
   tr.finish();
 
   const int64_t in_ch = 3, crop = t.augment.crop > 0 ? t.augment.crop : S;

@@ -18,6 +18,7 @@ namespace convlab {
 
 struct TrainSettings {
   int64_t steps = 600, batch_size = 16, val_every = 200, log_every = 20, checkpoint_every = 200;
+  int64_t batch_shards = 0;  // train.batch_shards (core/shards.h); 0: one per process
   int64_t grid_images = 4;  // validation images shown in each picture
 };
 

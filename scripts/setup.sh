@@ -5,8 +5,9 @@ set -euo pipefail
 
 # clang, libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes; only "recommended" by clang-14, so listed)
 # and libomp-dev (OpenMP for clang) build the fuzzers of scripts/fuzz.sh; GCC's ASan/UBSan come with g++.
+# openmpi-bin and libopenmpi-dev: data-parallel training under mpirun (README "More than one machine").
 PACKAGES=(g++ make cmake libeigen3-dev nlohmann-json3-dev libgtest-dev libcli11-dev libbenchmark-dev libstb-dev libjpeg62-turbo-dev
-          clang libclang-rt-14-dev libomp-dev)
+          clang libclang-rt-14-dev libomp-dev openmpi-bin libopenmpi-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <memory>
 #include <ostream>
 
 #include "core/cpu.h"
@@ -126,17 +127,44 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
     CL_CHECK(!flags.resume, "--resume: " << plan.not_resumable << "; drop --resume");
     CL_CHECK(flags.stop_after <= 0, "--stop-after: " << plan.not_resumable << "; drop --stop-after");
   }
-  std::ostream* out = flags.quiet ? nullptr : flags.log;
+  // Data parallel: P processes, this one rank `rank`; rank 0 alone writes files and prints.
+  ShardComm* comm = flags.comm;
+  const int64_t P = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+  const bool writer = rank == 0;
+  const int64_t S = plan.batch_shards > 0 ? plan.batch_shards : P;
+  CL_CHECK(plan.batch_size % P == 0, "train.batch_size: a global batch of " << plan.batch_size
+                                         << " cannot be split evenly over " << P << " processes");
+  CL_CHECK(plan.batch_size % S == 0, "train.batch_shards: a batch of " << plan.batch_size << " cannot be cut into "
+                                         << S << " equal shards");
+  CL_CHECK(S % P == 0, "train.batch_shards: " << S << " shards cannot be split evenly over " << P << " processes");
+  const BatchShards shards{.total = S, .first = rank * (S / P), .local = S / P, .comm = comm};
+  std::ostream* out = flags.quiet || !writer ? nullptr : flags.log;
   const bool bar = out != nullptr && flags.progress_bar;
   const fs::path dir = fs::path(flags.runs_dir) / task.name();
   RunCheckpoints ckpts(dir.string(), plan.checkpoint_files);
-  ckpts.start(flags.resume, flags.overwrite, plan.resumable);
   int64_t step = 0;
+  // Set-up on every process; when one fails, the others stop too (rather than wait in the first step's exchange).
+  auto agree = [&](const std::function<void()>& f) {
+    if (!comm) return f();
+    std::string failure;
+    try {
+      f();
+    } catch (const Error& e) {
+      failure = e.what();
+    }
+    if (comm->any(!failure.empty())) {
+      CL_CHECK(failure.empty(), failure);
+      CL_FAIL("train: stopped: another process of the run failed (its message says why)");
+    }
+  };
+  agree([&] { if (writer) ckpts.start(flags.resume, flags.overwrite, plan.resumable); });
   if (flags.resume) {
-    const Checkpoint c = ckpts.load();
-    task.restore(c);
-    step = c.step;
-    ckpts.trim_metrics(step);
+    agree([&] {
+      const Checkpoint c = ckpts.load();
+      task.restore(c);
+      step = c.step;
+    });
+    if (writer) ckpts.trim_metrics(step);
     if (out) *out << "resuming from step " << step << "\n";
   }
   Best best;
@@ -149,9 +177,17 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
       if (validation_value(rec, plan.best_metric, v) && v > best.value) best = {rec.value("step", int64_t(0)), v};
     }
   }
-  write_file_bytes_atomic((dir / "config.json").string(), task.config().dump(2) + "\n", "");
-  MetricsLog metrics((dir / "metrics.jsonl").string());
-  if (out) *out << task.describe(dir.string()) << std::flush;
+  std::unique_ptr<MetricsLog> metrics;
+  if (writer) {
+    write_file_bytes_atomic((dir / "config.json").string(), task.config().dump(2) + "\n", "");
+    metrics = std::make_unique<MetricsLog>((dir / "metrics.jsonl").string());
+  }
+  if (out) {
+    *out << task.describe(dir.string());
+    if (P > 1) *out << "data parallel: " << P << " processes, batch " << plan.batch_size << " cut into " << S
+                    << " shards (" << S / P << " per process)\n";
+    *out << std::flush;
+  }
 
   const int64_t B = plan.batch_size, first = step;
   const auto t0 = std::chrono::steady_clock::now();
@@ -164,7 +200,10 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   for (; step < plan.steps; ++step) {
     const int64_t done = step + 1;
     StepGuard guard(ckpts, done);
-    task.step(step, guard);
+    {
+      ShardScope scope(shards);
+      task.step(step, guard);
+    }
     completed = done;
     const double secs = seconds();
     const double ips = double((done - first) * B) / std::max(secs, 1e-9);
@@ -175,7 +214,7 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
       task.log(done, rec, extra);
       rec["images_per_s"] = ips;
       rec["seconds"] = secs;
-      metrics.write(rec);
+      if (metrics) metrics->write(rec);
       last_log = rec;
       if (out && !bar) {
         *out << "step " << done << "/" << plan.steps << " " << task.progress() << " " << rate_and_eta(ips, eta) << "\n";
@@ -190,24 +229,26 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
     }
     if (out) out->flush();
     if (plan.validate_every > 0 && (done % plan.validate_every == 0 || done == plan.steps)) {
-      Validation v = task.validate(done, dir.string());
+      Validation v = task.validate(done, writer ? dir.string() : std::string());
       if (!v.record.is_null()) {
         v.record["step"] = done;
-        metrics.write(v.record);
+        if (metrics) metrics->write(v.record);
         last_val = v.record;
         double value = 0;
         if (validation_value(v.record, plan.best_metric, value) && value > best.value) {
           best = {done, value};
-          for (CheckpointFile& cf : task.checkpoint_files())
-            if (cf.name == plan.best_file) {
-              cf.metadata["step"] = std::to_string(done);
-              cf.metadata["best_metric"] = plan.best_metric;
-              cf.metadata["best_value"] = v.record[plan.best_metric].dump();
-              safetensors::save(best_path.string(), cf.tensors, cf.metadata);  // a temporary renamed over: atomic
-            }
+          if (writer) {
+            for (CheckpointFile& cf : task.checkpoint_files())
+              if (cf.name == plan.best_file) {
+                cf.metadata["step"] = std::to_string(done);
+                cf.metadata["best_metric"] = plan.best_metric;
+                cf.metadata["best_value"] = v.record[plan.best_metric].dump();
+                safetensors::save(best_path.string(), cf.tensors, cf.metadata);  // a temporary renamed over: atomic
+              }
+          }
         }
       }
-      write_run_pages(dir, task.name(), plan.best_metric, false);
+      if (writer) write_run_pages(dir, task.name(), plan.best_metric, false);
       if (out) {
         for (const std::string& l : v.lines) {
           *out << (bar_open ? "\n" : "") << l << "\n";
@@ -217,16 +258,20 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
       }
     }
     if (done < plan.steps) {
+      // Under data parallelism every process stops at the same step when any was asked to.
+      const bool asked = flags.stop_requested && flags.stop_requested();
       if (done == flags.stop_after) stopped = "stop_after";
-      else if (flags.stop_requested && flags.stop_requested()) stopped = "interrupted";
+      else if (comm ? comm->any(asked) : asked) stopped = "interrupted";
     }
     const bool stop = !stopped.empty();
     // Written once the next step's losses are finite (models/checkpoint.h); the last step has none, so at once.
     // A task that cannot resume keeps no checkpoint of an interrupted run (it restarts from scratch anyway).
-    if (done == plan.steps || (stop && plan.resumable))
+    if (!writer) {
+    } else if (done == plan.steps || (stop && plan.resumable)) {
       ckpts.save(done, task.checkpoint_files());  // refuses non-finite weights, statistics or state
-    else if (plan.checkpoint_every > 0 && done % plan.checkpoint_every == 0)
+    } else if (plan.checkpoint_every > 0 && done % plan.checkpoint_every == 0) {
       ckpts.defer(done, task.checkpoint_files());
+    }
     if (stop) break;
   }
   if (out && bar_open) *out << "\n" << std::flush;
@@ -243,10 +288,14 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   summary["train_seconds"] = secs;
   summary["run_dir"] = dir.string();
   summary["simd_target"] = isa_name(active_isa());
+  summary["processes"] = P;
+  summary["batch_shards"] = S;
   if (best.step >= 0)
     summary["best"] = {{"step", best.step}, {"metric", plan.best_metric}, {"value", best.value}, {"file", "best.safetensors"}};
-  write_file_bytes_atomic((dir / "summary.json").string(), summary.dump(2) + "\n", "");
-  write_run_pages(dir, task.name(), plan.best_metric, true);
+  if (writer) {
+    write_file_bytes_atomic((dir / "summary.json").string(), summary.dump(2) + "\n", "");
+    write_run_pages(dir, task.name(), plan.best_metric, true);
+  }
   return summary;
 }
 

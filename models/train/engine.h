@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/shards.h"
 #include "models/checkpoint.h"
 
 namespace convlab {
@@ -40,6 +41,10 @@ struct TrainFlags {
   // written through RunCheckpoints; summary.json "stopped": "interrupted"). The CLI sets it from its SIGINT /
   // SIGTERM handler; library code installs no signal handler. Empty: never asked.
   std::function<bool()> stop_requested{};
+  // Data-parallel training (models/train/mpi_comm.h under mpirun): each process trains on its batch shards and
+  // the shard partials are exchanged through `comm` (core/shards.h). Every process runs the same loop; only
+  // rank 0 writes the run folder and prints. Null: one process.
+  ShardComm* comm = nullptr;
 };
 
 // A task's schedule and checkpoint layout.
@@ -56,6 +61,9 @@ struct LoopPlan {
   // Empty: no best.safetensors (the GAN: its sample grids are not scored).
   std::string best_metric{};
   std::string best_file = "model.safetensors";
+  // S, the shards each global batch is cut into for its sums (core/shards.h): the same S gives the same bits
+  // in one process and spread over any number of processes dividing it. 0: one shard per process.
+  int64_t batch_shards = 0;
 };
 
 // Handed to TrainingTask::step: the loop's NaN stop and the commit point of a deferred checkpoint.
@@ -100,7 +108,8 @@ class TrainingTask {
   virtual void log(int64_t done, nlohmann::json& record, std::vector<std::string>& extra) = 0;
   // The running numbers shown on a log line and the progress bar ("loss 0.1234 lr 1.00e-03").
   virtual std::string progress() const = 0;
-  // After step `done` when the plan's validate_every says so; files it writes go into run_dir.
+  // After step `done` when the plan's validate_every says so; files it writes go into run_dir (empty: write
+  // no file, e.g. on the processes other than rank 0 of a data-parallel run).
   virtual Validation validate(int64_t done, const std::string& run_dir) {
     (void)done, (void)run_dir;
     return {};

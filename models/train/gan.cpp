@@ -144,7 +144,7 @@ class GanTraining final : public TrainingTask {
 
   // The fixed-noise sample grid (no metrics).
   Validation validate(int64_t done, const std::string& run_dir) override {
-    write_sample_grid(run_dir + "/samples_" + std::to_string(done) + ".png", generate(t_, fixed_z_));
+    if (!run_dir.empty()) write_sample_grid(run_dir + "/samples_" + std::to_string(done) + ".png", generate(t_, fixed_z_));
     return {};
   }
 

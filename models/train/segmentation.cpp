@@ -1,12 +1,14 @@
 // models/train/segmentation.cpp: the segmentation task of the training loop, evaluation and prediction.
 #include "models/train/segmentation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/shards.h"
 #include "data/png.h"
 #include "data/safetensors.h"
 #include "layers/basic_layers.h"
@@ -34,6 +36,22 @@ std::vector<int32_t> argmax_classes(const Tensor& logits) {
         if (p[(b * C + c) * HW + i] > p[(b * C + best) * HW + i]) best = int32_t(c);
       out[b * HW + i] = best;
     }
+  return out;
+}
+
+// The samples of a batch this process trains on (core/shards.h local_samples): the whole batch in one process.
+SegBatch local_part(SegBatch b) {
+  const SampleRange r = local_samples(b.B);
+  if (r.begin == 0 && r.end == b.B) return b;
+  const int64_t n = r.end - r.begin, HW = b.H * b.W, per_image = b.images.numel() / b.B;
+  SegBatch out;
+  out.B = n, out.H = b.H, out.W = b.W;
+  Shape shape = b.images.shape();
+  shape[0] = n;
+  out.images = Tensor::empty(shape);
+  std::copy(b.images.data() + r.begin * per_image, b.images.data() + r.end * per_image, out.images.data());
+  out.labels.assign(b.labels.begin() + r.begin * HW, b.labels.begin() + r.end * HW);
+  out.buckets.assign(b.buckets.begin() + r.begin * HW, b.buckets.begin() + r.end * HW);
   return out;
 }
 
@@ -100,7 +118,8 @@ class SegmentationTraining final : public TrainingTask {
   LoopPlan plan() const override {
     return {.steps = t_.train.steps, .batch_size = t_.train.batch_size, .log_every = t_.train.log_every,
             .validate_every = t_.train.val_every, .checkpoint_every = t_.train.checkpoint_every,
-            .checkpoint_files = {"model.safetensors", "optimizer.safetensors"}, .best_metric = "miou"};
+            .checkpoint_files = {"model.safetensors", "optimizer.safetensors"}, .best_metric = "miou",
+            .batch_shards = t_.train.batch_shards};
   }
   std::string describe(const std::string& run_dir) const override {
     std::ostringstream os;
@@ -130,7 +149,8 @@ class SegmentationTraining final : public TrainingTask {
 
   void step(int64_t step, StepGuard& guard) override {
     Rng aug(sample_seed(t_.seed ^ 0x5EEDull, step));
-    SegBatch b = make_batch(*t_.train_set, order_.batch(step, t_.train.batch_size), t_.augment, aug);
+    // The global batch, drawn and augmented the same way on every process; this process trains on its shards.
+    SegBatch b = local_part(make_batch(*t_.train_set, order_.batch(step, t_.train.batch_size), t_.augment, aug));
     batch_shape_ = b.images.shape();
     opt_->set_lr(t_.schedule.lr_at(step));
     opt_->zero_grad();
@@ -155,7 +175,7 @@ class SegmentationTraining final : public TrainingTask {
 
   Validation validate(int64_t done, const std::string& run_dir) override {
     Validation v;
-    v.record = convlab::validate(t_, run_dir + "/val_" + std::to_string(done) + ".png");
+    v.record = convlab::validate(t_, run_dir.empty() ? "" : run_dir + "/val_" + std::to_string(done) + ".png");
     v.record["split"] = "val";
     const SegSample v0 = t_.val_set->get(0);  // offsets of the last validation batch
     const std::string deform_val = log_deform_stats(*t_.model, {1, 3, v0.H, v0.W}, v.record);
