@@ -26,7 +26,9 @@ float* workspace(int slot, int64_t n) {
 }
 
 float* shared_workspace(int slot, int64_t n) {
-  static Slots slots;
+  // One set per calling thread (the thread that opens the parallel region): two threads training two models,
+  // or two ranks in one process (tests/test_shards.cpp), never share partial sums.
+  thread_local Slots slots;
   return grow(slots, slot, n);
 }
 

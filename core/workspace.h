@@ -9,8 +9,8 @@ namespace convlab {
 
 float* workspace(int slot, int64_t n_floats);
 
-// Shared (not per-thread) scratch for buffers that a whole parallel loop writes into, such as the
-// per-chunk partial weight gradients. Only to be requested outside parallel regions.
+// Scratch shared by the threads of one parallel loop, such as the per-chunk partial weight gradients: requested
+// outside parallel regions, by the thread that opens the region (each calling thread has its own).
 float* shared_workspace(int slot, int64_t n_floats);
 
 }  // namespace convlab

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# tests/test_mpi_train.sh CONVLAB: data-parallel training under mpirun on this machine (loopback), issue 14.
+#   1. 20 steps of configs/hdc_seg.json on 2 ranks x 1 thread and in 1 process x 2 threads, both with
+#      train.batch_shards=2: the same checkpoint bytes (model and optimizer) and the same metrics.jsonl values
+#      (wall-clock fields dropped).
+#   2. A global batch the ranks cannot split (15 over 2) is refused before training, naming both numbers.
+#   3. A rank killed mid-run: mpirun stops the other within a bounded time and the last checkpoint still loads.
+# Exit 77 (ctest: skipped) when mpirun is missing, saying so.
+set -euo pipefail
+BIN="$1"
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+command -v mpirun >/dev/null || { echo "skipped: mpirun not found (scripts/setup.sh installs openmpi-bin)"; exit 77; }
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/convlab-mpi.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+# Open MPI's own allocations at MPI_Init are not ours: no leak report for them in sanitizer builds.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 -x OMP_NUM_THREADS=1 -x ASAN_OPTIONS
+        --mca btl_vader_single_copy_mechanism none)
+SETS=(--set train.steps=20 --set train.batch_shards=2 --set train.val_every=20 --set train.log_every=5
+      --set data.val_size=32)
+
+OMP_NUM_THREADS=2 "$BIN" train "$SRC/configs/hdc_seg.json" "${SETS[@]}" --runs "$WORK/one" -q >/dev/null
+"${MPIRUN[@]}" "$BIN" train "$SRC/configs/hdc_seg.json" "${SETS[@]}" --runs "$WORK/two" -q >"$WORK/two.log" 2>&1 ||
+  { cat "$WORK/two.log"; echo "FAIL: mpirun -np 2 convlab train failed"; exit 1; }
+for f in model.safetensors optimizer.safetensors; do
+  cmp "$WORK/one/hdc_seg/$f" "$WORK/two/hdc_seg/$f" || { echo "FAIL: $f differs between 1 process and 2 ranks"; exit 1; }
+done
+strip_clock() { sed -E 's/"(time|seconds|images_per_s)":("[^"]*"|[-0-9.e+]+),?//g' "$1"; }
+diff <(strip_clock "$WORK/one/hdc_seg/metrics.jsonl") <(strip_clock "$WORK/two/hdc_seg/metrics.jsonl") ||
+  { echo "FAIL: metrics.jsonl differs between 1 process and 2 ranks"; exit 1; }
+[ "$(grep -c '"loss"' "$WORK/two/hdc_seg/metrics.jsonl")" = 5 ] || { echo "FAIL: expected 4 log rows and 1 validation"; exit 1; }
+grep -q '"processes": 2' "$WORK/two/hdc_seg/summary.json" || { echo "FAIL: summary.json does not say 2 processes"; exit 1; }
+echo "ok: 2 ranks and 1 process give the same checkpoint bytes and metrics"
+
+if "${MPIRUN[@]}" "$BIN" train "$SRC/configs/hdc_seg.json" --set train.batch_size=15 --runs "$WORK/bad" -q \
+     >"$WORK/bad.log" 2>&1; then
+  echo "FAIL: a batch of 15 over 2 ranks was accepted"; exit 1
+fi
+grep -q "convlab: train.batch_size: a global batch of 15 cannot be split evenly over 2 processes" "$WORK/bad.log" ||
+  { cat "$WORK/bad.log"; echo "FAIL: no line naming 15 and 2"; exit 1; }
+[ ! -e "$WORK/bad/hdc_seg/model.safetensors" ] || { echo "FAIL: a refused run wrote a checkpoint"; exit 1; }
+echo "ok: an unsplittable batch is refused with one line naming both numbers"
+
+# Kill rank 1 once a checkpoint exists; mpirun must end the run (non-zero) and the checkpoint must load.
+"${MPIRUN[@]}" "$BIN" train "$SRC/configs/hdc_seg.json" --set train.steps=400 --set train.checkpoint_every=2 \
+  --set train.val_every=400 --set train.batch_size=4 --set data.image_size=32 --runs "$WORK/kill" -q \
+  >"$WORK/kill.log" 2>&1 &
+MPI_PID=$!
+for _ in $(seq 1 600); do
+  [ -e "$WORK/kill/hdc_seg/model.safetensors" ] && break
+  sleep 0.1
+done
+[ -e "$WORK/kill/hdc_seg/model.safetensors" ] || { kill "$MPI_PID" 2>/dev/null; echo "FAIL: no checkpoint within 60 s"; exit 1; }
+RANK1=""
+for p in $(pgrep -f -- "--runs $WORK/kill"); do
+  [ "$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -c '^OMPI_COMM_WORLD_RANK=1$')" = 1 ] && RANK1=$p
+done
+[ -n "$RANK1" ] || { kill "$MPI_PID"; echo "FAIL: rank 1 not found"; exit 1; }
+kill -9 "$RANK1"
+T0=$(date +%s)
+STATUS=0
+for _ in $(seq 1 600); do kill -0 "$MPI_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$MPI_PID" 2>/dev/null; then kill -9 "$MPI_PID"; echo "FAIL: the run went on 60 s after rank 1 died"; exit 1; fi
+wait "$MPI_PID" || STATUS=$?
+[ "$STATUS" != 0 ] || { echo "FAIL: mpirun exited 0 after a rank died"; exit 1; }
+"$BIN" eval --checkpoint "$WORK/kill/hdc_seg/model.safetensors" --set data.val_size=8 >/dev/null ||
+  { echo "FAIL: the last checkpoint does not load after the kill"; exit 1; }
+echo "ok: a killed rank stops the run in $(( $(date +%s) - T0 )) s (mpirun exit $STATUS) and the last checkpoint loads"

@@ -1,0 +1,276 @@
+// tests/test_shards.cpp: batch shards (core/shards.h), the cut of a batch that lets data-parallel training give
+// the bits of one process. Two threads play two ranks through an in-process ShardComm (the same all-gather in
+// rank order as tools/lib/mpi_comm.cpp over MPI), so the whole property is tested without a launcher:
+//   - ops: conv2d (dilated, with bias) + batch norm + ReLU + 1x1 conv + cross-entropy on a batch of 4 cut into
+//     4 shards: one process holding all 4 and two ranks holding 2 each give bit-identical loss, weight and bias
+//     gradients, batch-norm running statistics, and input gradients of the same samples;
+//   - ops whose batch sums are not sharded refuse to run spread over ranks, naming the op;
+//   - the training loop: a short hdc_seg run on two ranks ends with the checkpoint tensors and metrics of one
+//     process with the same train.batch_shards; a global batch that the ranks cannot split is refused naming
+//     both numbers.
+// tests/test_mpi_train.sh runs the real thing under mpirun.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/conv_transpose2d.h"
+#include "core/loss.h"
+#include "core/shards.h"
+#include "data/safetensors.h"
+#include "models/config.h"
+#include "models/train/engine.h"
+#include "models/train/segmentation.h"
+#include "tests/testing.h"
+
+namespace convlab {
+namespace {
+
+using nlohmann::json;
+using testing::error_of;
+using testing::random_tensor;
+
+// Ranks as threads: a generation-counted barrier around a shared buffer.
+class InProcessGroup {
+ public:
+  explicit InProcessGroup(int n) : n_(n) {}
+  int size() const { return n_; }
+  void all_gather(int rank, const void* mine, int64_t bytes, void* all) {
+    std::unique_lock<std::mutex> lock(m_);
+    buf_.resize(size_t(bytes * n_));
+    std::memcpy(buf_.data() + rank * bytes, mine, size_t(bytes));
+    wait_all(lock);
+    std::memcpy(all, buf_.data(), size_t(bytes * n_));
+    wait_all(lock);
+  }
+  bool any(bool mine) {
+    std::unique_lock<std::mutex> lock(m_);
+    flag_ = flag_ || mine;
+    wait_all(lock);
+    const bool r = flag_;
+    wait_all(lock);
+    flag_ = false;  // every rank has read it; reset before the next round (all are past the second barrier)
+    return r;
+  }
+
+ private:
+  void wait_all(std::unique_lock<std::mutex>& lock) {
+    const int64_t gen = gen_;
+    if (++arrived_ == n_) {
+      arrived_ = 0;
+      ++gen_;
+      cv_.notify_all();
+    } else {
+      cv_.wait(lock, [&] { return gen_ != gen; });
+    }
+  }
+  int n_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  int arrived_ = 0;
+  int64_t gen_ = 0;
+  std::vector<char> buf_;
+  bool flag_ = false;
+};
+
+class ThreadComm : public ShardComm {
+ public:
+  ThreadComm(InProcessGroup& g, int rank) : g_(g), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return g_.size(); }
+  void all_gather(const void* mine, int64_t bytes, void* all) override { g_.all_gather(rank_, mine, bytes, all); }
+  bool any(bool mine) override { return g_.any(mine); }
+
+ private:
+  InProcessGroup& g_;
+  int rank_;
+};
+
+struct OpResult {
+  float loss = 0;
+  std::vector<std::vector<float>> grads;  // w1, b1, gamma, beta, w2, b2, then dx
+  std::vector<float> running_mean, running_var;
+};
+
+std::vector<float> values(const Tensor& t) { return std::vector<float>(t.data(), t.data() + t.numel()); }
+
+// conv2d(dilation 2, bias) -> BN -> ReLU -> 1x1 conv -> cross-entropy, on samples [n0, n0 + n) of a fixed batch.
+OpResult run_ops(int64_t n0, int64_t n) {
+  const int64_t N = 4, H = 10, W = 9;
+  const Tensor x_all = random_tensor({N, 3, H, W}, 11);
+  Tensor x = Tensor::empty({n, 3, H, W});
+  std::memcpy(x.data(), x_all.data() + n0 * 3 * H * W, sizeof(float) * size_t(n * 3 * H * W));
+  x.set_requires_grad(true);
+  Tensor w1 = random_tensor({5, 3, 3, 3}, 12, -0.5f, 0.5f), b1 = random_tensor({5}, 13);
+  Tensor gamma = random_tensor({5}, 14, 0.5f, 1.5f), beta = random_tensor({5}, 15);
+  Tensor w2 = random_tensor({4, 5, 1, 1}, 16), b2 = random_tensor({4}, 17);
+  Tensor rm = Tensor::zeros({5}), rv = Tensor::ones({5});
+  for (Tensor* t : {&w1, &b1, &gamma, &beta, &w2, &b2}) t->set_requires_grad(true);
+  std::vector<int32_t> labels;
+  Rng rng(18);
+  for (int64_t i = 0; i < N * H * W; ++i) labels.push_back(int32_t(rng.uniform() * 4) % 4);
+  labels[5] = -1;  // an ignored pixel
+  const std::vector<int32_t> mine(labels.begin() + n0 * H * W, labels.begin() + (n0 + n) * H * W);
+  Conv2dArgs a;
+  a.padding = {2, 2};
+  a.dilation = {2, 2};
+  Tensor h = relu(batch_norm2d(conv2d(x, w1, b1, a), gamma, beta, rm, rv, true, 0.1f, 1e-5f));
+  Tensor loss = cross_entropy(conv2d(h, w2, b2, Conv2dArgs{}), mine, {}, -1);
+  loss.backward();
+  OpResult r;
+  r.loss = loss.item();
+  for (Tensor* t : {&w1, &b1, &gamma, &beta, &w2, &b2, &x}) r.grads.push_back(values(t->grad()));
+  r.running_mean = values(rm);
+  r.running_var = values(rv);
+  return r;
+}
+
+TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughConvBatchNormAndLoss) {
+  OpResult one;
+  {
+    ShardScope s({.total = 4, .first = 0, .local = 4});
+    one = run_ops(0, 4);
+  }
+  InProcessGroup group(2);
+  OpResult part[2];
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      ThreadComm comm(group, r);
+      ShardScope s({.total = 4, .first = 2 * r, .local = 2, .comm = &comm});
+      part[r] = run_ops(2 * r, 2);
+    });
+  for (auto& t : ranks) t.join();
+  const char* names[] = {"conv weight", "conv bias", "bn gamma", "bn beta", "head weight", "head bias"};
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(std::memcmp(&part[r].loss, &one.loss, sizeof(float)), 0) << "rank " << r << " loss";
+    for (size_t i = 0; i < 6; ++i) EXPECT_EQ(part[r].grads[i], one.grads[i]) << "rank " << r << " " << names[i];
+    EXPECT_EQ(part[r].running_mean, one.running_mean) << "rank " << r;
+    EXPECT_EQ(part[r].running_var, one.running_var) << "rank " << r;
+    // dx of the rank's samples equals the matching half of the one-process dx
+    const auto& dx = one.grads[6];
+    const std::vector<float> half(dx.begin() + r * long(dx.size()) / 2, dx.begin() + (r + 1) * long(dx.size()) / 2);
+    EXPECT_EQ(part[r].grads[6], half) << "rank " << r << " input gradient";
+  }
+}
+
+TEST(Shards, FoldAddsTheShardsInOrderAndCutsTheBatch) {
+  const float p[3] = {1e8f, 1.f, -1e8f};  // in order: (1e8 + 1) - 1e8 = 0 in float; another order gives 1
+  float out = -1;
+  {
+    ShardScope s({.total = 3, .first = 0, .local = 3});
+    fold_shards(p, 1, &out);
+    EXPECT_EQ(out, 0.f);
+    EXPECT_EQ(local_samples(12).begin, 0);
+    EXPECT_EQ(local_samples(12).end, 12);
+    EXPECT_NE(error_of([] { local_samples(10); }).find("cannot be cut into 3"), std::string::npos);
+    EXPECT_NE(error_of([] { local_shards(5, "conv2d"); }).find("conv2d: a batch of 5"), std::string::npos);
+  }
+  fold_shards(p, 3, &out);  // outside a scope: one shard, the identity
+  EXPECT_EQ(out, 1e8f);
+  EXPECT_NE(error_of([] { ShardScope s({.total = 4, .first = 1, .local = 2}); }).find("one process holds every shard"),
+            std::string::npos);
+}
+
+TEST(Shards, OpsWithUnshardedBatchSumsRefuseToRunSpreadOverRanks) {
+  InProcessGroup group(2);
+  std::string err[2][4];
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      ThreadComm comm(group, r);
+      ShardScope s({.total = 2, .first = r, .local = 1, .comm = &comm});
+      Tensor x = random_tensor({1, 4, 5, 5}, 1), w = random_tensor({4, 2, 3, 3}, 2);
+      w.set_requires_grad(true);
+      err[r][0] = error_of([&] { Tensor y = conv_transpose2d(x, w, Tensor(), ConvTranspose2dArgs{});
+        y.backward(Tensor::ones(y.shape())); });
+      Tensor lw = random_tensor({3, 4}, 3);
+      lw.set_requires_grad(true);
+      err[r][1] = error_of([&] { linear(random_tensor({1, 4}, 4), lw, Tensor()); });
+      err[r][2] = error_of([&] { bce_with_logits(random_tensor({1, 1}, 5), random_tensor({1, 1}, 6)); });
+      err[r][3] = error_of([&] { sum(w); });
+    });
+  for (auto& t : ranks) t.join();
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_NE(err[r][0].find("conv_transpose2d"), std::string::npos) << err[r][0];
+    EXPECT_NE(err[r][0].find("2 processes"), std::string::npos) << err[r][0];
+    EXPECT_NE(err[r][1].find("linear"), std::string::npos) << err[r][1];
+    EXPECT_NE(err[r][2].find("bce_with_logits"), std::string::npos) << err[r][2];
+    EXPECT_NE(err[r][3].find("sum: its gradient sums"), std::string::npos) << err[r][3];
+  }
+}
+
+// The tensors of a checkpoint file: name -> raw bytes.
+std::map<std::string, std::string> tensor_bytes(const std::string& path) {
+  const auto f = safetensors::load(path);
+  std::map<std::string, std::string> out;
+  for (const auto& [name, t] : f.tensors)
+    out[name] = std::string(reinterpret_cast<const char*>(t.data()), sizeof(float) * size_t(t.numel()));
+  return out;
+}
+
+std::vector<double> losses(const std::string& metrics) {
+  std::vector<double> out;
+  std::ifstream f(metrics);
+  for (std::string line; std::getline(f, line);) {
+    const json j = json::parse(line);
+    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
+    if (j.contains("miou")) out.push_back(j["miou"].get<double>());
+  }
+  return out;
+}
+
+TEST(Shards, TrainingOnTwoRanksEndsWhereOneProcessEnds) {
+  const json config = load_config(testing::source_path("configs/hdc_seg.json"),
+                                  {"train.steps=3", "train.batch_size=4", "train.batch_shards=2", "train.val_every=3",
+                                   "train.log_every=1", "data.image_size=32", "data.val_size=8"});
+  const std::string one_dir = testing::temp_dir("shards_one"), two_dir = testing::temp_dir("shards_two");
+  run_training(*segmentation_training(config), TrainFlags{.runs_dir = one_dir});
+  InProcessGroup group(2);
+  std::string err[2];
+  json summary[2];
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      ThreadComm comm(group, r);
+      err[r] = error_of([&] { summary[r] = run_training(*segmentation_training(config), TrainFlags{.runs_dir = two_dir, .comm = &comm}); });
+    });
+  for (auto& t : ranks) t.join();
+  ASSERT_EQ(err[0], "(no error)");
+  ASSERT_EQ(err[1], "(no error)");
+  EXPECT_EQ(summary[0]["processes"], 2);
+  EXPECT_EQ(summary[0]["batch_shards"], 2);
+  for (const std::string f : {"model.safetensors", "optimizer.safetensors"})
+    EXPECT_TRUE(tensor_bytes(one_dir + "/hdc_seg/" + f) == tensor_bytes(two_dir + "/hdc_seg/" + f)) << f << " differs";
+  const auto l1 = losses(one_dir + "/hdc_seg/metrics.jsonl"), l2 = losses(two_dir + "/hdc_seg/metrics.jsonl");
+  EXPECT_EQ(l1.size(), 5u);  // 3 log rows, the validation's loss and mIoU
+  EXPECT_EQ(l1, l2);
+}
+
+TEST(Shards, AGlobalBatchTheRanksCannotSplitIsRefusedNamingBothNumbers) {
+  const json config = load_config(testing::source_path("configs/hdc_seg.json"),
+                                  {"train.steps=1", "train.batch_size=5", "data.image_size=32", "data.val_size=8"});
+  const std::string dir = testing::temp_dir("shards_refused");
+  InProcessGroup group(2);
+  std::string err[2];
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      ThreadComm comm(group, r);
+      err[r] = error_of([&] { run_training(*segmentation_training(config), TrainFlags{.runs_dir = dir, .comm = &comm}); });
+    });
+  for (auto& t : ranks) t.join();
+  for (int r = 0; r < 2; ++r)
+    EXPECT_NE(err[r].find("a global batch of 5 cannot be split evenly over 2 processes"), std::string::npos) << err[r];
+  EXPECT_FALSE(std::filesystem::exists(dir + "/hdc_seg/model.safetensors"));
+}
+
+}  // namespace
+}  // namespace convlab
