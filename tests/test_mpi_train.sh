@@ -4,7 +4,8 @@
 #      train.batch_shards=2: the same checkpoint bytes (model and optimizer) and the same metrics.jsonl values
 #      (wall-clock fields dropped).
 #   2. A global batch the ranks cannot split (15 over 2) is refused before training, naming both numbers.
-#   3. A rank killed mid-run: mpirun stops the other within a bounded time and the last checkpoint still loads.
+#   3. compare --quick over 2 ranks gives the results.json numbers of a serial compare.
+#   4. A rank killed mid-run: mpirun stops the other within a bounded time and the last checkpoint still loads.
 # Exit 77 (ctest: skipped) when mpirun is missing, saying so.
 set -euo pipefail
 BIN="$1"
@@ -40,6 +41,24 @@ grep -q "convlab: train.batch_size: a global batch of 15 cannot be split evenly 
   { cat "$WORK/bad.log"; echo "FAIL: no line naming 15 and 2"; exit 1; }
 [ ! -e "$WORK/bad/hdc_seg/model.safetensors" ] || { echo "FAIL: a refused run wrote a checkpoint"; exit 1; }
 echo "ok: an unsplittable batch is refused with one line naming both numbers"
+
+# A distributed compare --quick: the same results.json numbers as a serial one (timings aside).
+EXP="$SRC/configs/experiments/gridding_vs_hdc.json"
+OMP_NUM_THREADS=2 "$BIN" compare "$EXP" --quick --out "$WORK/cmp_serial" -q >/dev/null
+"${MPIRUN[@]}" "$BIN" compare "$EXP" --quick --out "$WORK/cmp_dist" -q >"$WORK/cmp.log" 2>&1 ||
+  { cat "$WORK/cmp.log"; echo "FAIL: mpirun -np 2 convlab compare failed"; exit 1; }
+python3 - "$WORK/cmp_serial/results.json" "$WORK/cmp_dist/results.json" <<'PY' || { echo "FAIL: distributed compare differs"; exit 1; }
+import json, sys
+CLOCK = {"timing", "step_seconds_probe", "wall_s", "cpu_s", "time", "out", "run_dir"}
+def strip(j):
+    if isinstance(j, dict): return {k: strip(v) for k, v in j.items() if k not in CLOCK}
+    if isinstance(j, list): return [strip(v) for v in j]
+    return j
+a, b = (strip(json.load(open(p))) for p in sys.argv[1:3])
+if a != b:
+    print("differs in", [k for k in a if a[k] != b.get(k)]); sys.exit(1)
+PY
+echo "ok: compare --quick over 2 ranks writes the numbers of a serial compare"
 
 # Kill rank 1 once a checkpoint exists; mpirun must end the run (non-zero) and the checkpoint must load.
 "${MPIRUN[@]}" "$BIN" train "$SRC/configs/hdc_seg.json" --set train.steps=400 --set train.checkpoint_every=2 \

@@ -31,8 +31,6 @@ namespace {
 // train: the first SIGINT / SIGTERM only records its number; the loop polls it after every step and stops there,
 // writing a checkpoint. The handler then restores the default action, so a second signal ends the process at once.
 volatile std::sig_atomic_t g_stop_signal = 0;
-// The MPI session of a data-parallel `train` (null otherwise), finalized when main returns normally.
-std::unique_ptr<convlab::MpiSession> g_mpi;
 
 extern "C" void on_stop_signal(int sig) {
   g_stop_signal = sig;
@@ -207,15 +205,15 @@ int main(int argc, char** argv) {
     if (*op) return cmd_op(case_path, out_path, stats, repeat);
     if (*train) {
       // Under mpirun: data-parallel, every rank runs this; rank 0 alone writes the run folder and prints.
-      if (convlab::launched_by_mpi()) g_mpi = convlab::MpiSession::start();
-      const bool root = !g_mpi || g_mpi->rank() == 0;
+      convlab::MpiSession* mpi = convlab::launched_session();
+      const bool root = !mpi || mpi->rank() == 0;
       if (!root) quiet = true;
       const auto cfg = convlab::load_config(config_path, sets);
       // Progress goes to stdout: a \r-updated bar on a terminal, a line per log step otherwise.
       const convlab::TrainFlags f{.runs_dir = runs_dir, .resume = resume, .quiet = quiet,
                                   .progress_bar = isatty(fileno(stdout)) != 0, .stop_after = stop_after,
                                   .overwrite = overwrite, .log = &std::cout,
-                                  .stop_requested = [] { return g_stop_signal != 0; }, .comm = g_mpi.get()};
+                                  .stop_requested = [] { return g_stop_signal != 0; }, .comm = mpi};
       install_stop_handlers();
       const auto s = convlab::train_config(cfg, f);
       if (!root) return 0;
@@ -257,7 +255,7 @@ int main(int argc, char** argv) {
     const int rc = report_exception(app);
     // A failed rank ends at once: MPI_Finalize would wait for ranks that are waiting for it. mpirun sees the
     // exit code and stops the others.
-    if (g_mpi) convlab::MpiSession::exit_now(rc);
+    convlab::exit_if_distributed(rc);
     return rc;
   }
   return 0;

@@ -226,6 +226,40 @@ StudyResult compare_command(const CompareCommand& c) {
       fs::create_directories(runs_dir);
       fs::create_directories(pics);
       info.clear();
+      if (c.comm && c.comm->size() > 1) {  // distributed: this rank's share of the runs first (see CompareCommand)
+        const int64_t P = c.comm->size(), rank = c.comm->rank();
+        bool failed = false;
+        std::string failure;
+        try {
+          int64_t k = 0;
+          for (int64_t seed : e.seeds)
+            for (size_t i = 0; i < e.variants.size(); ++i, ++k) {
+              if (k % P != rank) continue;
+              const json cfg = with_seed(cfgs[i], e.variants[i], seed);
+              const fs::path d = runs_dir / cfg["name"].get<std::string>();
+              const RunState state = run_state(d, cfg, c.fresh);
+              if (state == RunState::finished) continue;
+              if (fs::exists(d / "summary.json")) fs::remove(d / "summary.json");
+              const auto w0 = std::chrono::steady_clock::now();
+              const double u0 = cpu_seconds();
+              train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = state == RunState::resume, .quiet = true,
+                                       .overwrite = state != RunState::resume});
+              const json timing = {{"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count()},
+                                   {"cpu_s", cpu_seconds() - u0}, {"resumed", state == RunState::resume}, {"rank", rank}};
+              write_file_atomic((d / "compare_timing.json").string(), timing.dump(2) + "\n");
+            }
+        } catch (const Error& err) {
+          failed = true;
+          failure = err.what();
+        }
+        if (c.comm->any(failed)) {  // every rank waits here for the others' runs
+          CL_CHECK(!failed, failure);
+          CL_FAIL("compare " << e.file << ": stopped: another process failed (its message says why)");
+        }
+        if (rank != 0) return {};
+        say("compare " + e.name + ": " + std::to_string(e.variants.size() * e.seeds.size()) + " runs trained over " +
+            std::to_string(P) + " processes\n");
+      }
     }
     for (size_t i = 0; i < e.variants.size(); ++i) {
       const CompareVariant& v = e.variants[i];
@@ -289,8 +323,10 @@ StudyResult compare_command(const CompareCommand& c) {
       tag += std::to_string(++k) + "/" + std::to_string(n_runs) + "] " + cfg["name"].get<std::string>();
       if (finished && fs::exists(d / "compare_timing.json")) {
         timing = json::parse(read_text_file((d / "compare_timing.json").string()));
-        timing["skipped"] = true;
-        say(tag + ": finished earlier, not retrained\n");
+        // Trained just now by a rank of this distributed compare (its timing file names the rank): not skipped.
+        const bool by_rank = c.comm && c.comm->size() > 1 && timing.contains("rank");
+        timing["skipped"] = !by_rank;
+        say(tag + (by_rank ? ": trained by rank " + timing["rank"].dump() + "\n" : ": finished earlier, not retrained\n"));
       } else if (finished) {  // finished, but its timing file was lost: the trainer's wall time is all there is
         timing = {{"wall_s", json::parse(read_text_file((d / "summary.json").string()))["train_seconds"]}, {"cpu_s", nullptr},
                   {"resumed", false}, {"skipped", true}};

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/shards.h"
 #include "models/study/study.h"  // StudyResult and the tables / heatmaps the reports share
 
 namespace convlab {
@@ -54,6 +55,11 @@ struct CompareCommand {
   bool quiet = false;      // no progress lines (the final table is still returned)
   bool fresh = false;      // retrain every run even when a finished one is on disk
   std::ostream* log = nullptr;  // where progress lines go (the CLI: stdout, or stderr with --json); null: silent
+  // Several processes (mpirun): the runs are dealt out round-robin in seed-major order, each process trains its
+  // own in one process (a run's numbers do not depend on where it ran), then rank 0 assembles results.json and
+  // the reports from the run folders, exactly as a serial compare that finds them finished. The other ranks
+  // return an empty result. The output folder must be one the ranks share. Null: one process.
+  ShardComm* comm = nullptr;
 };
 
 // Runs (or resumes) the experiment. json = results.json, text = the table and the difference sentences.

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "models/compare/compare.h"
+#include "tools/lib/mpi_comm.h"
 
 namespace convlab {
 
@@ -25,6 +26,10 @@ void register_compare_command(CLI::App& app) {
   sub->add_flag("--json", *as_json, "print results.json (progress goes to stderr)");
   sub->callback([c, as_json] {
     c->log = *as_json ? &std::cerr : &std::cout;  // --json: stdout holds only the JSON
+    // Under mpirun the runs are spread over the ranks; rank 0 alone prints and writes the reports.
+    c->comm = launched_session();
+    const bool root = !c->comm || c->comm->rank() == 0;
+    if (!root) c->log = nullptr;
     StudyResult r;
     try {
       r = compare_command(*c);
@@ -33,7 +38,7 @@ void register_compare_command(CLI::App& app) {
     } catch (const std::filesystem::filesystem_error& err) {
       throw Error(std::string("compare: ") + err.what());
     }
-    std::cout << (*as_json ? r.json.dump(2) + "\n" : r.text) << std::flush;
+    if (root) std::cout << (*as_json ? r.json.dump(2) + "\n" : r.text) << std::flush;
   });
 }
 

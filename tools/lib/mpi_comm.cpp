@@ -57,6 +57,22 @@ bool MpiSession::any(bool mine) { return mine; }
 
 #endif
 
+namespace {
+std::unique_ptr<MpiSession>& session() {
+  static std::unique_ptr<MpiSession> s;
+  return s;
+}
+}  // namespace
+
+MpiSession* launched_session() {
+  if (!session() && launched_by_mpi()) session() = MpiSession::start();
+  return session().get();
+}
+
+void exit_if_distributed(int code) {
+  if (session()) MpiSession::exit_now(code);
+}
+
 void MpiSession::exit_now(int code) {
   std::cout.flush();
   std::cerr.flush();

@@ -11,6 +11,13 @@ namespace convlab {
 // True when an MPI launcher started this process (Open MPI's OMPI_COMM_WORLD_SIZE, PMIx or PMI variables).
 bool launched_by_mpi();
 
+class MpiSession;
+// The process's MPI session when an MPI launcher started it (started on the first call, finalized at exit);
+// null in a process started without one. `train` and `compare` call it.
+MpiSession* launched_session();
+// After an error: ends the process at once when an MPI session is running (see MpiSession::exit_now).
+void exit_if_distributed(int code);
+
 // MPI for the life of the object: MPI_Init_thread (funneled: only the main thread calls MPI, outside OpenMP
 // regions) on start(), MPI_Finalize when destroyed. Throws convlab::Error when this convlab was built without
 // MPI (scripts/setup.sh installs Open MPI; CMake finds it).
