@@ -116,6 +116,22 @@ int64_t images_per_block(const ConvDims& d) {
   return std::max<int64_t>(1, std::min(nb, d.N));
 }
 
+// Blocks of up to images_per_block images side by side, cut at the batch-shard boundaries in training
+// (core/shards.h): a block, and so every GEMM shape and its bits, is the same whether one process holds the whole
+// batch or several processes hold a shard each. Outside training one shard spans the batch.
+struct ImageBlocks {
+  int64_t nb, per, per_blocks, count;
+  explicit ImageBlocks(const ConvDims& d) {
+    const int64_t shards = batch_shards().total > 1 ? local_shards(d.N, "conv2d") : 1;
+    per = d.N / shards;
+    nb = std::min(images_per_block(d), per);
+    per_blocks = (per + nb - 1) / nb;
+    count = shards * per_blocks;
+  }
+  int64_t first(int64_t j) const { return (j / per_blocks) * per + (j % per_blocks) * nb; }
+  int64_t size(int64_t j) const { return std::min(nb, per - (j % per_blocks) * nb); }
+};
+
 // cols [K, nn*HWo] of images n0..n0+nn-1 of group g (image i in columns [i*HWo, (i+1)*HWo)).
 void block_cols(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, float* cols) {
   const int64_t L = nn * d.hw_out();
@@ -153,19 +169,22 @@ namespace {
 // input gradient (a conv of dy, see transposed_for_dx). accumulate: y += conv, else y = conv.
 void forward_gemm(const float* x, const float* w, const float* b, const ConvDims& d, float* y, bool accumulate) {
   const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), Cg = d.cin_g();
-  const int64_t nb = images_per_block(d), blocks = (d.N + nb - 1) / nb;
-  const int64_t jobs = blocks * d.G;
+  const ImageBlocks ib(d);
+  const int64_t jobs = ib.count * d.G;
+  // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
+  // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
+  const bool whole = jobs == 1 && batch_shards().total == 1;
   const bool direct = cols_are_input(d);
 #pragma omp parallel for schedule(static) if (jobs > 1)
   for (int64_t j = 0; j < jobs; ++j) {
-    const int64_t n0 = (j / d.G) * nb, g = j % d.G, nn = std::min(nb, d.N - n0), L = nn * HWo;
+    const int64_t n0 = ib.first(j / d.G), g = j % d.G, nn = ib.size(j / d.G), L = nn * HWo;
     // nn == 1: straight into y; else into a block matrix scattered (added) to the images afterwards.
     float* yg = nn == 1 ? y + (n0 * d.C_out + g * Mg) * HWo : workspace(2, Mg * L);
     const float beta = accumulate && nn == 1 ? 1.f : 0.f;
     if (direct) {  // x itself is the cols matrix (nb = 1)
-      job_gemm(jobs == 1, false, false, Mg, L, K, w + g * Mg * K, K, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L,
+      job_gemm(whole, false, false, Mg, L, K, w + g * Mg * K, K, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L,
                beta, yg, L);
-    } else if (jobs == 1) {  // one job: the GEMM itself is split over the threads, from stored columns
+    } else if (whole) {  // one job: the GEMM itself is split over the threads, from stored columns
       float* cols = workspace(0, K * L);
       block_cols(x, d, n0, nn, g, cols);
       job_gemm(true, false, false, Mg, L, K, w + g * Mg * K, K, cols, L, beta, yg, L);
@@ -257,7 +276,8 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
                      float* db) {
   if (is_depthwise(d)) return depthwise_backward(x, w, dy, d, dx, dw, db);
   const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), Cg = d.cin_g();
-  const int64_t nb = images_per_block(d), blocks = (d.N + nb - 1) / nb;
+  const ImageBlocks ib(d);
+  const int64_t blocks = ib.count;
   const bool direct = cols_are_input(d);
   if (db) bias_backward(dy, d.N, d.C_out, HWo, db);
   // dy of a block as one [Mg, nn*HWo] matrix: in place for a single image, else gathered into slot 2.
@@ -274,16 +294,19 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
     forward_gemm(dy, wt, nullptr, transposed_for_dx(d), dx, true);
   } else if (dx) {  // dx[n,g] += col2im(W_g^T dy[n,g])
     const int64_t jobs = blocks * d.G;
+    // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
+    // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
+    const bool whole = jobs == 1 && batch_shards().total == 1;
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
-      const int64_t n0 = (j / d.G) * nb, g = j % d.G, nn = std::min(nb, d.N - n0), L = nn * HWo;
+      const int64_t n0 = ib.first(j / d.G), g = j % d.G, nn = ib.size(j / d.G), L = nn * HWo;
       const float* dyg = block_dy(n0, nn, g);
       if (direct) {
         float* dxg = dx + (n0 * d.C_in + g * Cg) * d.H * d.W;
-        job_gemm(jobs == 1, true, false, K, HWo, Mg, w + g * Mg * K, K, dyg, HWo, 1.f, dxg, HWo);
+        job_gemm(whole, true, false, K, HWo, Mg, w + g * Mg * K, K, dyg, HWo, 1.f, dxg, HWo);
       } else {
         float* dcols = workspace(1, K * L);
-        job_gemm(jobs == 1, true, false, K, L, Mg, w + g * Mg * K, K, dyg, L, 0.f, dcols, L);
+        job_gemm(whole, true, false, K, L, Mg, w + g * Mg * K, K, dyg, L, 0.f, dcols, L);
         for (int64_t i = 0; i < nn; ++i)
           col2im(dcols + i * HWo, d, dx + ((n0 + i) * d.C_in + g * Cg) * d.H * d.W, L);
       }
@@ -294,24 +317,26 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
     // Chunks: fixed groups of blocks (at most kWeightGradChunks), or in training the batch shards
     // (core/shards.h: chunk c is shard c, its blocks cut inside it, the chunks folded in shard order).
     const bool sharded = batch_shards().total > 1;
-    const int64_t chunks = sharded ? local_shards(d.N, "conv2d") : std::min(blocks, kWeightGradChunks);
-    const int64_t per_shard = d.N / chunks, snb = std::min(nb, per_shard), sblocks = (per_shard + snb - 1) / snb;
+    const int64_t chunks = sharded ? blocks / ib.per_blocks : std::min(blocks, kWeightGradChunks);
     const int64_t wsize = d.C_out * K;
     float* partial = shared_workspace(0, chunks * wsize);
     const int64_t jobs = chunks * d.G;
+    // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
+    // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
+    const bool whole = jobs == 1 && batch_shards().total == 1;
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
       const int64_t c = j / d.G, g = j % d.G;
-      const int64_t b0 = sharded ? 0 : blocks * c / chunks, b1 = sharded ? sblocks : blocks * (c + 1) / chunks;
+      const int64_t b0 = sharded ? c * ib.per_blocks : blocks * c / chunks;
+      const int64_t b1 = sharded ? (c + 1) * ib.per_blocks : blocks * (c + 1) / chunks;
       float* pw = partial + c * wsize + g * Mg * K;
       for (int64_t bl = b0; bl < b1; ++bl) {
-        const int64_t n0 = sharded ? c * per_shard + bl * snb : bl * nb;
-        const int64_t nn = sharded ? std::min(snb, (c + 1) * per_shard - n0) : std::min(nb, d.N - n0), L = nn * HWo;
+        const int64_t n0 = ib.first(bl), nn = ib.size(bl), L = nn * HWo;
         const float* dyg = block_dy(n0, nn, g);
         const float beta = bl == b0 ? 0.f : 1.f;
         if (direct) {
-          job_gemm(jobs == 1, false, true, Mg, K, L, dyg, L, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L, beta, pw, K);
-        } else if (jobs == 1) {
+          job_gemm(whole, false, true, Mg, K, L, dyg, L, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L, beta, pw, K);
+        } else if (whole) {
           float* cols = workspace(0, K * L);
           block_cols(x, d, n0, nn, g, cols);
           job_gemm(true, false, true, Mg, K, L, dyg, L, cols, L, beta, pw, K);

@@ -66,7 +66,9 @@ struct Batching {
   int64_t chunks;
   std::vector<int64_t> bound;        // block b covers images [bound[b], bound[b+1])
   std::vector<int64_t> first_block;  // chunk c covers blocks [first_block[c], first_block[c+1])
-  explicit Batching(const ConvDims& d) : chunks(std::min(d.N, kWeightGradChunks)) {
+  // shard_chunks > 0: the chunks are the batch shards of core/shards.h (training), else at most kWeightGradChunks.
+  explicit Batching(const ConvDims& d, int64_t shard_chunks = 0)
+      : chunks(shard_chunks > 0 ? shard_chunks : std::min(d.N, kWeightGradChunks)) {
     const int64_t P = d.hw_out();
     layout = cols_are_output(d) ? Layout::kDirect : d.k_rows() <= P ? Layout::kPerImage : Layout::kBatched;
     const int64_t nb_max = layout == Layout::kBatched ? std::max<int64_t>(1, (kTargetRows + P - 1) / P) : 1;
@@ -248,19 +250,27 @@ ConvDims conv_transpose2d_dims(const Shape& x, const Shape& w, const Shape* b, c
 // ---- forward: y[n,g] = col2im(W_g^T x[n,g]) + b ----
 void conv_transpose2d_forward(const float* x, const float* w, const float* b, const ConvDims& d, float* y) {
   const int64_t Cig = d.cout_g(), Cog = d.cin_g(), K = d.k_rows(), P = d.hw_out(), Q = d.H * d.W;
+  // In training the batch is cut at its shards (core/shards.h): no GEMM spans two, so the GEMM shapes and their
+  // bits do not depend on how many processes share the batch.
+  const int64_t shards = batch_shards().total > 1 ? local_shards(d.N, "conv_transpose2d") : 0;
   if (pointwise_input(d)) {
-    // Y_g [N, K] (row stride C_out*kH*kW) = X_g [N, C_in/G] (row stride C_in) x W_g [C_in/G, K]
-    for (int64_t g = 0; g < d.G; ++g)
-      sgemm_parallel(false, false, d.N, K, Cig, 1.f, x + g * Cig, d.C_out, w + g * Cig * K, K, 0.f, y + g * K,
-                     d.G * K);
+    // Y_g [N, K] (row stride C_out*kH*kW) = X_g [N, C_in/G] (row stride C_in) x W_g [C_in/G, K], per shard
+    const int64_t parts = std::max<int64_t>(shards, 1), per = d.N / parts;
+    for (int64_t k = 0; k < parts; ++k)
+      for (int64_t g = 0; g < d.G; ++g)
+        sgemm_parallel(false, false, per, K, Cig, 1.f, x + k * per * d.C_out + g * Cig, d.C_out, w + g * Cig * K, K,
+                       0.f, y + k * per * d.G * K + g * K, d.G * K);
     if (b) {
 #pragma omp parallel for schedule(static) if (d.N > 1)
       for (int64_t n = 0; n < d.N; ++n) add_bias(b, d.C_in, Q, y + n * d.C_in * Q);
     }
     return;
   }
-  const Batching bt(d);
+  const Batching bt(d, shards);
   const int64_t jobs = bt.blocks() * d.G;
+  // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
+  // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
+  const bool whole = jobs == 1 && batch_shards().total == 1;
 #pragma omp parallel for schedule(static) if (jobs > 1)
   for (int64_t j = 0; j < jobs; ++j) {
     const int64_t n0 = bt.bound[j / d.G], nb = bt.bound[j / d.G + 1] - n0, g = j % d.G, ld = nb * P;
@@ -268,15 +278,15 @@ void conv_transpose2d_forward(const float* x, const float* w, const float* b, co
     const float* xg = x + (n0 * d.C_out + g * Cig) * P;  // [C_in/G, P] (first image of the block)
     float* yg = y + (n0 * d.C_in + g * Cog) * Q;          // [C_out/G, H_out, W_out] (first image)
     if (bt.layout == Layout::kDirect) {  // y[n,g] = W_g^T x[n,g]
-      job_gemm(jobs == 1, true, false, K, P, Cig, wg, K, xg, P, 0.f, yg, P);
+      job_gemm(whole, true, false, K, P, Cig, wg, K, xg, P, 0.f, yg, P);
     } else if (bt.layout == Layout::kPerImage) {  // cols [K, P] = W_g^T x[n,g]
       float* cols = workspace(0, K * P);
-      job_gemm(jobs == 1, true, false, K, P, Cig, wg, K, xg, P, 0.f, cols, P);
+      job_gemm(whole, true, false, K, P, Cig, wg, K, xg, P, 0.f, cols, P);
       std::memset(yg, 0, sizeof(float) * Cog * Q);
       col2im(cols, d, yg);
     } else {  // colsT [nb*P, K] = Xb^T W_g, Xb [C_in/G, nb*P] = the block's images side by side
       float* colsT = workspace(0, ld * K);
-      job_gemm(jobs == 1, true, false, ld, K, Cig, gather_images(x, d, n0, nb, g, workspace(1, Cig * ld)), ld, wg,
+      job_gemm(whole, true, false, ld, K, Cig, gather_images(x, d, n0, nb, g, workspace(1, Cig * ld)), ld, wg,
                K, 0.f, colsT, K);
       for (int64_t i = 0; i < nb; ++i) {
         float* yi = y + ((n0 + i) * d.C_in + g * Cog) * Q;
@@ -292,7 +302,9 @@ void conv_transpose2d_forward(const float* x, const float* w, const float* b, co
 // ---- backward ----
 void conv_transpose2d_backward(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx,
                                float* dw, float* db) {
-  if (dw || db) require_single_process("conv_transpose2d");
+  // In training the batch sums (dW, db) are per batch shard, folded in shard order (core/shards.h).
+  const bool sharded = batch_shards().total > 1;
+  const int64_t shards = sharded ? local_shards(d.N, "conv_transpose2d") : 0;
   const int64_t Cig = d.cout_g(), Cog = d.cin_g(), K = d.k_rows(), P = d.hw_out(), Q = d.H * d.W;
   if (!dx && !dw && !db) return;
   if (pointwise_input(d)) {
@@ -303,35 +315,53 @@ void conv_transpose2d_backward(const float* x, const float* w, const float* dy, 
       if (dx) {
         // A long reduction (K) with short sides (N x C_in/G): sgemm_parallel would cut the short side
         // unevenly, so K is cut into fixed parts instead (shape-only), whose products are summed in order.
-        const int64_t parts = 2.0 * d.N * Cig * K > 4e6 ? 2 : 1, xs = d.N * Cig;
+        // In training, one such product per batch shard (rows n0..n0+rows-1).
+        const int64_t nsh = std::max<int64_t>(shards, 1), rows = d.N / nsh;
+        const int64_t parts = 2.0 * rows * Cig * K > 4e6 ? 2 : 1, xs = rows * Cig;
         float* part = shared_workspace(1, parts * xs);
+        for (int64_t sh = 0; sh < nsh; ++sh) {
+          const int64_t n0 = sh * rows;
 #pragma omp parallel for schedule(static) if (parts > 1)
-        for (int64_t t = 0; t < parts; ++t) {
-          const int64_t k0 = K * t / parts, k1 = K * (t + 1) / parts;
-          sgemm(false, true, d.N, Cig, k1 - k0, 1.f, dyg + k0, d.G * K, w + g * Cig * K + k0, K, 0.f, part + t * xs,
-                Cig);
-        }
-        for (int64_t n = 0; n < d.N; ++n)
-          for (int64_t c = 0; c < Cig; ++c) {
-            float s = 0.f;
-            for (int64_t t = 0; t < parts; ++t) s += part[t * xs + n * Cig + c];
-            dx[n * d.C_out + g * Cig + c] += s;
+          for (int64_t t = 0; t < parts; ++t) {
+            const int64_t k0 = K * t / parts, k1 = K * (t + 1) / parts;
+            sgemm(false, true, rows, Cig, k1 - k0, 1.f, dyg + n0 * d.G * K + k0, d.G * K, w + g * Cig * K + k0, K, 0.f,
+                  part + t * xs, Cig);
           }
+          for (int64_t n = 0; n < rows; ++n)
+            for (int64_t c = 0; c < Cig; ++c) {
+              float s = 0.f;
+              for (int64_t t = 0; t < parts; ++t) s += part[t * xs + n * Cig + c];
+              dx[(n0 + n) * d.C_out + g * Cig + c] += s;
+            }
+        }
       }
-      if (dw)
+      if (dw && sharded) {  // per shard dW_g (beta 0), folded in shard order, then added
+        const int64_t per = d.N / shards, ws = Cig * K;
+        float* part = shared_workspace(0, shards * ws);
+        float* folded = shared_workspace(2, ws);
+        for (int64_t k = 0; k < shards; ++k)
+          sgemm_parallel(true, false, Cig, K, per, 1.f, x + k * per * d.C_out + g * Cig, d.C_out,
+                         dyg + k * per * d.G * K, d.G * K, 0.f, part + k * ws, K);
+        fold_shards(part, ws, folded);
+        for (int64_t i = 0; i < ws; ++i) dw[g * Cig * K + i] += folded[i];
+      } else if (dw) {
         sgemm_parallel(true, false, Cig, K, d.N, 1.f, x + g * Cig, d.C_out, dyg, d.G * K, 1.f, dw + g * Cig * K,
                        K);
+      }
     }
     return;
   }
   // Jobs are (chunk, group); a chunk walks its blocks in order, summing its own partial dW.
-  const Batching bt(d);
+  const Batching bt(d, shards);
   const int64_t wsize = d.C_out * K;
   float* partial = dw ? shared_workspace(0, bt.chunks * wsize) : nullptr;
   // db is summed in the same jobs (one parallel region instead of two, and C_out = 1 still splits):
   // per chunk in double, chunks added in order.
   double* partial_db = db ? reinterpret_cast<double*>(shared_workspace(1, 2 * bt.chunks * d.C_in)) : nullptr;
   const int64_t jobs = bt.chunks * d.G;
+  // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
+  // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
+  const bool whole = jobs == 1 && batch_shards().total == 1;
 #pragma omp parallel for schedule(static) if (jobs > 1)
   for (int64_t j = 0; j < jobs; ++j) {
     const int64_t c = j / d.G, g = j % d.G;
@@ -364,17 +394,30 @@ void conv_transpose2d_backward(const float* x, const float* w, const float* dy, 
       const int64_t ldc = tc ? K : P;
       if (dx) {  // dXb [C_in/G, nb*P] = W_g cols, added to each image's dx[n,g]
         if (nb == 1) {
-          job_gemm(jobs == 1, false, tc, Cig, P, K, wg, K, cols, ldc, 1.f, dx + (n0 * d.C_out + g * Cig) * P, P);
+          job_gemm(whole, false, tc, Cig, P, K, wg, K, cols, ldc, 1.f, dx + (n0 * d.C_out + g * Cig) * P, P);
         } else {
           float* dxb = workspace(2, Cig * ld);
-          job_gemm(jobs == 1, false, tc, Cig, ld, K, wg, K, cols, ldc, 0.f, dxb, ld);
+          job_gemm(whole, false, tc, Cig, ld, K, wg, K, cols, ldc, 0.f, dxb, ld);
           scatter_images(dxb, d, n0, nb, g, dx);
         }
       }
       if (dw)  // partial dW_g [C_in/G, K] += Xb cols^T
-        job_gemm(jobs == 1, false, !tc, Cig, K, ld, gather_images(x, d, n0, nb, g, workspace(1, Cig * ld)), ld,
+        job_gemm(whole, false, !tc, Cig, K, ld, gather_images(x, d, n0, nb, g, workspace(1, Cig * ld)), ld,
                  cols, ldc, blk == bt.first_block[c] ? 0.f : 1.f, partial + c * wsize + g * Cig * K, K);
     }
+  }
+  if (sharded) {
+    if (db) {
+      std::vector<double> folded(static_cast<size_t>(d.C_in));
+      fold_shards(partial_db, d.C_in, folded.data());
+      for (int64_t co = 0; co < d.C_in; ++co) db[co] += static_cast<float>(folded[size_t(co)]);
+    }
+    if (dw) {
+      float* folded = shared_workspace(2, wsize);
+      fold_shards(partial, wsize, folded);
+      for (int64_t i = 0; i < wsize; ++i) dw[i] += folded[i];
+    }
+    return;
   }
   if (db)
     for (int64_t co = 0; co < d.C_in; ++co) {

@@ -80,15 +80,21 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target) {
                                                  << " and target " << shape_str(target.shape()) << " differ");
   const int64_t n = logits.numel();
   CL_CHECK(n > 0, "bce_with_logits: empty input");
-  require_single_process("bce_with_logits");
   const float* x = logits.data();
   const float* t = target.data();
+  // The mean over the global batch: per batch shard (core/shards.h; the elements of its samples, in order) a
+  // double sum, the shards folded in order, divided by the global count. One shard outside training.
+  const int64_t shards = local_shards(logits.dim() > 0 ? logits.size(0) : 1, "bce_with_logits"), per = n / shards;
+  std::vector<double> part(static_cast<size_t>(shards));
+  for (int64_t k = 0; k < shards; ++k)
+    for (int64_t i = k * per; i < (k + 1) * per; ++i)  // max(x,0) - x*t + log(1 + exp(-|x|))
+      part[size_t(k)] += std::max(x[i], 0.f) - double(x[i]) * t[i] + std::log1p(std::exp(-std::fabs(double(x[i]))));
   double s = 0;
-  for (int64_t i = 0; i < n; ++i)  // max(x,0) - x*t + log(1 + exp(-|x|))
-    s += std::max(x[i], 0.f) - double(x[i]) * t[i] + std::log1p(std::exp(-std::fabs(double(x[i]))));
-  Tensor out = Tensor::scalar(float(s / n));
-  record(out, "bce_with_logits", {logits, target}, [logits, target, n](const Tensor& g) {
-    const float scale = g.data()[0] / float(n);
+  fold_shards(part.data(), 1, &s);
+  const int64_t count = n / shards * batch_shards().total;  // elements in the global batch
+  Tensor out = Tensor::scalar(float(s / double(count)));
+  record(out, "bce_with_logits", {logits, target}, [logits, target, n, count](const Tensor& g) {
+    const float scale = g.data()[0] / float(count);
     const float* x = logits.data();
     const float* t = target.data();
     if (logits.requires_grad()) {

@@ -27,6 +27,10 @@ class ShardComm {
   virtual void all_gather(const void* mine, int64_t bytes, void* all) = 0;
   // True on every process when `mine` is true on any (agreeing on a stop, a failure).
   virtual bool any(bool mine) = 0;
+  // Totals since the start, for the training log: wall seconds spent inside exchanges (including waiting for
+  // the slowest process) and bytes this process contributed.
+  virtual double exchange_seconds() const { return 0; }
+  virtual int64_t exchange_bytes() const { return 0; }
 };
 
 struct BatchShards {

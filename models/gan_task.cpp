@@ -77,6 +77,7 @@ GanTask make_gan_task(const json& config, bool with_data) {
   t.train.sample_every = tr.integer("sample_every", 0, 0);
   t.train.checkpoint_every = tr.integer("checkpoint_every", 0, 0);
   t.train.samples = tr.integer("samples", 64, 1, 1024);
+  t.train.batch_shards = tr.integer("batch_shards", 0, 0, t.train.batch_size);
   tr.finish();
 
   const json& gl = net_layers(config, "generator");

@@ -34,6 +34,7 @@ namespace convlab {
 
 struct GanTrainSettings {
   int64_t steps = 2500, batch_size = 64, log_every = 50, sample_every = 0, checkpoint_every = 0, samples = 64;
+  int64_t batch_shards = 0;  // train.batch_shards (core/shards.h); 0: one per process
 };
 
 struct GanTask {

@@ -3,6 +3,7 @@
 #   1. 20 steps of configs/hdc_seg.json on 2 ranks x 1 thread and in 1 process x 2 threads, both with
 #      train.batch_shards=2: the same checkpoint bytes (model and optimizer) and the same metrics.jsonl values
 #      (wall-clock fields dropped).
+#      The same for 20 DCGAN iterations (configs/dcgan_mnist_ttur.json on the embedded shapes data).
 #   2. A global batch the ranks cannot split (15 over 2) is refused before training, naming both numbers.
 #   3. compare --quick over 2 ranks gives the results.json numbers of a serial compare.
 #   4. A rank killed mid-run: mpirun stops the other within a bounded time and the last checkpoint still loads.
@@ -26,12 +27,26 @@ OMP_NUM_THREADS=2 "$BIN" train "$SRC/configs/hdc_seg.json" "${SETS[@]}" --runs "
 for f in model.safetensors optimizer.safetensors; do
   cmp "$WORK/one/hdc_seg/$f" "$WORK/two/hdc_seg/$f" || { echo "FAIL: $f differs between 1 process and 2 ranks"; exit 1; }
 done
-strip_clock() { sed -E 's/"(time|seconds|images_per_s)":("[^"]*"|[-0-9.e+]+),?//g' "$1"; }
+strip_clock() { sed -E 's/"(time|seconds|images_per_s|exchange_seconds|exchange_bytes)":("[^"]*"|[-0-9.e+]+),?//g' "$1"; }
 diff <(strip_clock "$WORK/one/hdc_seg/metrics.jsonl") <(strip_clock "$WORK/two/hdc_seg/metrics.jsonl") ||
   { echo "FAIL: metrics.jsonl differs between 1 process and 2 ranks"; exit 1; }
 [ "$(grep -c '"loss"' "$WORK/two/hdc_seg/metrics.jsonl")" = 5 ] || { echo "FAIL: expected 4 log rows and 1 validation"; exit 1; }
 grep -q '"processes": 2' "$WORK/two/hdc_seg/summary.json" || { echo "FAIL: summary.json does not say 2 processes"; exit 1; }
 echo "ok: 2 ranks and 1 process give the same checkpoint bytes and metrics"
+
+# 20 DCGAN iterations (both optimizers and the weight average; the embedded shapes data), the same way.
+GSETS=(--set data.dataset=shapes --set data.train_size=64 --set train.steps=20 --set train.batch_size=8
+       --set train.log_every=5 --set train.sample_every=20 --set train.samples=4 --set train.batch_shards=2)
+OMP_NUM_THREADS=2 "$BIN" train "$SRC/configs/dcgan_mnist_ttur.json" "${GSETS[@]}" --runs "$WORK/gone" -q >/dev/null
+"${MPIRUN[@]}" "$BIN" train "$SRC/configs/dcgan_mnist_ttur.json" "${GSETS[@]}" --runs "$WORK/gtwo" -q >"$WORK/gtwo.log" 2>&1 ||
+  { cat "$WORK/gtwo.log"; echo "FAIL: mpirun -np 2 convlab train (GAN) failed"; exit 1; }
+for f in generator.safetensors discriminator.safetensors generator_ema.safetensors optimizer.safetensors; do
+  cmp "$WORK/gone/dcgan_mnist_ttur/$f" "$WORK/gtwo/dcgan_mnist_ttur/$f" ||
+    { echo "FAIL: GAN $f differs between 1 process and 2 ranks"; exit 1; }
+done
+diff <(strip_clock "$WORK/gone/dcgan_mnist_ttur/metrics.jsonl") <(strip_clock "$WORK/gtwo/dcgan_mnist_ttur/metrics.jsonl") ||
+  { echo "FAIL: GAN metrics.jsonl differs between 1 process and 2 ranks"; exit 1; }
+echo "ok: 20 GAN iterations on 2 ranks end in the checkpoint bytes and metrics of 1 process"
 
 if "${MPIRUN[@]}" "$BIN" train "$SRC/configs/hdc_seg.json" --set train.batch_size=15 --runs "$WORK/bad" -q \
      >"$WORK/bad.log" 2>&1; then

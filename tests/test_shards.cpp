@@ -22,11 +22,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/conv_transpose2d.h"
+#include "core/deform_conv2d.h"
 #include "core/loss.h"
 #include "core/shards.h"
 #include "data/safetensors.h"
 #include "models/config.h"
 #include "models/train/engine.h"
+#include "models/train/gan.h"
 #include "models/train/segmentation.h"
 #include "tests/testing.h"
 
@@ -161,6 +163,81 @@ TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughConvBatchNormAndLoss) {
   }
 }
 
+// A DCGAN in miniature (the MNIST shapes) on samples [n0, n0 + n) of a batch of 8: G = convT from a 1x1 latent
+// (the pointwise path) to 7x7 + BN + ReLU + two strided convTs to 28x28 + tanh; D = two strided conv2ds with small
+// outputs (several images per GEMM block) + BN + leaky ReLU + a 7x7 head conv; BCE on D(real) and D(G(z)).
+OpResult run_gan_ops(int64_t n0, int64_t n) {
+  const int64_t N = 8;
+  auto rows = [&](const Tensor& all) {
+    Shape sh = all.shape();
+    sh[0] = n;
+    Tensor t = Tensor::empty(sh);
+    const int64_t per = all.numel() / N;
+    std::memcpy(t.data(), all.data() + n0 * per, sizeof(float) * size_t(n * per));
+    return t;
+  };
+  const Tensor z = rows(random_tensor({N, 6, 1, 1}, 21)), real = rows(random_tensor({N, 1, 28, 28}, 22));
+  Tensor g1 = random_tensor({6, 5, 7, 7}, 23, -0.3f, 0.3f), g2 = random_tensor({5, 4, 4, 4}, 24, -0.3f, 0.3f);
+  Tensor g3 = random_tensor({4, 1, 4, 4}, 32, -0.3f, 0.3f);
+  Tensor ga = random_tensor({5}, 25, 0.5f, 1.5f), gb = random_tensor({5}, 26);
+  Tensor d0 = random_tensor({64, 1, 4, 4}, 31, -0.3f, 0.3f);
+  Tensor d1 = random_tensor({128, 64, 4, 4}, 27, -0.1f, 0.1f), d2 = random_tensor({1, 128, 7, 7}, 28, -0.3f, 0.3f);
+  Tensor da = random_tensor({128}, 29, 0.5f, 1.5f), db = random_tensor({128}, 30);
+  for (Tensor* t : {&g1, &g2, &g3, &ga, &gb, &d0, &d1, &d2, &da, &db}) t->set_requires_grad(true);
+  Tensor rm = Tensor::zeros({5}), rv = Tensor::ones({5}), dm = Tensor::zeros({128}), dv = Tensor::ones({128});
+  ConvTranspose2dArgs up;
+  up.stride = {2, 2};
+  up.padding = {1, 1};
+  const Tensor h7 = relu(batch_norm2d(conv_transpose2d(z, g1, Tensor()), ga, gb, rm, rv, true, 0.1f, 1e-5f));
+  const Tensor fake = tanh(conv_transpose2d(relu(conv_transpose2d(h7, g2, Tensor(), up)), g3, Tensor(), up));  // [n,1,28,28]
+  Conv2dArgs down;
+  down.stride = {2, 2};
+  down.padding = {1, 1};
+  auto D = [&](const Tensor& x) {
+    const Tensor h = leaky_relu(conv2d(x, d0, Tensor(), down), 0.2f);  // [n, 64, 14, 14]
+    return reshape(conv2d(leaky_relu(batch_norm2d(conv2d(h, d1, Tensor(), down), da, db, dm, dv, true, 0.1f, 1e-5f), 0.2f),
+                          d2, Tensor(), Conv2dArgs{}), {n, 1});  // [n, 7, 7, 7] -> [n, 1]
+  };
+  const Tensor real_logits = D(real);
+  Tensor loss = add(bce_with_logits(real_logits, Tensor::ones({n, 1})), bce_with_logits(D(fake), Tensor::zeros({n, 1})));
+  loss.backward();
+  OpResult r;
+  r.loss = loss.item();
+  for (Tensor* t : {&g1, &g2, &ga, &gb, &d1, &d2, &da, &db, &d0, &g3}) r.grads.push_back(values(t->grad()));
+  r.grads.push_back(values(real_logits));
+  r.running_mean = values(dm);
+  r.running_var = values(dv);
+  return r;
+}
+
+TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughTransposedConvsAndBce) {
+  OpResult one;
+  {
+    ShardScope s({.total = 2, .first = 0, .local = 2});
+    one = run_gan_ops(0, 8);
+  }
+  InProcessGroup group(2);
+  OpResult part[2];
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      ThreadComm comm(group, r);
+      ShardScope s({.total = 2, .first = r, .local = 1, .comm = &comm});
+      part[r] = run_gan_ops(4 * r, 4);
+    });
+  for (auto& t : ranks) t.join();
+  const char* names[] = {"G convT 1x1->7x7", "G convT 7->14", "G bn gamma", "G bn beta", "D conv 14->7", "D head",
+                         "D bn gamma", "D bn beta", "D conv 28->14", "G convT 14->28", "D(real) logits"};
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(std::memcmp(&part[r].loss, &one.loss, sizeof(float)), 0) << "rank " << r << " loss";
+    for (size_t i = 0; i < 10; ++i) EXPECT_TRUE(part[r].grads[i] == one.grads[i]) << "rank " << r << " " << names[i];
+    const auto& lg = one.grads[10];  // the rank's D(real) logits are its half of the one-process logits
+    EXPECT_TRUE(part[r].grads[10] == std::vector<float>(lg.begin() + 4 * r, lg.begin() + 4 * r + 4)) << "rank " << r << " " << names[10];
+    EXPECT_EQ(part[r].running_mean, one.running_mean) << "rank " << r;
+    EXPECT_EQ(part[r].running_var, one.running_var) << "rank " << r;
+  }
+}
+
 TEST(Shards, FoldAddsTheShardsInOrderAndCutsTheBatch) {
   const float p[3] = {1e8f, 1.f, -1e8f};  // in order: (1e8 + 1) - 1e8 = 0 in float; another order gives 1
   float out = -1;
@@ -187,22 +264,24 @@ TEST(Shards, OpsWithUnshardedBatchSumsRefuseToRunSpreadOverRanks) {
     ranks.emplace_back([&, r] {
       ThreadComm comm(group, r);
       ShardScope s({.total = 2, .first = r, .local = 1, .comm = &comm});
-      Tensor x = random_tensor({1, 4, 5, 5}, 1), w = random_tensor({4, 2, 3, 3}, 2);
+      Tensor x = random_tensor({1, 2, 5, 5}, 1), w = random_tensor({3, 2, 3, 3}, 2);
       w.set_requires_grad(true);
-      err[r][0] = error_of([&] { Tensor y = conv_transpose2d(x, w, Tensor(), ConvTranspose2dArgs{});
-        y.backward(Tensor::ones(y.shape())); });
+      err[r][0] = error_of([&] {
+        Tensor y = deform_conv2d(x, Tensor::zeros({1, 18, 3, 3}), w, Tensor(), Tensor(), DeformConv2dArgs{});
+        y.backward(Tensor::ones(y.shape()));
+      });
       Tensor lw = random_tensor({3, 4}, 3);
       lw.set_requires_grad(true);
       err[r][1] = error_of([&] { linear(random_tensor({1, 4}, 4), lw, Tensor()); });
-      err[r][2] = error_of([&] { bce_with_logits(random_tensor({1, 1}, 5), random_tensor({1, 1}, 6)); });
+      err[r][2] = error_of([&] { mse_loss(random_tensor({1, 1}, 5), random_tensor({1, 1}, 6)); });
       err[r][3] = error_of([&] { sum(w); });
     });
   for (auto& t : ranks) t.join();
   for (int r = 0; r < 2; ++r) {
-    EXPECT_NE(err[r][0].find("conv_transpose2d"), std::string::npos) << err[r][0];
+    EXPECT_NE(err[r][0].find("deform_conv2d"), std::string::npos) << err[r][0];
     EXPECT_NE(err[r][0].find("2 processes"), std::string::npos) << err[r][0];
     EXPECT_NE(err[r][1].find("linear"), std::string::npos) << err[r][1];
-    EXPECT_NE(err[r][2].find("bce_with_logits"), std::string::npos) << err[r][2];
+    EXPECT_NE(err[r][2].find("mse_loss"), std::string::npos) << err[r][2];
     EXPECT_NE(err[r][3].find("sum: its gradient sums"), std::string::npos) << err[r][3];
   }
 }
@@ -252,6 +331,41 @@ TEST(Shards, TrainingOnTwoRanksEndsWhereOneProcessEnds) {
   const auto l1 = losses(one_dir + "/hdc_seg/metrics.jsonl"), l2 = losses(two_dir + "/hdc_seg/metrics.jsonl");
   EXPECT_EQ(l1.size(), 5u);  // 3 log rows, the validation's loss and mIoU
   EXPECT_EQ(l1, l2);
+}
+
+TEST(Shards, GanTrainingOnTwoRanksEndsWhereOneProcessEnds) {
+  const json config = load_config(testing::source_path("configs/dcgan_mnist_ttur.json"),
+                                  {"data.dataset=shapes", "data.train_size=64", "train.steps=4", "train.batch_size=8",
+                                   "train.log_every=1", "train.sample_every=4", "train.samples=4", "train.batch_shards=2"});
+  const std::string one_dir = testing::temp_dir("gan_shards_one"), two_dir = testing::temp_dir("gan_shards_two");
+  run_training(*gan_training(config), TrainFlags{.runs_dir = one_dir});
+  InProcessGroup group(2);
+  std::string err[2];
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      ThreadComm comm(group, r);
+      err[r] = error_of([&] { run_training(*gan_training(config), TrainFlags{.runs_dir = two_dir, .comm = &comm}); });
+    });
+  for (auto& t : ranks) t.join();
+  ASSERT_EQ(err[0], "(no error)");
+  ASSERT_EQ(err[1], "(no error)");
+  const std::string run = "/dcgan_mnist_ttur/";
+  for (const std::string f : {"generator.safetensors", "discriminator.safetensors", "generator_ema.safetensors",
+                              "optimizer.safetensors"})
+    EXPECT_TRUE(tensor_bytes(one_dir + run + f) == tensor_bytes(two_dir + run + f)) << f << " differs";
+  auto rows = [](const std::string& path) {
+    std::vector<std::vector<double>> out;
+    std::ifstream f(path);
+    for (std::string line; std::getline(f, line);) {
+      const json j = json::parse(line);
+      if (j.contains("loss_d")) out.push_back({j["loss_d"], j["loss_g"], j["d_x"], j["d_g_z1"], j["d_g_z2"]});
+    }
+    return out;
+  };
+  const auto r1 = rows(one_dir + run + "metrics.jsonl"), r2 = rows(two_dir + run + "metrics.jsonl");
+  EXPECT_EQ(r1.size(), 4u);
+  EXPECT_EQ(r1, r2);
 }
 
 TEST(Shards, AGlobalBatchTheRanksCannotSplitIsRefusedNamingBothNumbers) {

@@ -214,6 +214,10 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
       task.log(done, rec, extra);
       rec["images_per_s"] = ips;
       rec["seconds"] = secs;
+      if (comm) {  // data parallel: time inside the exchanges since the run started (waiting included), bytes sent
+        rec["exchange_seconds"] = comm->exchange_seconds();
+        rec["exchange_bytes"] = comm->exchange_bytes();
+      }
       if (metrics) metrics->write(rec);
       last_log = rec;
       if (out && !bar) {
@@ -290,6 +294,10 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   summary["simd_target"] = isa_name(active_isa());
   summary["processes"] = P;
   summary["batch_shards"] = S;
+  if (comm) {
+    summary["exchange_seconds"] = comm->exchange_seconds();
+    summary["exchange_bytes_per_step"] = completed > first ? comm->exchange_bytes() / (completed - first) : 0;
+  }
   if (best.step >= 0)
     summary["best"] = {{"step", best.step}, {"metric", plan.best_metric}, {"value", best.value}, {"file", "best.safetensors"}};
   if (writer) {

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 #include <cstdio>
 #include <sstream>
 
+#include "core/shards.h"
 #include "core/error.h"
 #include "core/loss.h"
 #include "data/batch.h"
@@ -24,12 +26,17 @@ namespace {
 
 constexpr uint64_t kZ = 0x2A7E47ull, kFixed = 0xF1CEDull;
 
-// mean(sigmoid(logits)): the discriminator's average probability that its input is real.
+// mean(sigmoid(logits)) over the global batch: the discriminator's average probability that its input is real
+// (per batch shard in order, the shards folded in order: core/shards.h).
 double mean_prob(const Tensor& logits) {
-  double s = 0;
+  const int64_t n = logits.numel(), shards = local_shards(n, "D(x)"), per = n / shards;
+  std::vector<double> part(static_cast<size_t>(shards));
   const float* p = logits.data();
-  for (int64_t i = 0; i < logits.numel(); ++i) s += 1.0 / (1.0 + std::exp(-double(p[i])));
-  return s / double(logits.numel());
+  for (int64_t k = 0; k < shards; ++k)
+    for (int64_t i = k * per; i < (k + 1) * per; ++i) part[size_t(k)] += 1.0 / (1.0 + std::exp(-double(p[i])));
+  double s = 0;
+  fold_shards(part.data(), 1, &s);
+  return s / double(per * batch_shards().total);
 }
 
 class GanTraining final : public TrainingTask {
@@ -55,7 +62,7 @@ class GanTraining final : public TrainingTask {
     return {.steps = t_.train.steps, .batch_size = B_, .log_every = t_.train.log_every,
             .validate_every = sample_every_, .checkpoint_every = ckpt_every_,
             .checkpoint_files = {"generator.safetensors", "discriminator.safetensors", "optimizer.safetensors",
-                                 "generator_ema.safetensors"}};
+                                 "generator_ema.safetensors"}, .batch_shards = t_.train.batch_shards};
   }
   std::string describe(const std::string& run_dir) const override {
     std::ostringstream os;
@@ -96,17 +103,21 @@ class GanTraining final : public TrainingTask {
   }
 
   void step(int64_t step, StepGuard& guard) override {
-    auto logits_of = [&](const Tensor& x) { return reshape(t_.discriminator->forward(x), {B_, 1}); };
-    const Tensor real = real_images(t_, order_.batch(step, B_));
+    // The global batch's images and noise, drawn the same way on every process; this process takes its shards.
+    const SampleRange r = local_samples(B_);
+    const int64_t b = r.end - r.begin;
+    auto mine = [&](const Tensor& t) { return b == B_ ? t : slice(t, 0, r.begin, r.end); };
+    auto logits_of = [&](const Tensor& x) { return reshape(t_.discriminator->forward(x), {b, 1}); };
+    const Tensor real = mine(real_images(t_, order_.batch(step, B_)));
     Rng zr(sample_seed(t_.seed ^ kZ, step));
-    const Tensor z = sample_latent(t_, B_, zr);
+    const Tensor z = mine(sample_latent(t_, B_, zr));
     // D step: maximise log D(x) + log(1 - D(G(z))), i.e. minimise BCE(D(x), 1) + BCE(D(G(z)), 0).
     const Tensor fake = t_.generator->forward(z);  // [B, C, S, S], keeps G's graph for the G step
     od_->zero_grad();
     const Tensor real_logits = logits_of(real);
-    Tensor loss_real = bce_with_logits(real_logits, real_target_);
+    Tensor loss_real = bce_with_logits(real_logits, mine(real_target_));
     const Tensor fake_logits = logits_of(fake.detach());
-    Tensor loss_fake = bce_with_logits(fake_logits, zeros_);
+    Tensor loss_fake = bce_with_logits(fake_logits, mine(zeros_));
     ld_ = loss_real.item() + loss_fake.item();
     guard.check_finite("the discriminator loss", ld_);
     loss_real.backward();  // two backward passes, as the real and fake batches have their own BN statistics
@@ -115,7 +126,7 @@ class GanTraining final : public TrainingTask {
     // G step, non-saturating: minimise BCE(D(G(z)), 1) = -log D(G(z)) (the D gradients it leaves are zeroed above).
     og_->zero_grad();
     const Tensor gen_logits = logits_of(fake);
-    Tensor loss_g = bce_with_logits(gen_logits, ones_);
+    Tensor loss_g = bce_with_logits(gen_logits, mine(ones_));
     lg_ = loss_g.item();
     guard.check_finite("the generator loss", lg_);
     guard.losses_checked();  // both losses of the weights a deferred checkpoint holds are finite

@@ -36,13 +36,19 @@ MpiSession::~MpiSession() { MPI_Finalize(); }
 
 void MpiSession::all_gather(const void* mine, int64_t bytes, void* all) {
   CL_CHECK(bytes >= 0 && bytes <= INT_MAX, "mpi: " << bytes << " bytes per process in one exchange are too many");
+  const double t0 = MPI_Wtime();
   CL_CHECK(MPI_Allgather(mine, int(bytes), MPI_BYTE, all, int(bytes), MPI_BYTE, MPI_COMM_WORLD) == MPI_SUCCESS,
            "mpi: MPI_Allgather of " << bytes << " bytes failed");
+  seconds_ += MPI_Wtime() - t0;
+  bytes_ += bytes;
 }
 
 bool MpiSession::any(bool mine) {
   int in = mine ? 1 : 0, out = 0;
+  const double t0 = MPI_Wtime();
   CL_CHECK(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD) == MPI_SUCCESS, "mpi: MPI_Allreduce failed");
+  seconds_ += MPI_Wtime() - t0;
+  bytes_ += int64_t(sizeof in);
   return out != 0;
 }
 

@@ -29,6 +29,8 @@ class MpiSession : public ShardComm {
   int size() const override { return size_; }
   void all_gather(const void* mine, int64_t bytes, void* all) override;  // MPI_Allgather: rank order
   bool any(bool mine) override;                                           // MPI_Allreduce with MPI_LOR
+  double exchange_seconds() const override { return seconds_; }
+  int64_t exchange_bytes() const override { return bytes_; }
   // Ends the process at once without MPI_Finalize (which waits for every rank): after an error, the launcher
   // sees the exit code and stops the other ranks.
   [[noreturn]] static void exit_now(int code);
@@ -36,6 +38,8 @@ class MpiSession : public ShardComm {
  private:
   MpiSession() = default;
   int rank_ = 0, size_ = 1;
+  double seconds_ = 0;
+  int64_t bytes_ = 0;
 };
 
 }  // namespace convlab
