@@ -278,7 +278,7 @@ TEST(Picture, LayerSummaryShowsGeometryAndReceptiveField) {
   after << rf(6)[0] << "x" << rf(6)[1];
   EXPECT_EQ(block[8], after.str());
   EXPECT_EQ(summary_row(s, "8")[4], "-");  // upsample: no kernel
-  // Without the layer list, the old columns only; a network the analysis cannot follow says so.
+  // Without the layer list (a network built in code), the old columns only.
   EXPECT_EQ(summary_row(describe_model(*model, in), "0").size(), 4u);
 }
 
