@@ -41,6 +41,7 @@ Conv2dOptions Conv2dOptions::from(Options& o, const Shape& in) {
         c.padding[a] = total / 2;
       }
     }
+    o.resolve("padding", c.padding);  // "same" and the number it means build the same layer
   } else {
     c.padding = o.pair("padding", Pair{0, 0}, 0);
   }

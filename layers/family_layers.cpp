@@ -160,6 +160,7 @@ ModulePtr ResizeConv2d::from(Options& o, const Shape& in, Rng& rng) {
   auto m = std::make_shared<ResizeConv2d>();
   if (!o.has("scale_factor") && !o.has("size")) {  // default: x2
     m->up_.scale = std::array<double, 2>{2.0, 2.0};
+    o.number("scale_factor", 2.0);  // recorded in effective(): leaving it out equals writing "scale_factor": 2
     m->up_.mode = upsample_mode(o.string("mode", "nearest", {"nearest", "bilinear"}));
     m->up_.align_corners = o.boolean("align_corners", false);
   } else {

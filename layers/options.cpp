@@ -122,6 +122,10 @@ Pair Options::pair(const std::string& key, std::optional<Pair> dflt, int64_t min
   return p;
 }
 
+void Options::resolve(const std::string& key, Pair value) {
+  effective_[key] = value[0] == value[1] ? json(value[0]) : json({value[0], value[1]});
+}
+
 Pair Options::read_pair(const std::string& key, std::optional<Pair> dflt, int64_t min, int64_t max) {
   known_.insert(key);
   if (!has(key)) {

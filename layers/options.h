@@ -45,6 +45,9 @@ class Options {
   // (a pair of equal values as one integer), or the default. Two layers with equal effective() and type
   // are the same layer, however their configs spell it (models/config.h: network_difference()).
   const nlohmann::json& effective() const { return effective_; }
+  // Records `value` as the effective value of `key` when a spelling resolves to it (conv padding "same" is
+  // d(k-1)/2, "valid" is 0): configs that spell the same layer differently then have equal effective().
+  void resolve(const std::string& key, Pair value);
 
  private:
   template <class T>

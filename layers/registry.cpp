@@ -47,7 +47,7 @@ const std::vector<LayerType>& layer_types() {
        [](Options& o, const Shape&, Rng&) -> ModulePtr {
          MaxPool2dArgs a;
          a.kernel_size = o.pair("kernel_size", std::nullopt, 1);
-         if (o.has("stride")) a.stride = o.pair("stride", std::nullopt, 1);
+         a.stride = o.pair("stride", a.kernel_size, 1);  // torch's default; recorded, so leaving it out == writing it
          a.padding = o.pair("padding", Pair{0, 0}, 0);
          a.dilation = o.pair("dilation", Pair{1, 1}, 1);
          a.ceil_mode = o.boolean("ceil_mode", false);
@@ -57,7 +57,7 @@ const std::vector<LayerType>& layer_types() {
        [](Options& o, const Shape&, Rng&) -> ModulePtr {
          AvgPool2dArgs a;
          a.kernel_size = o.pair("kernel_size", std::nullopt, 1);
-         if (o.has("stride")) a.stride = o.pair("stride", std::nullopt, 1);
+         a.stride = o.pair("stride", a.kernel_size, 1);  // torch's default; recorded, so leaving it out == writing it
          a.padding = o.pair("padding", Pair{0, 0}, 0);
          a.ceil_mode = o.boolean("ceil_mode", false);
          a.count_include_pad = o.boolean("count_include_pad", true);

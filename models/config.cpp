@@ -11,6 +11,7 @@
 #include "layers/registry.h"
 #include "data/files.h"
 #include "data/json.h"
+#include "models/receptive_field.h"
 
 namespace convlab {
 
@@ -253,15 +254,87 @@ std::string network_difference(const json& checkpoint, const json& config) {
   return "";
 }
 
-std::string describe_model(const Sequential& model, const Shape& in) {
-  std::ostringstream os;
+namespace {
+
+std::string pair_text(Pair p) { return p[0] == p[1] ? std::to_string(p[0]) : std::to_string(p[0]) + "x" + std::to_string(p[1]); }
+
+std::string rf_text(const std::array<double, 2>& rf) {
+  const auto one = [](double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+  };
+  return rf[0] == rf[1] ? one(rf[0]) : one(rf[0]) + "x" + one(rf[1]);
+}
+
+// The receptive-field rows (receptive_field.h, bounded by the input size) of each top-level module of a
+// network built from `layers`: a module's rows are those of its config entry (a block's inner layers, a
+// resize_conv2d's upsample and conv). Empty when `layers` is not given.
+std::vector<std::vector<RfRow>> rf_rows_per_module(const json& layers, size_t modules, const Shape& in) {
+  std::vector<std::vector<RfRow>> per(modules);
+  if (!layers.is_array() || in.size() != 4) return per;
+  std::vector<std::string> paths;  // model.layers[i], its repeats model.layers[i]#2, ... (as rf_model names them)
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const json& e = layers[i];
+    const int64_t repeat = e.is_object() && e.contains("repeat") && e["repeat"].is_number_integer() ? e["repeat"].get<int64_t>() : 1;
+    const std::string p = "model.layers[" + std::to_string(i) + "]";
+    for (int64_t r = 0; r < repeat; ++r) paths.push_back(r == 0 ? p : p + "#" + std::to_string(r + 1));
+  }
+  if (paths.size() != modules) return per;
+  const RfModel m = rf_model(json{{"model", {{"layers", layers}}}});
+  const RfAnalysis a = analyse_stack(m.layers, {.input_size = {in[2], in[3]}, .pixel = std::nullopt});
+  size_t k = 0;
+  for (const RfRow& row : a.rows) {  // rows come in module order
+    const auto owns = [&](const std::string& p) { return row.path == p || row.path.rfind(p + ".", 0) == 0; };
+    while (k < paths.size() && !owns(paths[k])) ++k;
+    if (k == paths.size()) break;
+    per[k].push_back(row);
+  }
+  return per;
+}
+
+}  // namespace
+
+std::string describe_model(const Sequential& model, const Shape& in, const json& layers) {
+  std::vector<std::vector<RfRow>> rf;
+  std::string rf_note;
+  try {
+    rf = rf_rows_per_module(layers, model.size(), in);
+  } catch (const Error& e) {
+    rf.assign(model.size(), {});
+    rf_note = std::string("receptive field not shown: ") + e.what();
+  }
+  std::vector<std::vector<std::string>> table = {
+      {"#", "layer", "output", "params", "kernel", "stride", "padding", "dilation", "rf"}};
   Shape s = in;
-  os << "input " << shape_str(in) << "\n";
   for (size_t i = 0; i < model.size(); ++i) {
     const ModulePtr& m = model.at(i);
     s = m->output_shape(s);
-    os << "  " << i << " " << m->type() << " -> " << shape_str(s) << "  (" << m->num_parameters() << " params)\n";
+    std::vector<std::string> row = {std::to_string(i), m->type(), shape_str(s), std::to_string(m->num_parameters())};
+    const std::vector<RfRow>& rows = rf[i];
+    const RfRow* geometry = nullptr;  // the one conv / pool / transposed conv of this module
+    int with_kernel = 0;
+    for (const RfRow& r : rows)
+      if (r.type.find("upsample") == std::string::npos) geometry = &r, ++with_kernel;
+    if (with_kernel == 1 && (rows.size() == 1 || m->type() == "resize_conv2d"))
+      for (Pair p : {geometry->kernel, geometry->stride, geometry->padding, geometry->dilation}) row.push_back(pair_text(p));
+    else if (!rows.empty())
+      row.insert(row.end(), 4, "-");
+    if (!rows.empty()) row.push_back(rf_text(rows.back().rf));
+    table.push_back(row);
   }
+  std::vector<size_t> width(table.front().size(), 0);
+  for (const auto& r : table)
+    for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  std::ostringstream os;
+  os << "input " << shape_str(in) << "\n";
+  for (const auto& r : table) {
+    std::string line = " ";
+    for (size_t c = 0; c < r.size(); ++c) line += " " + r[c] + std::string(c + 1 < r.size() ? width[c] - r[c].size() + 1 : 0, ' ');
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    os << line << "\n";
+  }
+  if (!rf_note.empty()) os << "  (" << rf_note << ")\n";
   os << "total parameters: " << model.num_parameters() << "\n";
   return os.str();
 }

@@ -49,7 +49,12 @@ std::shared_ptr<Sequential> build_layers(const nlohmann::json& layers, const Sha
 // their configs spell it (defaults written out or not, 2 or [2, 2]).
 std::string network_difference(const nlohmann::json& checkpoint_record, const nlohmann::json& config_record);
 
-// One line per layer: index, type, output shape, parameter count (for `convlab train` and `convlab info`).
-std::string describe_model(const Sequential& model, const Shape& in);
+// The layer summary `convlab train` prints: one row per layer (model.at(i)): index, type, output shape,
+// parameters, and, when `layers` (the config's layer list the model was built from) is given, each conv's or
+// pool's kernel, stride, padding and dilation ("3" or "3x5" for [h, w]) and the receptive field after it
+// (receptive_field.h on the real sizes of `in`; a block shows "-" for the geometry and the rf after it; layers
+// that do not change the rf, e.g. batch norm, leave those columns empty). A network the rf analysis cannot
+// follow gets one line saying why instead.
+std::string describe_model(const Sequential& model, const Shape& in, const nlohmann::json& layers = nullptr);
 
 }  // namespace convlab

@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/random.h"
+#include "data/picture.h"
 
 namespace convlab {
 
@@ -304,8 +306,6 @@ RgbImage erf_image(const ErfResult& r, int scale, int64_t margin) {
     y0 = std::max<int64_t>(0, r.box[0] - margin), x0 = std::max<int64_t>(0, r.box[1] - margin);
     H = std::min(MH, r.box[0] + r.box[2] + margin) - y0, W = std::min(MW, r.box[1] + r.box[3] + margin) - x0;
   }
-  // Dark blue -> teal -> green -> yellow (no red in it: red marks the holes).
-  static const double stops[5][3] = {{48, 18, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
   const double mx = map_max(r), decades = 5;
   RgbImage img(W * scale, H * scale);
   for (int64_t y = 0; y < H; ++y)
@@ -315,10 +315,7 @@ RgbImage erf_image(const ErfResult& r, int scale, int64_t margin) {
       if (v == 0 && in_box(r, y0 + y, x0 + x)) {
         c = {230, 30, 30};
       } else if (v > 0) {
-        const double t = std::clamp(1 + std::log10(v / mx) / decades, 0.0, 1.0) * 4;
-        const int i = std::min(3, static_cast<int>(t));
-        const double f = t - i;
-        for (int k = 0; k < 3; ++k) c[size_t(k)] = static_cast<uint8_t>(std::lround(stops[i][k] * (1 - f) + stops[i + 1][k] * f));
+        c = ramp_colour(1 + std::log10(v / mx) / decades);  // dark blue .. yellow: no red in it (red marks holes)
       }
       for (int64_t dy = 0; dy < scale; ++dy)
         for (int64_t dx = 0; dx < scale; ++dx) std::copy(c.begin(), c.end(), img.at(y * scale + dy, x * scale + dx));
@@ -326,8 +323,24 @@ RgbImage erf_image(const ErfResult& r, int scale, int64_t margin) {
   return img;
 }
 
-void write_erf_png(const ErfResult& r, const std::string& path, int scale, int64_t margin) {
-  write_png(path, erf_image(r, scale, margin));
+RgbImage erf_picture(const ErfResult& r, const std::string& title, int scale, int64_t margin) {
+  const RgbImage map = erf_image(r, scale, margin);
+  const double mx = map_max(r);
+  const auto value = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2g", v);
+    return std::string(buf);
+  };
+  ColourBar bar;
+  bar.min_label = mx > 0 ? value(mx * 1e-5) : "0";
+  bar.max_label = value(mx);
+  bar.extra = {{"exact zero in rf box (hole)", {230, 30, 30}}, {"zero outside rf box", {0, 0, 0}}};
+  const std::string t = title.empty() ? "ERF at " + (r.measured_path.empty() ? "model input" : r.measured_path) + ", log scale" : title;
+  return annotate_map(map, t, bar, text_scale_for(map.W));
+}
+
+void write_erf_png(const ErfResult& r, const std::string& path, const std::string& title, int scale, int64_t margin) {
+  write_png(path, erf_picture(r, title, scale, margin));
 }
 
 }  // namespace convlab

@@ -95,6 +95,11 @@ std::string erf_ascii(const ErfResult& r, int64_t max_side = 35);
 // exact zeros inside the RF box red (holes), exact zeros outside it black. margin < 0: the whole map;
 // margin >= 0: only the RF box grown by `margin` pixels on each side (cut by the map's border).
 RgbImage erf_image(const ErfResult& r, int scale = 4, int64_t margin = -1);
-void write_erf_png(const ErfResult& r, const std::string& path, int scale = 4, int64_t margin = -1);
+// erf_image under a title line and over its colour bar (data/picture.h): the bar runs over the 5 decades drawn,
+// labelled with their values (max * 1e-5 and max), and keys red (exact zero inside the rf box) and black
+// (zero outside it). An empty title: "ERF at <measured_path>, log scale".
+RgbImage erf_picture(const ErfResult& r, const std::string& title = "", int scale = 4, int64_t margin = -1);
+void write_erf_png(const ErfResult& r, const std::string& path, const std::string& title = "", int scale = 4,
+                   int64_t margin = -1);
 
 }  // namespace convlab

@@ -5,6 +5,7 @@
 
 #include "core/tensor.h"
 #include "core/error.h"
+#include "data/picture.h"
 
 namespace convlab {
 
@@ -41,6 +42,15 @@ SegPrediction predict_image(Module& model, const RgbImage& rgb, const std::strin
     for (int64_t c = 0; c < C; ++c) p.probabilities[c * HW + i] = float(std::exp(double(l[c * HW + i]) - m) / sum);
   }
   return p;
+}
+
+RgbImage class_map_picture(const SegPrediction& p, const std::vector<std::string>& class_names, bool legend) {
+  CL_CHECK(int64_t(p.labels.size()) == p.H * p.W, "predict: " << p.labels.size() << " labels for a " << p.W << "x" << p.H << " image");
+  const RgbImage map = labels_to_rgb(p.labels.data(), p.H, p.W);
+  if (!legend) return map;
+  CL_CHECK(int64_t(class_names.size()) == p.classes,
+           "predict: " << class_names.size() << " class names for a network of " << p.classes << " classes");
+  return add_legend(map, class_legend(class_names), text_scale_for(map.W));
 }
 
 }  // namespace convlab

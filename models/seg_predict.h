@@ -20,6 +20,10 @@ struct SegPrediction {
   std::vector<int32_t> labels;       // [H, W], the most probable class (the lowest id on a tie)
 };
 
+// The class map of a prediction in palette colours (labels_to_rgb), with its legend strip below it: each class's
+// colour and name (`class_names`, one per class; SegTask::class_names) unless `legend` is false.
+RgbImage class_map_picture(const SegPrediction& p, const std::vector<std::string>& class_names, bool legend = true);
+
 // `source` names the image in errors ("predict: the network cannot take photo.png (100x80): ...").
 SegPrediction predict_image(Module& model, const RgbImage& image, const std::string& source);
 

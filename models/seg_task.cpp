@@ -7,6 +7,7 @@
 #include "data/digit_scenes.h"
 #include "data/folder_dataset.h"
 #include "data/mnist.h"
+#include "data/picture.h"
 #include "data/shapes.h"
 #include "layers/options.h"
 #include "models/checkpoint.h"
@@ -95,6 +96,25 @@ std::unique_ptr<SegDataset> make_dataset(const json& data, uint64_t seed, const 
   return ds;
 }
 
+std::vector<std::string> config_class_names(const json& data, int64_t num_classes) {
+  std::vector<std::string> names;
+  const std::string kind = data.is_object() && data.contains("dataset") && data["dataset"].is_string()
+                               ? data["dataset"].get<std::string>() : "shapes";
+  const bool listed = data.is_object() && data.contains("classes") && data["classes"].is_array();
+  if (kind == "digits") {
+    names = {"background"};
+    for (int d = 0; d < 10; ++d) names.push_back(std::to_string(d));
+  } else if (kind == "shapes" || (kind == "folder" && listed)) {
+    if (kind == "shapes") names = {"background"};
+    const json none = json::array();
+    const json& given = listed ? data["classes"] : none;
+    if (kind == "shapes" && !listed)
+      for (const std::string& c : ShapesOptions{}.classes) names.push_back(c);
+    for (const json& c : given) names.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+  }
+  return int64_t(names.size()) == num_classes ? names : default_class_names(num_classes);
+}
+
 std::unique_ptr<Optimizer> make_optimizer(const json& cfg, const Module& model, double lr_override) {
   Options o(cfg, "optimizer");
   const std::string type = o.string("type", "adam", {"adam", "adamw", "sgd"});
@@ -171,6 +191,7 @@ SegTask make_seg_task(const json& config, bool with_data) {
   t.model = build_layers(config["model"]["layers"], t.input_shape, rng, "model.layers", &t.layer_record);
   const Shape out = t.model->output_shape(t.input_shape);
   const int64_t classes = with_data ? t.train_set->num_classes() : (out.size() == 4 ? out[1] : -1);
+  if (classes > 0) t.class_names = with_data ? t.val_set->class_names() : config_class_names(data, classes);
   CL_CHECK(out.size() == 4 && out[1] == classes && out[2] == crop && out[3] == crop,
            "model.layers: the network maps " << shape_str(t.input_shape) << " to " << shape_str(out)
                                              << ", but segmentation needs [" << t.input_shape[0] << "," << classes

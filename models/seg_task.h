@@ -30,6 +30,7 @@ struct SegTask {
   Augment augment;
   std::shared_ptr<Sequential> model;
   nlohmann::json layer_record;  // build_layers()'s record of model.layers (for network_difference())
+  std::vector<std::string> class_names;  // one per network output class, "background" first (the legends' names)
   Shape input_shape;  // [B, 3, S, S]
   std::vector<float> class_weights;
   int32_t ignore_index = -100;
@@ -43,6 +44,10 @@ struct SegTask {
 SegTask make_seg_task(const nlohmann::json& config, bool with_data = true);
 std::unique_ptr<Optimizer> make_optimizer(const nlohmann::json& opt_config, const Module& model,
                                           double base_lr_override = -1);
+// The class names a config's data section gives, without reading any data: the shapes set's ("background" and
+// data.classes, default disc .. line), the digit scenes' ("background", "0" .. "9"), a folder's data.classes.
+// When they are not `num_classes` names (or the section is malformed), "class 0" .. (default_class_names).
+std::vector<std::string> config_class_names(const nlohmann::json& data, int64_t num_classes);
 // The shapes / digits dataset described by a config's data section (split "train" or "val").
 std::unique_ptr<SegDataset> make_dataset(const nlohmann::json& data, uint64_t seed, const std::string& split);
 

@@ -17,6 +17,7 @@
 #include "models/receptive_field.h"
 #include "tests/testing.h"
 #include "data/files.h"
+#include "data/picture.h"
 #include "models/study/study.h"
 
 namespace convlab {
@@ -303,7 +304,17 @@ TEST(Study, CliJsonAndPng) {
   EXPECT_EQ(j["coverage"]["holes"], 120);
   EXPECT_EQ(j["hdc"][0]["sequence"]["formula_ok"], true);
   EXPECT_EQ(j["hdc"][0]["sequence"]["ok"], false);
-  EXPECT_EQ(read_png(png).W, 13 * cell_size(13, 13));
+  // The coverage heatmap (13x13 cells) under its title and over its colour bar (data/picture.h).
+  const RgbImage pic = to_rgb(read_png(png));
+  const int64_t side = 13 * cell_size(13, 13);
+  std::vector<double> counts;
+  for (const auto& row : j["coverage"]["counts"])
+    for (double v : row) counts.push_back(v);
+  const RgbImage bare = heatmap(counts, 13, 13, {230, 30, 30}, cell_size(13, 13));
+  const auto [y0, x0] = annotated_map_origin(text_scale_for(side));
+  ASSERT_GE(pic.H, y0 + side);
+  for (int64_t y = 0; y < side; ++y)
+    for (int64_t x = 0; x < side; ++x) ASSERT_TRUE(std::equal(pic.at(y0 + y, x0 + x), pic.at(y0 + y, x0 + x) + 3, bare.at(y, x)));
   const auto r = cli("rf " + testing::source_path("configs/gridding_seg.json") + " --from-layer 3");
   EXPECT_EQ(r[0], "0") << r[2];
   EXPECT_NE(r[1].find("72.96%"), std::string::npos) << r[1];

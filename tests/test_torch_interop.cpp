@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "data/files.h"
+#include "data/picture.h"
 #include "data/png.h"
 #include "data/safetensors.h"
 #include "models/config.h"
@@ -156,6 +157,20 @@ TEST(TorchInterop, PredictFilesFoldersProbabilitiesAndWarnings) {
   }
   const RgbImage colour = to_rgb(read_png(dir + "/one/mask.png"));
   EXPECT_TRUE(std::equal(colour.at(0, 0), colour.at(0, 0) + 3, palette_colour(classes.pixels[0]).begin()));
+  // Under the map, its legend: the fixture network has 4 classes, not the shapes set's 6 names: "class 0" .. "class 3".
+  const RgbImage strip = legend_strip(class_legend(default_class_names(4)), 16, 1);
+  EXPECT_EQ(colour.H, 16 + strip.H);
+  EXPECT_EQ(colour.W, strip.W);
+  for (int64_t y = 0; y < strip.H; ++y)
+    for (int64_t x = 0; x < strip.W; ++x)
+      ASSERT_TRUE(std::equal(colour.at(16 + y, x), colour.at(16 + y, x) + 3, strip.at(y, x))) << y << "," << x;
+  r = run_cli(base + " " + png + " -o " + dir + "/bare/mask.png --no-legend");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const RgbImage bare = to_rgb(read_png(dir + "/bare/mask.png"));
+  EXPECT_EQ(bare.W, 16);
+  EXPECT_EQ(bare.H, 16);
+  for (int64_t y = 0; y < 16; ++y)
+    for (int64_t x = 0; x < 16; ++x) ASSERT_TRUE(std::equal(bare.at(y, x), bare.at(y, x) + 3, colour.at(y, x)));
 
   // The fixture's net ends in a fixed-size upsample: another size is refused, naming the file.
   r = run_cli(base + " " + in + "/c.png -o " + dir + "/c.png");

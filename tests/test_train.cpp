@@ -8,6 +8,8 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "data/picture.h"
+#include "data/png.h"
 #include "data/safetensors.h"
 #include "models/config.h"
 #include "tests/testing.h"
@@ -68,6 +70,22 @@ TEST(Train, WritesRunFolderAndLossFalls) {
   EXPECT_NE(ck.find("0.weight"), nullptr);
   EXPECT_NE(ck.find("1.running_mean"), nullptr);
   EXPECT_EQ(ck.metadata.at("step"), "12");
+  // The validation picture: 2 rows of image | label | prediction (24 px tiles, 2 px separators, shown at 2x)
+  // over the class legend (data/picture.h): each class's palette colour and name.
+  const RgbImage val = to_rgb(read_png(dir + "/val_12.png"));
+  const int64_t gw = 2 * (2 + 3 * 26), gh = 2 * (2 + 2 * 26);
+  const RgbImage strip = legend_strip(class_legend({"background", "disc", "square", "triangle", "ring", "line"}), gw, 1);
+  EXPECT_EQ(val.W, gw);
+  EXPECT_EQ(val.H, gh + strip.H);
+  for (int64_t y = 0; y < strip.H; ++y)
+    for (int64_t x = 0; x < strip.W; ++x)
+      ASSERT_TRUE(std::equal(val.at(gh + y, x), val.at(gh + y, x) + 3, strip.at(y, x))) << y << "," << x;
+  for (int64_t k = 1; k < 6; ++k) {
+    int64_t n = 0;
+    for (int64_t y = gh; y < val.H; ++y)
+      for (int64_t x = 0; x < val.W; ++x) n += std::equal(val.at(y, x), val.at(y, x) + 3, palette_colour(k).begin());
+    EXPECT_EQ(n, 49) << "the swatch of class " << k;
+  }
 }
 
 TEST(Train, ResumeIsBitIdentical) {

@@ -194,6 +194,9 @@ int main(int argc, char** argv) {
   predict->add_option("--config", pc.config, "config (default: the one stored in the checkpoint; must build the same network)");
   predict->add_option("--set", pc.sets, "override a config value (repeatable)");
   predict->add_flag("--probabilities", pc.probabilities, "also write per-class probabilities (<mask>_probabilities.safetensors)");
+  predict->add_flag("--legend,!--no-legend", pc.legend,
+                    "the colour mask carries a legend strip (class colours and names) below it (default); "
+                    "--no-legend: the bare map, the image's size");
   predict->add_flag("--json", as_json, "print JSON");
 
   try {

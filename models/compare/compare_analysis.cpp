@@ -73,7 +73,9 @@ json analyse_variant(const json& config, int64_t from_layer, const std::string& 
   const std::vector<RfLayer> stack(m.layers.begin() + static_cast<long>(from), m.layers.end());
   const RfAnalysis sub = analyse_stack(stack, {.input_size = sub_in, .pixel = std::nullopt});
   const CoverageMap& cv = sub.coverage;
-  if (!coverage_png.empty() && cv.H > 0) write_png(coverage_png, heatmap(cv.count, cv.H, cv.W, {230, 30, 30}, cell_size(cv.H, cv.W)));
+  if (!coverage_png.empty() && cv.H > 0)
+    write_png(coverage_png, titled_heatmap(cv.count, cv.H, cv.W, {230, 30, 30}, "no path (hole)",
+                                           "coverage at " + stack.front().path + " input: paths per pixel"));
   return {{"parameters", t.model->num_parameters()},
           {"rf", whole.rows.empty() ? 1.0 : whole.rows.back().rf[0]},
           {"from_layer", from_top},
@@ -101,7 +103,8 @@ json variant_erf(const json& config, int64_t from_layer, const std::string& chec
   }
   o.config = config;
   const ErfResult r = compute_erf(*t.model, {8, 3, S, S}, o);
-  write_erf_png(r, png, S <= 32 ? 8 : 4);
+  write_erf_png(r, png, std::string(trained ? "trained" : "initial") + ": ERF at " + r.measured_path + ", log scale",
+                S <= 32 ? 8 : 4);
   json j = r.to_json();
   j.erase("map");
   j["inputs"] = trained ? "validation images" : "N(0,1) images";

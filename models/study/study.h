@@ -144,5 +144,9 @@ RgbImage heatmap(const std::vector<double>& v, int64_t H, int64_t W, std::array<
 RgbImage diverging_heatmap(const std::vector<double>& v, int64_t H, int64_t W, int64_t cell);
 // Cell size so the longer side is about 512 px (1..32).
 int64_t cell_size(int64_t H, int64_t W);
+// heatmap() with `cell_size` cells, under `title` and over its colour bar (data/picture.h): 0 .. the largest
+// value, labelled, and the zero colour keyed as `zero_name` (e.g. "no path").
+RgbImage titled_heatmap(const std::vector<double>& v, int64_t H, int64_t W, std::array<uint8_t, 3> zero,
+                        const std::string& zero_name, const std::string& title);
 
 }  // namespace convlab

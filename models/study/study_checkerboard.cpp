@@ -452,10 +452,11 @@ StudyResult checkerboard_command(const CheckerboardCommand& c) {
       std::vector<double> v;
       for (int64_t y = 0; y < m.output[0]; ++y)
         for (int64_t x = 0; x < m.output[1]; ++x) v.push_back(double(m.at(y, x)));
-      tiles.push_back(heatmap(v, m.output[0], m.output[1], {230, 30, 30}, cell_size(m.output[0], m.output[1])));
+      tiles.push_back(titled_heatmap(v, m.output[0], m.output[1], {230, 30, 30}, "no path",
+                                     "overlap of " + st.name + ": paths per output pixel"));
     }
     write_png(c.png, compose_grid({tiles}, 8, 255));
-    t += "wrote " + c.png + " (overlap maps left to right in the order above; red: no path)\n";
+    t += "wrote " + c.png + " (overlap maps left to right in the order above, each titled, colour bar 0 .. max; red: no path)\n";
   }
   return res;
 }

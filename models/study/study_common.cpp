@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "data/picture.h"
 #include "models/study/study.h"
 
 namespace convlab {
@@ -35,18 +36,6 @@ std::string fmt(double v, int digits) {
 
 namespace {
 
-// Five stops of a perceptually ordered dark-blue -> teal -> green -> yellow ramp (no red in it, so the
-// red "zero" colour of the coverage maps stands out).
-std::array<uint8_t, 3> ramp(double t) {
-  static const double stops[5][3] = {{48, 18, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
-  t = std::clamp(t, 0.0, 1.0) * 4;
-  const int i = std::min(3, static_cast<int>(t));
-  const double f = t - i;
-  std::array<uint8_t, 3> c{};
-  for (int k = 0; k < 3; ++k) c[static_cast<size_t>(k)] = static_cast<uint8_t>(std::lround(stops[i][k] * (1 - f) + stops[i + 1][k] * f));
-  return c;
-}
-
 void paint(RgbImage& img, int64_t y, int64_t x, int64_t cell, std::array<uint8_t, 3> c) {
   for (int64_t dy = 0; dy < cell; ++dy)
     for (int64_t dx = 0; dx < cell; ++dx) std::copy(c.begin(), c.end(), img.at(y * cell + dy, x * cell + dx));
@@ -63,9 +52,21 @@ RgbImage heatmap(const std::vector<double>& v, int64_t H, int64_t W, std::array<
   for (int64_t y = 0; y < H; ++y)
     for (int64_t x = 0; x < W; ++x) {
       const double t = v[static_cast<size_t>(y * W + x)];
-      paint(img, y, x, cell, t == 0 ? zero : ramp(mx > 0 ? t / mx : 0));
+      paint(img, y, x, cell, t == 0 ? zero : ramp_colour(mx > 0 ? t / mx : 0));
     }
   return img;
+}
+
+RgbImage titled_heatmap(const std::vector<double>& v, int64_t H, int64_t W, std::array<uint8_t, 3> zero,
+                        const std::string& zero_name, const std::string& title) {
+  const RgbImage map = heatmap(v, H, W, zero, cell_size(H, W));
+  double mx = 0;
+  for (double x : v) mx = std::max(mx, x);
+  ColourBar bar;
+  bar.min_label = "0";
+  bar.max_label = fmt(mx, 6);
+  bar.extra = {{zero_name, zero}};
+  return annotate_map(map, title, bar, text_scale_for(map.W));
 }
 
 RgbImage diverging_heatmap(const std::vector<double>& v, int64_t H, int64_t W, int64_t cell) {

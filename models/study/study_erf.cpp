@@ -137,13 +137,16 @@ StudyResult erf_command(const ErfCommand& c) {
 
   if (!c.png.empty()) {
     std::vector<RgbImage> tiles;
-    for (const ErfResult& r : res) {  // the rf box and 4 pixels around it, about 256 px wide
+    for (size_t i = 0; i < res.size(); ++i) {  // the rf box and 4 pixels around it, about 256 px wide
+      const ErfResult& r = res[i];
       const int64_t side = std::max<int64_t>({r.box[2] + 8, r.box[3] + 8, 1});
-      tiles.push_back(erf_image(r, static_cast<int>(std::clamp<int64_t>(256 / side, 1, 16)), 4));
+      tiles.push_back(erf_picture(r, models[i].first + ": ERF at " + where + ", log scale",
+                                  static_cast<int>(std::clamp<int64_t>(256 / side, 1, 16)), 4));
     }
     write_png(c.png, tiles.size() == 1 ? tiles[0] : compose_grid({tiles}));
-    t += "wrote " + c.png + " (log10 |grad| over 5 decades, dark blue .. yellow; red: exact zero inside the rf box;\n"
-         "  black: outside it; the rf box and 4 pixels around it" + std::string(trained ? "; left untrained, right trained" : "") + ")\n";
+    t += "wrote " + c.png + " (log10 |grad| over 5 decades, dark blue .. yellow, colour bar below with its values; red:\n"
+         "  exact zero inside the rf box; black: outside it; the rf box and 4 pixels around it" +
+         std::string(trained ? "; left untrained, right trained" : "") + ")\n";
   }
   return out;
 }

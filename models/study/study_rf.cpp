@@ -198,8 +198,10 @@ StudyResult rf_command(const RfCommand& c) {
   for (const auto& w : warnings) t += "warning: " + w + "\n";
 
   if (!c.png.empty() && cv.H > 0) {
-    write_png(c.png, heatmap(cv.count, cv.H, cv.W, {230, 30, 30}, cell_size(cv.H, cv.W)));
-    t += "wrote " + c.png + " (paths per input pixel; red: no path)\n";
+    write_png(c.png, titled_heatmap(cv.count, cv.H, cv.W, {230, 30, 30}, "no path (hole)",
+                                    "coverage: paths from output pixel (" + std::to_string(a.pixel[0]) + "," +
+                                        std::to_string(a.pixel[1]) + ") to each input pixel"));
+    t += "wrote " + c.png + " (paths per input pixel, colour bar 0 .. max below; red: no path)\n";
   }
   return res;
 }

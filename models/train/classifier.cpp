@@ -132,7 +132,7 @@ class ClassifierTraining final : public TrainingTask {
     os << "train " << t_.name << " (classification): " << t_.c.model->num_parameters() << " parameters, " << t_.steps
        << " steps of batch " << B << " (" << order_.batches_per_epoch(B) << " per epoch of " << t_.train_idx.size()
        << " digits), held out: " << t_.test_idx.size() << " test-split digits, run folder " << run_dir << "\n"
-       << describe_model(*t_.c.model, {B, 1, Mnist::kSide, Mnist::kSide});
+       << describe_model(*t_.c.model, {B, 1, Mnist::kSide, Mnist::kSide}, t_.c.config["model"]["layers"]);
     return os.str();
   }
   void restore(const Checkpoint&) override { CL_FAIL("--resume: " << plan().not_resumable); }

@@ -70,8 +70,8 @@ class GanTraining final : public TrainingTask {
        << " parameters, discriminator " << t_.discriminator->num_parameters() << "; " << t_.train.steps
        << " steps of batch " << B_ << " (" << order_.batches_per_epoch(B_) << " per epoch of "
        << t_.train_indices.size() << " images), run folder " << run_dir << "\ngenerator:\n"
-       << describe_model(*t_.generator, t_.z_shape(B_)) << "discriminator:\n"
-       << describe_model(*t_.discriminator, t_.image_shape(B_));
+       << describe_model(*t_.generator, t_.z_shape(B_), t_.config["generator"]["layers"]) << "discriminator:\n"
+       << describe_model(*t_.discriminator, t_.image_shape(B_), t_.config["discriminator"]["layers"]);
     return os.str();
   }
 

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/shards.h"
+#include "data/picture.h"
 #include "data/png.h"
 #include "data/safetensors.h"
 #include "layers/basic_layers.h"
@@ -77,6 +78,7 @@ json validate(SegTask& t, const std::string& png_path) {
   double loss_sum = 0;
   int64_t batches = 0;
   std::vector<std::vector<RgbImage>> rows;
+  bool ignored_shown = false;  // a label of the pictured images is ignored (drawn grey): the legend says so
   for (int64_t start = 0; start < n; start += B) {
     std::vector<int64_t> idx;
     for (int64_t i = start; i < std::min(n, start + B); ++i) idx.push_back(i);
@@ -87,14 +89,20 @@ json validate(SegTask& t, const std::string& png_path) {
     const auto pred = argmax_classes(logits);
     metrics.add(pred.data(), b.labels.data(), b.buckets.data(), int64_t(pred.size()));
     const int64_t HW = b.H * b.W;
-    for (int64_t k = 0; k < b.B && int64_t(rows.size()) < t.train.grid_images; ++k)
+    for (int64_t k = 0; k < b.B && int64_t(rows.size()) < t.train.grid_images; ++k) {
       rows.push_back({tensor_to_rgb(b.images, k, 0.f, 1.f), labels_to_rgb(b.labels.data() + k * HW, b.H, b.W),
                       labels_to_rgb(pred.data() + k * HW, b.H, b.W)});
+      ignored_shown = ignored_shown || std::any_of(b.labels.data() + k * HW, b.labels.data() + (k + 1) * HW,
+                                                   [](int32_t l) { return l < 0; });
+    }
   }
   t.model->train();
   if (!png_path.empty() && !rows.empty()) {
     const RgbImage grid = compose_grid(rows);
-    write_png(png_path, upscale(grid, grid.W < 400 ? 2 : 1));
+    const RgbImage big = upscale(grid, grid.W < 400 ? 2 : 1);
+    std::vector<LegendEntry> legend = class_legend(t.class_names);
+    if (ignored_shown) legend.push_back({"ignored", palette_colour(-1)});
+    write_png(png_path, add_legend(big, legend, text_scale_for(big.W)));
   }
   json j = metrics.to_json(t.val_set->class_names());
   j["loss"] = batches ? loss_sum / double(batches) : NAN;
@@ -125,7 +133,7 @@ class SegmentationTraining final : public TrainingTask {
     std::ostringstream os;
     os << "train " << t_.name << ": " << t_.model->num_parameters() << " parameters, " << t_.train.steps
        << " steps of batch " << t_.train.batch_size << ", run folder " << run_dir << "\n"
-       << describe_model(*t_.model, t_.input_shape);
+       << describe_model(*t_.model, t_.input_shape, t_.config["model"]["layers"]);
     for (const std::string& w : gridding_warnings(t_.config)) os << "warning: " << w << "\n";
     return os.str();
   }
@@ -256,7 +264,8 @@ json predict_segmentation(const std::string& checkpoint, const std::string& imag
   CL_CHECK(logits.dim() == 4 && logits.size(2) == rgb.H && logits.size(3) == rgb.W,
            "predict: the network maps " << rgb.W << "x" << rgb.H << " to " << shape_str(logits.shape()));
   const auto pred = argmax_classes(logits);
-  write_png(out, labels_to_rgb(pred.data(), rgb.H, rgb.W));
+  const RgbImage mask = labels_to_rgb(pred.data(), rgb.H, rgb.W);
+  write_png(out, add_legend(mask, class_legend(t.class_names), text_scale_for(mask.W)));
   std::vector<int64_t> counts(logits.size(1), 0);
   for (int32_t p : pred) ++counts[p];
   return {{"output", out}, {"width", rgb.W}, {"height", rgb.H}, {"class_pixels", counts}};

@@ -113,7 +113,7 @@ json predict_command(const PredictCommand& c, std::vector<std::string>& warnings
                          ", the network was trained on " + std::to_string(trainW) + "x" + std::to_string(trainH) +
                          " images: objects at another scale may be segmented worse (resize the image to compare)");
     const SegPrediction pr = predict_image(*m.task.model, rgb, p.image.string());
-    write_png(p.mask.string(), labels_to_rgb(pr.labels.data(), pr.H, pr.W));
+    write_png(p.mask.string(), class_map_picture(pr, m.task.class_names, c.legend));
     std::vector<uint8_t> index(pr.labels.begin(), pr.labels.end());  // ids < 256 (checked above)
     write_png_grey(p.classes.string(), index.data(), pr.W, pr.H);
     json item = {{"image", p.image.string()}, {"width", pr.W},  {"height", pr.H},

@@ -1,9 +1,11 @@
 // tools/lib/predict.h: `convlab predict`: a trained segmentation checkpoint applied to PNG images.
 //
 // Inputs: PNG / JPEG files and folders (a folder's *.png, *.jpg, *.jpeg, sorted by name, not recursive). Outputs per image: the
-// class map in palette colours, the class-index mask (8-bit grey PNG whose values are class ids: what a
-// program reads back) and, with `probabilities`, the per-class probabilities as a safetensors file (one
-// tensor "probabilities" [classes, H, W], float32; numpy: tools/torch_model.py read_safetensors). Names:
+// class map in palette colours (with a legend strip below it: each class's colour and name, from the config's
+// data section, else "class k"; `legend` false: the bare map, as large as the image), the class-index mask
+// (8-bit grey PNG whose values are class ids: what a program reads back) and, with `probabilities`, the
+// per-class probabilities as a safetensors file (one tensor "probabilities" [classes, H, W], float32; numpy:
+// tools/torch_model.py read_safetensors). Names:
 //   one image, -o mask.png (the default):  mask.png, mask_classes.png, mask_probabilities.safetensors
 //   several, -o DIR (default predictions): DIR/<stem>.png, DIR/<stem>_classes.png,
 //                                          DIR/<stem>_probabilities.safetensors
@@ -26,6 +28,7 @@ struct PredictCommand {
   std::vector<std::string> sets{}, inputs{};
   std::string output{};  // "" = mask.png for one image, predictions/ for several
   bool probabilities = false;
+  bool legend = true;  // the colour mask carries a strip below it with each class's colour and name
 };
 
 // Returns {"config": source, "output": the mask (one image) or the folder, "images": [{"image", "width", "height", "mask", "classes", "probabilities",

@@ -60,7 +60,7 @@ void register_study_commands(CLI::App& app) {
     sub->add_option("--from-layer", c->from_layer, "analyse the sub-stack from model.layers[K] (schedule: layer K)")->check(at_most(100000));
     sub->add_option("--size", c->size, "input size (config: instead of data.image_size->check(at_most(65536)); schedule: a bounded input)");
     sub->add_option("--pixel", c->pixel, "output pixel y,x (default: the centre, or 0,0 unbounded)")->delimiter(',')->check(at_most(1000000));
-    sub->add_option("-o,--png", c->png, "write the coverage map as a PNG heatmap (red: no path)");
+    sub->add_option("-o,--png", c->png, "write the coverage map as a PNG heatmap with a title and a labelled colour bar (red: no path)");
     sub->add_flag("--json", fl->json, "print JSON");
     run(sub, fl, "rf", [c, fl] { return with_output(rf_command(*c), c->png); });
   }
@@ -134,7 +134,7 @@ void register_study_commands(CLI::App& app) {
     sub->add_option("--samples", c->samples, "input images averaged over (default 32)")->check(at_most(10000));
     sub->add_option("--seed", c->seed, "seed of the N(0,1) inputs (default 0)");
     sub->add_option("--pixel", c->pixel, "output pixel y,x (default: the centre)")->delimiter(',')->check(at_most(65536));
-    sub->add_option("-o,--png", c->png, "write the ERF as a log-scale PNG heatmap (red: exact zero inside the RF box)");
+    sub->add_option("-o,--png", c->png, "write the ERF as a log-scale PNG heatmap with a title and a labelled colour bar (red: exact zero inside the RF box)");
     sub->add_flag("--json", fl->json, "print JSON");
     run(sub, fl, "erf", [c, fl] { return erf_command(*c); });
   }
@@ -159,7 +159,7 @@ void register_study_commands(CLI::App& app) {
     sub->add_option("--period", c->period, "phase period of the strength measures (default 2)")->check(at_most(16));
     sub->add_option("--bn", c->bn, "batch norm at sampling: eval, batch, both (default) or config");
     sub->add_option("--init-seeds", c->init_seeds, "also the spread of the at-init strength over K config seeds")->check(at_most(100));
-    sub->add_option("-o,--png", c->png, "write the overlap maps as PNG heatmaps (red: no path)");
+    sub->add_option("-o,--png", c->png, "write the overlap maps as PNG heatmaps, each with a title and a labelled colour bar (red: no path)");
     sub->add_flag("--json", fl->json, "print JSON");
     run(sub, fl, "checkerboard", [c, fl, raw, sub] {
       std::optional<int64_t>* f[5] = {&c->kernel, &c->stride, &c->padding, &c->output_padding, &c->dilation};
