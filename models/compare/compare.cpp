@@ -328,6 +328,21 @@ StudyResult compare_command(const CompareCommand& c) {
       std::to_string(e.seeds.size()) + " seeds, " + std::to_string(steps) + " steps each, output " + out.string() + "\n");
   say("estimate: " + std::to_string(todo) + " of " + std::to_string(n_runs) + " runs to train, about " + minutes(estimate) +
       " on this machine now (" + std::to_string(int(1000 * step_s.front())) + " ms per step of '" + e.variants.front().name + "')\n");
+  if (c.estimate_only) {  // the time a run of this preset would take, from the probe: nothing is trained
+    json per = json::object();
+    for (size_t i = 0; i < e.variants.size(); ++i) per[e.variants[i].name] = step_s[i];
+    StudyResult r;
+    r.json = {{"experiment", e.name}, {"preset", e.preset}, {"label", e.label}, {"settings", settings_of(e, cfgs.front())},
+              {"estimate", {{"seconds", estimate}, {"runs_to_train", todo}, {"runs", n_runs}, {"steps", steps},
+                            {"step_seconds", per}}}};
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "estimate for %s (%s): %lld of %lld runs of %lld steps to train, about %s on this machine now\n",
+                  e.name.c_str(), e.preset.c_str(), (long long)todo, (long long)n_runs, (long long)steps, minutes(estimate).c_str());
+    r.text = buf;
+    for (size_t i = 0; i < e.variants.size(); ++i)
+      r.text += "  " + e.variants[i].name + ": " + std::to_string(int(1000 * step_s[i])) + " ms per training step\n";
+    return r;
+  }
 
   // 3. Train, seed-major. A run is skipped when it finished with the same config, resumed when it stopped early.
   json variants = json::array();

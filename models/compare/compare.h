@@ -60,6 +60,7 @@ struct CompareCommand {
   std::string out;         // output folder; default runs/compare/<name> (or <name>-quick)
   bool quiet = false;      // no progress lines (the final table is still returned)
   bool fresh = false;      // retrain every run even when a finished one is on disk
+  bool estimate_only = false;  // only time a few steps of each variant and return the estimate (trains nothing)
   std::ostream* log = nullptr;  // where progress lines go (the CLI: stdout, or stderr with --json); null: silent
 };
 

@@ -24,6 +24,8 @@ void register_compare_command(CLI::App& app) {
       ->check(CLI::IsMember({"full", "short"}));
   sub->add_option("--out", c->out, "output folder (default runs/compare/<name>, or <name>-quick)");
   sub->add_flag("--fresh", c->fresh, "retrain every run, even those finished earlier");
+  sub->add_flag("--estimate", c->estimate_only,
+                "only time three training steps of each variant and print how long the experiment would take (trains nothing)");
   sub->add_flag("-q,--quiet", c->quiet, "no progress lines");
   sub->add_flag("--json", *as_json, "print results.json (progress goes to stderr)");
   sub->callback([c, as_json] {
