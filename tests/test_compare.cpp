@@ -297,6 +297,29 @@ TEST(CompareInput, CliExitsTwoWithOneLine) {
   fs::remove_all(dir);
 }
 
+TEST(CompareInput, BudgetFlagsAndEstimate) {
+  const fs::path dir = temp_dir("flags");
+  const std::string file = testing::source_path("configs/experiments/gridding_vs_hdc.json");
+  auto run = [&](const std::string& args) {
+    const std::string cmd = std::string(CONVLAB_BINARY) + " compare " + file + " --out " + (dir / "out").string() + " " + args +
+                            " >" + (dir / "stdout").string() + " 2>" + (dir / "stderr").string();
+    return WEXITSTATUS(std::system(cmd.c_str()));
+  };
+  EXPECT_EQ(run("--quick --budget short"), 2);
+  EXPECT_NE(slurp(dir / "stderr").find("--quick and --budget short exclude each other"), std::string::npos) << slurp(dir / "stderr");
+  EXPECT_EQ(count(slurp(dir / "stderr"), "\n"), 1u);
+  EXPECT_EQ(run("--budget long"), 2);
+  EXPECT_NE(slurp(dir / "stderr").find("--budget"), std::string::npos) << slurp(dir / "stderr");
+  // --estimate times a few steps of every variant of the preset and trains nothing.
+  EXPECT_EQ(run("--quick --estimate -q"), 0) << slurp(dir / "stderr");
+  const std::string out = slurp(dir / "stdout");
+  EXPECT_NE(out.find("estimate for gridding_vs_hdc (quick): 18 of 18 runs of 40 steps to train"), std::string::npos) << out;
+  for (const char* v : {"plain", "gridding_img", "downup"}) EXPECT_NE(out.find(std::string("  ") + v + ": "), std::string::npos) << v;
+  EXPECT_FALSE(fs::exists(dir / "out" / "runs" / "plain_s0" / "summary.json"));
+  EXPECT_FALSE(fs::exists(dir / "out" / "results.json"));
+  fs::remove_all(dir);
+}
+
 TEST(CompareStats, PairedRuleIsTheNinetyFiveCentConfidenceInterval) {
   EXPECT_DOUBLE_EQ(t_critical_975(2), 4.303);
   EXPECT_NEAR(t_critical_975(1000), 1.962, 1e-3);
