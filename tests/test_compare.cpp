@@ -125,7 +125,22 @@ TEST(CompareQuick, ShippedExperimentTrainsEveryVariantAndWritesReports) {
   EXPECT_EQ(variant("hdc")["coverage_stack"]["holes"].get<int64_t>(), 0);
   EXPECT_EQ(variant("hdc_img")["coverage_input"]["holes"].get<int64_t>(), 0);
   // One pair result per pair, budget and metric; the report shows them as one table, not as sentences.
-  EXPECT_EQ(res["pairs"].size(), 9 * res["budgets"].size() * 4);
+  // (mIoU, large, small, thin at every budget; the artefact share at the last)
+  EXPECT_EQ(res["pairs"].size(), 9 * (res["budgets"].size() * 4 + 1));
+  size_t artefact_pairs = 0;
+  for (const json& p : res["pairs"])
+    if (p["metric"] == "artefact") {
+      ++artefact_pairs;
+      EXPECT_EQ(p["budget"], res["budgets"].back());
+      EXPECT_EQ(p["rate"], 2);
+      ASSERT_EQ(p["diffs"].size(), seeds);
+      const auto v = [&](const std::string& n, size_t s) {
+        return 100 * variant(n)["runs"][s]["artefacts"]["probs"]["2"].get<double>();
+      };
+      EXPECT_NEAR(p["diffs"][0].get<double>(), v(p["a"], 0) - v(p["b"], 0), 1e-9);
+    }
+  EXPECT_EQ(artefact_pairs, 9u);
+  EXPECT_NE(md.find("| grid energy r=2 (%) |"), std::string::npos);
   for (const json& p : res["pairs"]) {
     const std::string row = "| " + p["a"].get<std::string>() + " - " + p["b"].get<std::string>() + " | " +
                             std::to_string(p["budget"].get<int64_t>()) + " | ";

@@ -166,8 +166,10 @@ std::string signed_pts(double v) {
   return buf;
 }
 
+// metric: a key of run["at"][budget] (IoUs in %), or "artefact": the class probabilities' grid-energy share at
+// `rate` of the final weights, in % (budget = the last one).
 json pair_result(const json& variants, const std::string& a, const std::string& b, int64_t budget,
-                 const std::string& metric) {
+                 const std::string& metric, int64_t rate = 0) {
   auto runs_of = [&](const std::string& n) -> const json& {
     size_t i = 0;
     while (i + 1 < variants.size() && variants[i]["name"] != n) ++i;  // names were checked by load_experiment
@@ -177,13 +179,21 @@ json pair_result(const json& variants, const std::string& a, const std::string& 
   const std::string k = std::to_string(budget);
   std::vector<double> d;
   json seeds = json::array();
+  auto value = [&](const json& run) -> json {
+    if (metric != "artefact") return run["at"][k][metric];
+    const json& v = run["artefacts"]["probs"][std::to_string(rate)];
+    return v.is_number() ? json(100.0 * v.get<double>()) : json();
+  };
   for (size_t i = 0; i < ra.size(); ++i) {
-    const json &x = ra[i]["at"][k][metric], &y = rb[i]["at"][k][metric];
+    const json x = value(ra[i]), y = value(rb[i]);
     if (x.is_number() && y.is_number()) d.push_back(x.get<double>() - y.get<double>()), seeds.push_back(ra[i]["seed"]);
   }
   const PairedStats s = paired_stats(d);
-  const std::string label = metric == "miou" ? "mIoU" : metric + "-object IoU";
-  std::string sentence = a + " - " + b + " after " + std::to_string(budget) + " steps, " + (metric == "thin" ? "thin-structure IoU" : label) + ": ";
+  const std::string label = metric == "miou"       ? "mIoU"
+                            : metric == "thin"     ? "thin-structure IoU"
+                            : metric == "artefact" ? "grid-energy share of the class probabilities at period " + std::to_string(rate) + " (%)"
+                                                   : metric + "-object IoU";
+  std::string sentence = a + " - " + b + " after " + std::to_string(budget) + " steps, " + label + ": ";
   if (s.n == 0) {
     sentence += "no values (no such pixels in the validation set, or no run has them).";
   } else if (s.n >= 2 && s.sd == 0 && s.mean == 0) {
@@ -200,7 +210,8 @@ json pair_result(const json& variants, const std::string& a, const std::string& 
       sentence += " (one seed: the seed-to-seed spread cannot be estimated).";
     }
   }
-  return {{"a", a}, {"b", b}, {"budget", budget}, {"metric", metric}, {"seeds", seeds}, {"diffs", d}, {"n", s.n},
+  return {{"a", a}, {"b", b}, {"budget", budget}, {"metric", metric}, {"rate", rate ? json(rate) : json(nullptr)},
+          {"seeds", seeds}, {"diffs", d}, {"n", s.n},
           {"mean", s.n ? json(s.mean) : json(nullptr)}, {"sd", s.n >= 2 ? json(s.sd) : json(nullptr)},
           {"ci95", s.n >= 2 ? json({s.mean - s.half_width, s.mean + s.half_width}) : json(nullptr)},
           {"a_higher", s.a_higher}, {"b_higher", s.b_higher}, {"exceeds", s.n >= 2 ? json(s.exceeds) : json(nullptr)},
@@ -435,9 +446,11 @@ StudyResult compare_command(const CompareCommand& c) {
                      {"predictions", fs::exists(val_png) ? json(fs::relative(val_png, out).string()) : json(nullptr)}};
   }
   json pairs = json::array();
-  for (const auto& [a, b] : e.pairs)
+  for (const auto& [a, b] : e.pairs) {
     for (int64_t budget : e.budgets)
       for (const char* m : {"miou", "large", "small", "thin"}) pairs.push_back(pair_result(variants, a, b, budget, m));
+    pairs.push_back(pair_result(variants, a, b, e.budgets.back(), "artefact", rates.front()));
+  }
 
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   json res = {{"experiment", e.name}, {"description", e.description}, {"file", fs::path(e.file).filename().string()}, {"quick", e.quick},

@@ -116,8 +116,10 @@ std::vector<std::vector<std::string>> artefact_table(const json& res, const std:
   return rows;
 }
 
-const char* metric_label(const std::string& m) {
-  return m == "miou" ? "mIoU" : m == "large" ? "large IoU" : m == "small" ? "small IoU" : m == "thin" ? "thin IoU" : "?";
+std::string metric_label(const json& p) {
+  const std::string m = p["metric"];
+  if (m == "artefact") return "grid energy r=" + std::to_string(p["rate"].get<int64_t>()) + " (%)";
+  return m == "miou" ? "mIoU" : m == "large" ? "large IoU" : m == "small" ? "small IoU" : m == "thin" ? "thin IoU" : m;
 }
 
 // Pair results the reports show: mIoU at every budget, the object-size buckets at the last one (results.json
@@ -135,7 +137,7 @@ std::vector<std::vector<std::string>> pair_table(const json& res) {
   for (const json* pp : shown_pairs(res)) {
     const json& p = *pp;
     std::vector<std::string> row = {p["a"].get<std::string>() + " - " + p["b"].get<std::string>(),
-                                    std::to_string(p["budget"].get<int64_t>()), metric_label(p["metric"])};
+                                    std::to_string(p["budget"].get<int64_t>()), metric_label(p)};
     const int64_t n = p["n"];
     if (n == 0) {
       row.insert(row.end(), {"n/a", "n/a", "n/a", "no values"});
@@ -381,7 +383,8 @@ std::string compare_markdown(const json& res) {
   for (const json& b : res["budgets"])
     m += "### After " + std::to_string(b.get<int64_t>()) + " steps\n\n" + md_table(budget_table(res, b, " ± ")) + "\n";
   m += "## Paired differences (points)\n\nRule: " + res["rule"].get<std::string>() + ". **Bold**: exceeds the spread. mIoU at "
-       "every budget, the object sizes at the last (results.json has every budget).\n\n";
+       "every budget, the object sizes and the grid-energy share of the class probabilities (in %, first rate) at the "
+       "last (results.json has every budget).\n\n";
   auto rows = pair_table(res);
   for (size_t i = 1; i < rows.size(); ++i)
     if (rows[i][6] == "exceeds the spread") rows[i][3] = "**" + rows[i][3] + "**", rows[i][6] = "**" + rows[i][6] + "**";
