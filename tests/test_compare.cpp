@@ -165,7 +165,16 @@ TEST(CompareQuick, ShippedExperimentTrainsEveryVariantAndWritesReports) {
     if (p["metric"] == "miou" || p["budget"] == res["budgets"].back()) exceeding += p["exceeds"].is_boolean() && p["exceeds"].get<bool>();
   EXPECT_EQ(count(html, "<tr class=\"up\">") + count(html, "<tr class=\"down\">"), exceeding);
 
-  // A second invocation trains nothing and reports the same numbers (artefacts included: bit-reproducible).
+  // The artefact shares are bit-reproducible: measured again from the run folder, the same doubles.
+  {
+    const json& run = variant("gridding_img")["runs"][1];
+    const fs::path d = out / run["run_dir"].get<std::string>();
+    const json again = run_artefacts(json::parse(slurp(d / "config.json")), (d / "model.safetensors").string(), {2, 3, 5}, "");
+    EXPECT_EQ(again["probs"], run["artefacts"]["probs"]);
+    EXPECT_EQ(again["features"], run["artefacts"]["features"]);
+    EXPECT_EQ(again["worst"]["image"], run["artefacts"]["worst"]["image"]);
+  }
+  // A second invocation trains nothing and reports the same numbers.
   const StudyResult again = compare_command({.experiment = file, .quick = true, .out = out.string(), .quiet = true});
   EXPECT_EQ(again.json["timing"]["runs_trained"], 0);
   EXPECT_EQ(again.json["variants"][2]["summary"], res["variants"][2]["summary"]);

@@ -107,7 +107,8 @@ double probe_step_seconds(const nlohmann::json& config);
 // for every period r in `rates`, the mean over images of the grid-energy share of the predicted class
 // probabilities (softmax of the logits) and of the last feature maps (the input of the last layer), and the
 // image where the probabilities' share at rates[0] is largest. With `png` non-empty, draws that image:
-// image | label | prediction | the grid component (period rates[0]) of its most affected class map.
+// image | label | prediction | its most affected class's probability map (black 0, white 1) | that map's grid
+// component (period rates[0]; blue negative, red positive, scaled to its own largest value).
 nlohmann::json run_artefacts(const nlohmann::json& config, const std::string& checkpoint, const std::vector<int64_t>& rates,
                              const std::string& png);
 // Convergence of one variant from its runs' curves: the mIoU gain from the last validation at or before 80%

@@ -221,8 +221,14 @@ json run_artefacts(const json& config, const std::string& checkpoint, const std:
     }
     const int64_t Hc = r * (H / r), Wc = r * (W / r);
     const int64_t up = H <= 32 ? 4 : 2;
+    RgbImage prob(W, H);  // the most affected class's probability map, black 0 .. white 1
+    for (int64_t i = 0; i < H * W; ++i) {
+      const float p = std::clamp(probs.data()[worst_c * H * W + i], 0.f, 1.f);
+      for (int64_t ch = 0; ch < 3; ++ch) prob.rgb[size_t(i * 3 + ch)] = uint8_t(std::lround(255.0 * p));
+    }
     const RgbImage row = compose_grid({{upscale(tensor_to_rgb(b.images, 0, 0.f, 1.f), up), upscale(labels_to_rgb(b.labels.data(), H, W), up),
-                                        upscale(labels_to_rgb(pred.data(), H, W), up), diverging_heatmap(comp, Hc, Wc, up)}});
+                                        upscale(labels_to_rgb(pred.data(), H, W), up), upscale(prob, up),
+                                        diverging_heatmap(comp, Hc, Wc, up)}});
     write_png(png, row);
     out["worst"]["class"] = t.val_set->class_names().at(size_t(worst_c));
   }

@@ -345,7 +345,7 @@ const PictureRow kPictureRows[] = {
     {"coverage", "Coverage of the studied stack (paths from the centre output pixel to each stack input pixel; red: no path), every map on one common scale, so receptive-field sizes compare by eye"},
     {"erf_initial", "Effective receptive field at initialisation (stack input, N(0,1) images; log scale, red: exact zero inside the RF box)"},
     {"erf_trained", "Effective receptive field of the trained first-seed run (image input, validation images)"},
-    {"artefact", "Most affected validation image (first seed): image | label | prediction | grid component of its most affected class-probability map (blue -, red +)"},
+    {"artefact", "Most affected validation image (first seed): image | label | prediction | its most affected class-probability map | that map's grid component (blue -, red +, scaled to its own maximum: read its size from the share)"},
     {"predictions", "Validation predictions of the first seed at the last budget (image | label | prediction)"},
 };
 
