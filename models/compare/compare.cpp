@@ -459,7 +459,7 @@ StudyResult compare_command(const CompareCommand& c) {
               {"artefact_metric", "share of the spectral energy of each map (class probabilities; last feature maps) at the "
                                   "frequencies of period r (multiples of 1/r cycles per pixel in both axes, DC excluded, "
                                   "each channel's mean removed), averaged over validation images: 1 = a pure r-periodic "
-                                  "pattern, ~0 = smooth (models/gridding_artefacts.h)"},
+                                  "pattern, ~0 = smooth"},
               {"seeds", e.seeds}, {"budgets", e.budgets}, {"val_every", e.val_every}, {"param_tolerance", e.param_tolerance},
               {"common_sets", e.sets},
               {"rule", "a difference exceeds the seed-to-seed spread when the 95% confidence interval of the mean paired "
