@@ -22,7 +22,7 @@ void register_compare_command(CLI::App& app) {
   sub->add_option("--budget", c->budget,
                   "full: the converged study (the file's top level); short: its short section (a learning-speed study)")
       ->check(CLI::IsMember({"full", "short"}));
-  sub->add_option("--out", c->out, "output folder (default runs/compare/<name>, or <name>-quick)");
+  sub->add_option("--out", c->out, "output folder (default runs/compare/<name>, <name>-short or <name>-quick)");
   sub->add_flag("--fresh", c->fresh, "retrain every run, even those finished earlier");
   sub->add_flag("--estimate", c->estimate_only,
                 "only time three training steps of each variant and print how long the experiment would take (trains nothing)");
