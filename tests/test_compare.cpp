@@ -219,6 +219,22 @@ TEST(CompareExperiment, BudgetPresetsSelectTheirSections) {
   EXPECT_THROW(load_experiment(file, "long"), Error);
 }
 
+TEST(CompareExperiment, FullPresetPassesEveryCheckBeforeTraining) {
+  // The converged study is never trained in the suite; --estimate resolves all nine configs, checks the matched
+  // sections and parameter counts (the 1x1 stem is within param_tolerance) and times a few steps.
+  const fs::path out = temp_dir("full_estimate");
+  const std::string file = testing::source_path("configs/experiments/gridding_vs_hdc.json");
+  const StudyResult r = compare_command({.experiment = file, .out = out.string(), .quiet = true, .estimate_only = true});
+  EXPECT_EQ(r.json["preset"], "full");
+  EXPECT_EQ(r.json["settings"]["width"], 24);
+  EXPECT_EQ(r.json["settings"]["image_size"], 64);
+  EXPECT_EQ(r.json["settings"]["seeds"].size(), 5u);
+  EXPECT_EQ(r.json["estimate"]["runs_to_train"], 45);
+  EXPECT_EQ(r.json["estimate"]["step_seconds"].size(), 9u);
+  EXPECT_FALSE(fs::exists(out / "results.json"));
+  fs::remove_all(out);
+}
+
 TEST(CompareExperiment, ConvergenceIsTheGainOverTheLastFifth) {
   // Two seeds validated every 10 steps to 100: the last fifth starts at step 80.
   json runs = json::array();
