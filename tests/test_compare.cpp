@@ -1,8 +1,10 @@
 // tests/test_compare.cpp: `convlab compare`. CompareQuick runs the shipped experiment with --quick (all five
 // variants, every seed) into a temp folder and checks the report's structure, not a winner: every run
 // trained with finite metrics, results.json keys, the markdown table rows and difference sentences, a
-// self-contained report.html, and that a second invocation reuses the finished runs. CompareInput: bad
-// experiment files are refused with one line before anything trains. CompareStats: the paired rule.
+// self-contained report.html, the gridding-artefact shares and the convergence check, and that a second
+// invocation reuses the finished runs. CompareExperiment: the budget presets of the shipped file and the
+// last-fifth convergence rule. CompareInput: bad experiment files are refused with one line before anything
+// trains. CompareStats: the paired rule.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -10,12 +12,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 
 #include "core/error.h"
 #include "tests/testing.h"
 #include "models/compare/compare.h"
 #include "data/files.h"
+#include "data/png.h"
 
 namespace convlab {
 namespace {
@@ -43,20 +47,37 @@ TEST(CompareQuick, ShippedExperimentTrainsEveryVariantAndWritesReports) {
   const std::string file = testing::source_path("configs/experiments/gridding_vs_hdc.json");
   const StudyResult r = compare_command({.experiment = file, .quick = true, .out = out.string(), .quiet = true});
   const json& res = r.json;
-  for (const char* k : {"experiment", "description", "seeds", "budgets", "rule", "pairing", "variants", "pairs", "timing"})
+  for (const char* k : {"experiment", "description", "seeds", "budgets", "rule", "pairing", "variants", "pairs", "timing",
+                        "settings", "artefact_rates", "artefact_metric", "preset", "label"})
     EXPECT_TRUE(res.contains(k)) << k;
-  ASSERT_EQ(res["variants"].size(), 5u);
+  // Both regimes: the shipped networks (3x3 stem) and the _img variants (1x1 stem: the stack starts at the image).
+  const std::vector<std::string> names = {"plain", "gridding", "hdc", "rfmatched", "downup",
+                                          "plain_img", "gridding_img", "hdc_img", "rfmatched_img"};
+  ASSERT_EQ(res["variants"].size(), names.size());
   const size_t seeds = res["seeds"].size();
   EXPECT_GE(seeds, 2u);
-  EXPECT_EQ(res["timing"]["runs_trained"], int64_t(5 * seeds));
+  EXPECT_EQ(res["timing"]["runs_trained"], int64_t(names.size() * seeds));
+  // The quick report describes the quick settings, not the full study's.
+  EXPECT_EQ(res["preset"], "quick");
+  EXPECT_EQ(res["settings"]["image_size"], 32);
+  EXPECT_EQ(res["settings"]["steps"], res["budgets"].back());
+  EXPECT_EQ(res["settings"]["width"], 16);
+  EXPECT_NE(res["description"].get<std::string>().find("Quick run"), std::string::npos);
+  // Artefact rates: the dilations of the configs (2 from gridding and HDC, 3 from rfmatched, 5 from HDC).
+  EXPECT_EQ(res["artefact_rates"], json({2, 3, 5}));
 
   const std::string md = slurp(out / "report.md"), html = slurp(out / "report.html");
+  EXPECT_NE(md.find("Budget preset **quick**, smoke test"), std::string::npos);
+  EXPECT_NE(md.find("32x32 images"), std::string::npos);
+  EXPECT_EQ(md.find("64x64"), std::string::npos);  // nothing of the full study's settings
   const json on_disk = json::parse(slurp(out / "results.json"));
-  EXPECT_EQ(on_disk["variants"].size(), 5u);
-  for (const json& v : res["variants"]) {
+  EXPECT_EQ(on_disk["variants"].size(), names.size());
+  for (size_t vi = 0; vi < names.size(); ++vi) {
+    const json& v = res["variants"][vi];
     const std::string name = v["name"];
+    EXPECT_EQ(name, names[vi]);
     EXPECT_NEAR(v["parameters"].get<double>(), res["variants"][0]["parameters"].get<double>(),
-                0.02 * res["variants"][0]["parameters"].get<double>()) << name;
+                0.03 * res["variants"][0]["parameters"].get<double>()) << name;
     ASSERT_EQ(v["runs"].size(), seeds) << name;
     for (const json& run : v["runs"]) {
       EXPECT_TRUE(fs::exists(out / run["run_dir"].get<std::string>() / "summary.json")) << name;
@@ -67,36 +88,174 @@ TEST(CompareQuick, ShippedExperimentTrainsEveryVariantAndWritesReports) {
       }
       EXPECT_FALSE(run["curve"].empty()) << name;
       EXPECT_FALSE(run["loss"].empty()) << name;
+      // The artefact shares of every run: one per rate, in [0, 1], over every validation image.
+      EXPECT_EQ(run["artefacts"]["images"], res["settings"]["val_size"]) << name;
+      for (const char* kind : {"probs", "features"})
+        for (const json& rate : res["artefact_rates"]) {
+          const double sh = run["artefacts"][kind][std::to_string(rate.get<int64_t>())];
+          EXPECT_TRUE(sh >= 0 && sh <= 1) << name << " " << kind << " r=" << rate << ": " << sh;
+        }
     }
-    for (const char* p : {"coverage", "erf_initial", "erf_trained"})
+    for (const char* p : {"coverage", "erf_initial", "erf_trained", "artefact"})
       EXPECT_TRUE(fs::exists(out / v["pictures"][p].get<std::string>())) << name << " " << p;
     EXPECT_NE(md.find("| " + name + " | "), std::string::npos) << name;  // a table row
+    // The convergence check: per-seed gains over the last fifth and a verdict.
+    const json& cv = v["convergence"];
+    EXPECT_EQ(cv["gains"].size(), seeds) << name;
+    EXPECT_EQ(cv["to_step"], res["budgets"].back());
+    EXPECT_EQ(cv["from_step"], 30);  // the last validation at or before 80% of 40 steps (every 10)
+    EXPECT_EQ(cv["converged"].get<bool>(), cv["gain_mean"].get<double>() < 0.5) << name;
+    EXPECT_TRUE(v["artefacts"]["probs"]["2"]["mean"].is_number()) << name;
   }
-  // Gridding's dilated stack leaves holes at its input; HDC's does not (exact coverage).
-  EXPECT_GT(res["variants"][1]["coverage_stack"]["holes"].get<int64_t>(), 0);
-  EXPECT_EQ(res["variants"][2]["coverage_stack"]["holes"].get<int64_t>(), 0);
-  // One sentence per pair, budget and metric, each with a verdict.
-  const size_t sentences = res["pairs"].size();
-  EXPECT_EQ(sentences, 5 * res["budgets"].size() * 4);
+  // Coverage maps share one scale: every picture has the same size (the largest window, one cell size).
+  const PngImage first = read_png((out / res["variants"][0]["pictures"]["coverage"].get<std::string>()).string());
+  for (const json& v : res["variants"]) {
+    const PngImage img = read_png((out / v["pictures"]["coverage"].get<std::string>()).string());
+    EXPECT_EQ(img.W, first.W) << v["name"];
+    EXPECT_EQ(img.H, first.H) << v["name"];
+  }
+  // Gridding's dilated stack leaves holes at its input; HDC's does not (exact coverage). At the image, the 3x3
+  // stem fills gridding's holes; with the 1x1 stem they reach the pixels.
+  const auto variant = [&](const std::string& n) -> const json& {
+    return res["variants"][size_t(std::find(names.begin(), names.end(), n) - names.begin())];
+  };
+  EXPECT_GT(variant("gridding")["coverage_stack"]["holes"].get<int64_t>(), 0);
+  EXPECT_EQ(variant("gridding")["coverage_input"]["holes"].get<int64_t>(), 0);
+  EXPECT_GT(variant("gridding_img")["coverage_input"]["holes"].get<int64_t>(), 0);
+  EXPECT_EQ(variant("hdc")["coverage_stack"]["holes"].get<int64_t>(), 0);
+  EXPECT_EQ(variant("hdc_img")["coverage_input"]["holes"].get<int64_t>(), 0);
+  // One pair result per pair, budget and metric; the report shows them as one table, not as sentences.
+  // (mIoU, large, small, thin at every budget; the artefact share at the last)
+  EXPECT_EQ(res["pairs"].size(), 9 * (res["budgets"].size() * 4 + 1));
+  size_t artefact_pairs = 0;
+  for (const json& p : res["pairs"])
+    if (p["metric"] == "artefact") {
+      ++artefact_pairs;
+      EXPECT_EQ(p["budget"], res["budgets"].back());
+      EXPECT_EQ(p["rate"], 2);
+      ASSERT_EQ(p["diffs"].size(), seeds);
+      const auto v = [&](const std::string& n, size_t s) {
+        return 100 * variant(n)["runs"][s]["artefacts"]["probs"]["2"].get<double>();
+      };
+      EXPECT_NEAR(p["diffs"][0].get<double>(), v(p["a"], 0) - v(p["b"], 0), 1e-9);
+    }
+  EXPECT_EQ(artefact_pairs, 9u);
+  EXPECT_NE(md.find("| grid energy r=2 (%) |"), std::string::npos);
   for (const json& p : res["pairs"]) {
-    const std::string s = p["sentence"];
-    EXPECT_NE(md.find(s), std::string::npos) << s;
-    EXPECT_TRUE(s.find("seed-to-seed spread") != std::string::npos || s.find("no difference") != std::string::npos ||
-                s.find("no values") != std::string::npos) << s;
+    const std::string row = "| " + p["a"].get<std::string>() + " - " + p["b"].get<std::string>() + " | " +
+                            std::to_string(p["budget"].get<int64_t>()) + " | ";
+    EXPECT_NE(md.find(row), std::string::npos) << row;
+    EXPECT_EQ(md.find(p["sentence"].get<std::string>()), std::string::npos);
   }
+  EXPECT_NE(md.find("| a - b | budget | metric | mean | 95% CI | a higher on | verdict |"), std::string::npos);
   EXPECT_NE(md.find("Rule: "), std::string::npos);
-  // Self-contained HTML: inline pictures and curves, nothing fetched.
+  EXPECT_NE(md.find("Convergence (mean validation mIoU gain from step 30 to step 40"), std::string::npos);
+  EXPECT_NE(md.find("## Gridding artefacts"), std::string::npos);
+  // Self-contained HTML: inline pictures and curves, nothing fetched; each picture kind is one row of variants.
   EXPECT_EQ(html.find("src=\"http"), std::string::npos);
   EXPECT_EQ(html.find("href=\"http"), std::string::npos);
-  EXPECT_GE(count(html, "data:image/png;base64,"), 15u);
+  EXPECT_GE(count(html, "data:image/png;base64,"), 5 * names.size());
+  EXPECT_EQ(count(html, "<div class=\"row\">"), 5u);
   EXPECT_GE(count(html, "<svg"), 2u);
-  EXPECT_EQ(count(html, "<table>"), 1 + res["budgets"].size());
+  // main, artefacts, one per budget, paired differences
+  EXPECT_EQ(count(html, "<table>"), 3 + res["budgets"].size());
+  // Rows are coloured only when the difference exceeds the spread.
+  size_t exceeding = 0;
+  for (const json& p : res["pairs"])  // shown: mIoU at every budget, the object sizes at the last
+    if (p["metric"] == "miou" || p["budget"] == res["budgets"].back()) exceeding += p["exceeds"].is_boolean() && p["exceeds"].get<bool>();
+  EXPECT_EQ(count(html, "<tr class=\"up\">") + count(html, "<tr class=\"down\">"), exceeding);
 
+  // The artefact shares are bit-reproducible: measured again from the run folder, the same doubles.
+  {
+    const json& run = variant("gridding_img")["runs"][1];
+    const fs::path d = out / run["run_dir"].get<std::string>();
+    const json again = run_artefacts(json::parse(slurp(d / "config.json")), (d / "model.safetensors").string(), {2, 3, 5}, "");
+    EXPECT_EQ(again["probs"], run["artefacts"]["probs"]);
+    EXPECT_EQ(again["features"], run["artefacts"]["features"]);
+    EXPECT_EQ(again["worst"]["image"], run["artefacts"]["worst"]["image"]);
+  }
   // A second invocation trains nothing and reports the same numbers.
   const StudyResult again = compare_command({.experiment = file, .quick = true, .out = out.string(), .quiet = true});
   EXPECT_EQ(again.json["timing"]["runs_trained"], 0);
   EXPECT_EQ(again.json["variants"][2]["summary"], res["variants"][2]["summary"]);
+  EXPECT_EQ(again.json["variants"][6]["artefacts"], res["variants"][6]["artefacts"]);
   fs::remove_all(out);
+}
+
+TEST(CompareExperiment, BudgetPresetsSelectTheirSections) {
+  const std::string file = testing::source_path("configs/experiments/gridding_vs_hdc.json");
+  // full: the converged, powered study at the default run's width.
+  const Experiment full = load_experiment(file, "full");
+  EXPECT_EQ(full.preset, "full");
+  EXPECT_GE(full.seeds.size(), 5u);
+  EXPECT_EQ(full.variants.size(), 9u);
+  EXPECT_EQ(full.budgets.back() - full.budgets.back() / 5, 1280);
+  EXPECT_EQ(1280 % full.val_every, 0);  // a validation falls where the last fifth starts
+  for (const CompareVariant& v : full.variants)
+    for (const std::string& s : v.sets) EXPECT_EQ(s.find("out_channels"), std::string::npos) << v.name << ": width 24 as shipped";
+  // short: the learning-speed study, narrowed, a subset of the variants and only the pairs among them.
+  const Experiment shrt = load_experiment(file, "short");
+  EXPECT_EQ(shrt.preset, "short");
+  EXPECT_NE(shrt.label.find("learning-speed"), std::string::npos);
+  EXPECT_EQ(shrt.variants.size(), 6u);
+  EXPECT_EQ(shrt.budgets, (std::vector<int64_t>{300, 600}));
+  for (const CompareVariant& v : shrt.variants) {
+    EXPECT_NE(std::find(v.sets.begin(), v.sets.end(), "model.layers[18].out_channels=16"), v.sets.end()) << v.name;
+    for (const auto& [a, b] : shrt.pairs) EXPECT_TRUE(a != "plain" && b != "plain" && a != "downup" && b != "downup");
+  }
+  EXPECT_EQ(shrt.pairs.size(), 7u);
+  // The _img variants keep their own sets before the preset's.
+  for (const CompareVariant& v : shrt.variants)
+    if (v.name == "gridding_img") {
+      EXPECT_EQ(v.sets.front(), "model.layers[0].kernel_size=1");
+    }
+  // quick: downup gets its own narrowing (its layer indices differ).
+  const Experiment quick = load_experiment(file, "quick");
+  EXPECT_TRUE(quick.quick);
+  for (const CompareVariant& v : quick.variants)
+    if (v.name == "downup") {
+      EXPECT_NE(std::find(v.sets.begin(), v.sets.end(), "model.layers[20].out_channels=16"), v.sets.end());
+    }
+  EXPECT_THROW(load_experiment(file, "long"), Error);
+}
+
+TEST(CompareExperiment, FullPresetPassesEveryCheckBeforeTraining) {
+  // The converged study is never trained in the suite; --estimate resolves all nine configs, checks the matched
+  // sections and parameter counts (the 1x1 stem is within param_tolerance) and times a few steps.
+  const fs::path out = temp_dir("full_estimate");
+  const std::string file = testing::source_path("configs/experiments/gridding_vs_hdc.json");
+  const StudyResult r = compare_command({.experiment = file, .out = out.string(), .quiet = true, .estimate_only = true});
+  EXPECT_EQ(r.json["preset"], "full");
+  EXPECT_EQ(r.json["settings"]["width"], 24);
+  EXPECT_EQ(r.json["settings"]["image_size"], 64);
+  EXPECT_EQ(r.json["settings"]["seeds"].size(), 5u);
+  EXPECT_EQ(r.json["estimate"]["runs_to_train"], 45);
+  EXPECT_EQ(r.json["estimate"]["step_seconds"].size(), 9u);
+  EXPECT_FALSE(fs::exists(out / "results.json"));
+  fs::remove_all(out);
+}
+
+TEST(CompareExperiment, ConvergenceIsTheGainOverTheLastFifth) {
+  // Two seeds validated every 10 steps to 100: the last fifth starts at step 80.
+  json runs = json::array();
+  for (const double end : {50.3, 50.5}) {
+    json curve = json::array();
+    for (int64_t s = 10; s <= 100; s += 10) curve.push_back({s, s < 80 ? 40.0 : s == 80 ? 50.0 : end, 1.0});
+    runs.push_back({{"curve", curve}});
+  }
+  json c = convergence(runs, 100, 0.5);
+  EXPECT_EQ(c["from_step"], 80);
+  EXPECT_NEAR(c["gain_mean"].get<double>(), 0.4, 1e-9);
+  EXPECT_TRUE(c["converged"].get<bool>());
+  c = convergence(runs, 100, 0.3);
+  EXPECT_FALSE(c["converged"].get<bool>());
+  // Validation every 30 steps: the last one at or before step 80 is step 60.
+  json sparse = json::array({{{"curve", json::array({json::array({30, 10.0, 1.0}), json::array({60, 20.0, 1.0}),
+                                                     json::array({90, 25.0, 1.0}), json::array({100, 26.0, 1.0})})}}});
+  c = convergence(sparse, 100, 0.5);
+  EXPECT_EQ(c["from_step"], 60);
+  EXPECT_NEAR(c["gain_mean"].get<double>(), 6.0, 1e-9);
+  EXPECT_FALSE(c["converged"].get<bool>());
 }
 
 // ---- bad input: each refused with one line naming the problem, before any folder is written ----
@@ -131,6 +290,11 @@ TEST(CompareInput, BadExperimentFilesAreRefusedWithOneLine) {
       {"zero budget", R"({"budgets": [0], "variants": [)" + two + "]}", "experiment.budgets[0]: expected a positive integer, got 0"},
       {"val_every", experiment(two, R"("val_every": 3, )"), "does not divide the budget 10"},
       {"unknown pair", experiment(two, R"("pairs": [["hdc", "griding"]], )"), "no variant named 'griding' (did you mean 'gridding'?)"},
+      {"unknown preset variant", experiment(two, R"("short": {"variants": ["hdc", "gridin"]}, )"), "experiment.short.variants[1]: no variant named 'gridin'"},
+      {"unknown variant_set name", experiment(two, R"("quick": {"variant_set": {"hcd": ["seed=1"]}}, )"), "did you mean 'hdc'?"},
+      {"preset controlled key", experiment(two, R"("short": {"variant_set": {"*": ["train.steps=5"]}}, )"), "train.steps is set by compare itself"},
+      {"unknown preset key", experiment(two, R"("short": {"seed": [1]}, )"), "experiment.short.seed: unknown key"},
+      {"bad artefact rate", experiment(two, R"("artefact_rates": [1], )"), "experiment.artefact_rates"},
       {"controlled key", experiment(variant("hdc", hdc, R"("train.steps=5")")), "train.steps is set by compare itself"},
       {"parameters", experiment(variant("hdc", hdc) + ", " + variant("wide", grid, R"("model.layers[0].out_channels=32")")),
        "parameter counts differ by"},
@@ -152,9 +316,10 @@ TEST(CompareInput, BadExperimentFilesAreRefusedWithOneLine) {
     }
     EXPECT_FALSE(fs::exists(out)) << c.what << ": wrote " << out;
   }
-  // --quick without a quick section.
+  // --quick or --budget short without its section.
   std::ofstream(dir / "exp.json") << experiment(two);
-  EXPECT_THROW(load_experiment((dir / "exp.json").string(), true), Error);
+  EXPECT_THROW(load_experiment((dir / "exp.json").string(), "quick"), Error);
+  EXPECT_THROW(load_experiment((dir / "exp.json").string(), "short"), Error);
   fs::remove_all(dir);
 }
 
@@ -169,6 +334,29 @@ TEST(CompareInput, CliExitsTwoWithOneLine) {
   EXPECT_EQ(count(err, "\n"), 1u) << err;
   EXPECT_NE(err.find("experiment.budgets[0]"), std::string::npos) << err;
   EXPECT_TRUE(slurp(dir / "out").empty());
+  fs::remove_all(dir);
+}
+
+TEST(CompareInput, BudgetFlagsAndEstimate) {
+  const fs::path dir = temp_dir("flags");
+  const std::string file = testing::source_path("configs/experiments/gridding_vs_hdc.json");
+  auto run = [&](const std::string& args) {
+    const std::string cmd = std::string(CONVLAB_BINARY) + " compare " + file + " --out " + (dir / "out").string() + " " + args +
+                            " >" + (dir / "stdout").string() + " 2>" + (dir / "stderr").string();
+    return WEXITSTATUS(std::system(cmd.c_str()));
+  };
+  EXPECT_EQ(run("--quick --budget short"), 2);
+  EXPECT_NE(slurp(dir / "stderr").find("--quick and --budget short exclude each other"), std::string::npos) << slurp(dir / "stderr");
+  EXPECT_EQ(count(slurp(dir / "stderr"), "\n"), 1u);
+  EXPECT_EQ(run("--budget long"), 2);
+  EXPECT_NE(slurp(dir / "stderr").find("--budget"), std::string::npos) << slurp(dir / "stderr");
+  // --estimate times a few steps of every variant of the preset and trains nothing.
+  EXPECT_EQ(run("--quick --estimate -q"), 0) << slurp(dir / "stderr");
+  const std::string out = slurp(dir / "stdout");
+  EXPECT_NE(out.find("estimate for gridding_vs_hdc (quick): 18 of 18 runs of 40 steps to train"), std::string::npos) << out;
+  for (const char* v : {"plain", "gridding_img", "downup"}) EXPECT_NE(out.find(std::string("  ") + v + ": "), std::string::npos) << v;
+  EXPECT_FALSE(fs::exists(dir / "out" / "runs" / "plain_s0" / "summary.json"));
+  EXPECT_FALSE(fs::exists(dir / "out" / "results.json"));
   fs::remove_all(dir);
 }
 

@@ -13,6 +13,7 @@
 #include <iomanip>
 #include <ostream>
 #include <memory>
+#include <set>
 
 #include "core/error.h"
 #include "data/json.h"
@@ -165,8 +166,10 @@ std::string signed_pts(double v) {
   return buf;
 }
 
+// metric: a key of run["at"][budget] (IoUs in %), or "artefact": the class probabilities' grid-energy share at
+// `rate` of the final weights, in % (budget = the last one).
 json pair_result(const json& variants, const std::string& a, const std::string& b, int64_t budget,
-                 const std::string& metric) {
+                 const std::string& metric, int64_t rate = 0) {
   auto runs_of = [&](const std::string& n) -> const json& {
     size_t i = 0;
     while (i + 1 < variants.size() && variants[i]["name"] != n) ++i;  // names were checked by load_experiment
@@ -176,13 +179,21 @@ json pair_result(const json& variants, const std::string& a, const std::string& 
   const std::string k = std::to_string(budget);
   std::vector<double> d;
   json seeds = json::array();
+  auto value = [&](const json& run) -> json {
+    if (metric != "artefact") return run["at"][k][metric];
+    const json& v = run["artefacts"]["probs"][std::to_string(rate)];
+    return v.is_number() ? json(100.0 * v.get<double>()) : json();
+  };
   for (size_t i = 0; i < ra.size(); ++i) {
-    const json &x = ra[i]["at"][k][metric], &y = rb[i]["at"][k][metric];
+    const json x = value(ra[i]), y = value(rb[i]);
     if (x.is_number() && y.is_number()) d.push_back(x.get<double>() - y.get<double>()), seeds.push_back(ra[i]["seed"]);
   }
   const PairedStats s = paired_stats(d);
-  const std::string label = metric == "miou" ? "mIoU" : metric + "-object IoU";
-  std::string sentence = a + " - " + b + " after " + std::to_string(budget) + " steps, " + (metric == "thin" ? "thin-structure IoU" : label) + ": ";
+  const std::string label = metric == "miou"       ? "mIoU"
+                            : metric == "thin"     ? "thin-structure IoU"
+                            : metric == "artefact" ? "grid-energy share of the class probabilities at period " + std::to_string(rate) + " (%)"
+                                                   : metric + "-object IoU";
+  std::string sentence = a + " - " + b + " after " + std::to_string(budget) + " steps, " + label + ": ";
   if (s.n == 0) {
     sentence += "no values (no such pixels in the validation set, or no run has them).";
   } else if (s.n >= 2 && s.sd == 0 && s.mean == 0) {
@@ -199,11 +210,62 @@ json pair_result(const json& variants, const std::string& a, const std::string& 
       sentence += " (one seed: the seed-to-seed spread cannot be estimated).";
     }
   }
-  return {{"a", a}, {"b", b}, {"budget", budget}, {"metric", metric}, {"seeds", seeds}, {"diffs", d}, {"n", s.n},
+  return {{"a", a}, {"b", b}, {"budget", budget}, {"metric", metric}, {"rate", rate ? json(rate) : json(nullptr)},
+          {"seeds", seeds}, {"diffs", d}, {"n", s.n},
           {"mean", s.n ? json(s.mean) : json(nullptr)}, {"sd", s.n >= 2 ? json(s.sd) : json(nullptr)},
           {"ci95", s.n >= 2 ? json({s.mean - s.half_width, s.mean + s.half_width}) : json(nullptr)},
           {"a_higher", s.a_higher}, {"b_higher", s.b_higher}, {"exceeds", s.n >= 2 ? json(s.exceeds) : json(nullptr)},
           {"sentence", sentence}};
+}
+
+// Dilation rates > 1 of every layer in a config's model (nested "layers" lists included).
+void collect_rates(const json& layers, std::set<int64_t>& out) {
+  if (!layers.is_array()) return;
+  for (const json& l : layers) {
+    if (!l.is_object()) continue;
+    if (l.contains("dilation")) {
+      const json& d = l["dilation"];
+      if (d.is_number_integer() && d.get<int64_t>() > 1) out.insert(d.get<int64_t>());
+      if (d.is_array())
+        for (const json& x : d)
+          if (x.is_number_integer() && x.get<int64_t>() > 1) out.insert(x.get<int64_t>());
+    }
+    if (l.contains("layers")) collect_rates(l["layers"], out);
+  }
+}
+
+// Mean and sample sd over runs of run["artefacts"][kind][rate].
+json artefact_summary(const json& runs, const std::vector<int64_t>& rates) {
+  json out = json::object();
+  for (const char* kind : {"probs", "features"}) {
+    json per = json::object();
+    for (int64_t r : rates) {
+      std::vector<double> v;
+      for (const json& run : runs) v.push_back(run["artefacts"][kind][std::to_string(r)].get<double>());
+      double mean = 0, ss = 0;
+      for (double x : v) mean += x;
+      mean /= double(v.size());
+      for (double x : v) ss += (x - mean) * (x - mean);
+      per[std::to_string(r)] = {{"mean", mean}, {"sd", v.size() < 2 ? json(nullptr) : json(std::sqrt(ss / double(v.size() - 1)))},
+                                {"n", v.size()}};
+    }
+    out[kind] = per;
+  }
+  return out;
+}
+
+// What the runs of this invocation actually are, from the first variant's resolved config (so a quick or
+// short report describes its own settings, not the full study's).
+json settings_of(const Experiment& e, const json& cfg) {
+  const json& d = config_section(cfg, "data");
+  const json& tr = config_section(cfg, "train");
+  int64_t width = 0;
+  const json& layers = cfg["model"]["layers"];
+  if (layers.is_array() && !layers.empty() && layers[0].is_object() && layers[0].contains("out_channels")) width = layers[0]["out_channels"];
+  return {{"preset", e.preset}, {"label", e.label}, {"image_size", d.value("image_size", json(nullptr))},
+          {"val_size", d.value("val_size", json(nullptr))}, {"batch_size", tr.value("batch_size", json(nullptr))},
+          {"width", width}, {"steps", e.budgets.back()}, {"budgets", e.budgets}, {"val_every", e.val_every},
+          {"seeds", e.seeds}, {"variants", e.variants.size()}};
 }
 
 }  // namespace
@@ -211,18 +273,22 @@ json pair_result(const json& variants, const std::string& a, const std::string& 
 StudyResult compare_command(const CompareCommand& c) {
   const auto wall0 = std::chrono::steady_clock::now();
   const double cpu0 = cpu_seconds();
-  const Experiment e = load_experiment(c.experiment, c.quick);
+  CL_CHECK(!c.quick || c.budget == "full", "compare: --quick and --budget " << c.budget << " exclude each other");
+  const Experiment e = load_experiment(c.experiment, c.quick ? "quick" : c.budget);
   auto say = [&](const std::string& s) {
     if (!c.quiet && c.log) *c.log << s << std::flush;
   };
-  const fs::path out = c.out.empty() ? fs::path("runs") / "compare" / (e.name + (e.quick ? "-quick" : "")) : fs::path(c.out);
+  const fs::path out = c.out.empty() ? fs::path("runs") / "compare" / (e.name + (e.preset == "full" ? "" : "-" + e.preset)) : fs::path(c.out);
   const fs::path runs_dir = out / "runs", pics = out / "pictures";
 
   // 1. Resolve and check every variant before anything is written or trained.
   std::vector<json> cfgs, info;
+  int64_t canvas = 0;  // the largest coverage window: every variant's map is drawn on it, at one scale
   for (size_t pass = 0; pass < 2; ++pass) {  // pass 0 checks; pass 1 (cheap: shape arithmetic) draws the coverage
     if (pass == 1) {
       check_matched(e, cfgs, info);
+      for (const json& v : info)
+        for (const json& w : v["coverage_stack"]["window"]) canvas = std::max(canvas, w.get<int64_t>());
       fs::create_directories(runs_dir);
       fs::create_directories(pics);
       info.clear();
@@ -266,11 +332,19 @@ StudyResult compare_command(const CompareCommand& c) {
       if (pass == 0) cfgs.push_back(resolve(e, v));
       try {
         info.push_back(analyse_variant(cfgs[i], v.from_layer >= 0 ? v.from_layer : e.from_layer,
-                                       pass ? (pics / (v.name + "_coverage.png")).string() : ""));
+                                       pass ? (pics / (v.name + "_coverage.png")).string() : "", canvas));
       } catch (const Error& err) {
         CL_FAIL("compare " << e.file << ": variant '" << v.name << "': " << err.what());
       }
     }
+  }
+
+  std::vector<int64_t> rates = e.artefact_rates;
+  if (rates.empty()) {
+    std::set<int64_t> found;
+    for (const json& cfg : cfgs) collect_rates(cfg["model"]["layers"], found);
+    rates.assign(found.begin(), found.end());
+    if (rates.empty()) rates = {2};
   }
 
   // 2. Time estimate from a few real steps of each variant (runs already finished are not counted).
@@ -295,10 +369,25 @@ StudyResult compare_command(const CompareCommand& c) {
       if (run_state(runs_dir / cfg["name"].get<std::string>(), cfg, c.fresh) != RunState::finished) estimate += per_run, ++todo;
     }
   }
-  say("compare " + e.name + (e.quick ? " (quick)" : "") + ": " + std::to_string(e.variants.size()) + " variants x " +
+  say("compare " + e.name + (e.preset == "full" ? "" : " (" + e.preset + ")") + ": " + std::to_string(e.variants.size()) + " variants x " +
       std::to_string(e.seeds.size()) + " seeds, " + std::to_string(steps) + " steps each, output " + out.string() + "\n");
   say("estimate: " + std::to_string(todo) + " of " + std::to_string(n_runs) + " runs to train, about " + minutes(estimate) +
       " on this machine now (" + std::to_string(int(1000 * step_s.front())) + " ms per step of '" + e.variants.front().name + "')\n");
+  if (c.estimate_only) {  // the time a run of this preset would take, from the probe: nothing is trained
+    json per = json::object();
+    for (size_t i = 0; i < e.variants.size(); ++i) per[e.variants[i].name] = step_s[i];
+    StudyResult r;
+    r.json = {{"experiment", e.name}, {"preset", e.preset}, {"label", e.label}, {"settings", settings_of(e, cfgs.front())},
+              {"estimate", {{"seconds", estimate}, {"runs_to_train", todo}, {"runs", n_runs}, {"steps", steps},
+                            {"step_seconds", per}}}};
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "estimate for %s (%s): %lld of %lld runs of %lld steps to train, about %s on this machine now\n",
+                  e.name.c_str(), e.preset.c_str(), (long long)todo, (long long)n_runs, (long long)steps, minutes(estimate).c_str());
+    r.text = buf;
+    for (size_t i = 0; i < e.variants.size(); ++i)
+      r.text += "  " + e.variants[i].name + ": " + std::to_string(int(1000 * step_s[i])) + " ms per training step\n";
+    return r;
+  }
 
   // 3. Train, seed-major. A run is skipped when it finished with the same config, resumed when it stopped early.
   json variants = json::array();
@@ -352,6 +441,23 @@ StudyResult compare_command(const CompareCommand& c) {
         say(buf);
       }
       r["seed"] = seed;
+      // Artefacts of the final weights: reused from compare_artefacts.json when the run was not retrained and
+      // the rates (and, for the first seed, the picture) are there; else measured and stored.
+      const fs::path art_file = d / "compare_artefacts.json", art_png = pics / (e.variants[i].name + "_artefact.png");
+      const bool first_seed = seed == e.seeds.front();
+      json art;
+      if (timing["skipped"].get<bool>() && fs::exists(art_file) && (!first_seed || fs::exists(art_png))) {
+        try {
+          const json cached = json::parse(read_text_file(art_file.string()));
+          if (cached.is_object() && cached.value("rates", json()) == json(rates) && cached.contains("artefacts")) art = cached["artefacts"];
+        } catch (const std::exception&) {
+        }
+      }
+      if (art.is_null()) {
+        art = run_artefacts(cfg, (d / "model.safetensors").string(), rates, first_seed ? art_png.string() : "");
+        write_file_atomic(art_file.string(), json({{"rates", rates}, {"artefacts", art}}).dump(2) + "\n");
+      }
+      r["artefacts"] = art;
       r["run_dir"] = fs::relative(d, out).string();
       r["timing"] = timing;
       variants[i]["runs"].push_back(r);
@@ -361,6 +467,9 @@ StudyResult compare_command(const CompareCommand& c) {
   for (size_t i = 0; i < e.variants.size(); ++i) {
     json& v = variants[i];
     v["summary"] = summarise(v["runs"], e.budgets);
+    v["artefacts"] = artefact_summary(v["runs"], rates);
+    v["artefacts"]["worst"] = v["runs"][0]["artefacts"]["worst"];
+    v["convergence"] = convergence(v["runs"], e.budgets.back(), e.converged_gain);
     const std::string n = e.variants[i].name;
     const int64_t fl = v["from_layer"];
     const fs::path first = runs_dir / run_name(e.variants[i], e.seeds.front());
@@ -369,16 +478,24 @@ StudyResult compare_command(const CompareCommand& c) {
                                    (pics / (n + "_erf_trained.png")).string());
     const fs::path val_png = first / ("val_" + std::to_string(steps) + ".png");
     v["pictures"] = {{"coverage", "pictures/" + n + "_coverage.png"}, {"erf_initial", "pictures/" + n + "_erf_initial.png"},
-                     {"erf_trained", "pictures/" + n + "_erf_trained.png"},
+                     {"erf_trained", "pictures/" + n + "_erf_trained.png"}, {"artefact", "pictures/" + n + "_artefact.png"},
                      {"predictions", fs::exists(val_png) ? json(fs::relative(val_png, out).string()) : json(nullptr)}};
   }
   json pairs = json::array();
-  for (const auto& [a, b] : e.pairs)
+  for (const auto& [a, b] : e.pairs) {
     for (int64_t budget : e.budgets)
       for (const char* m : {"miou", "large", "small", "thin"}) pairs.push_back(pair_result(variants, a, b, budget, m));
+    pairs.push_back(pair_result(variants, a, b, e.budgets.back(), "artefact", rates.front()));
+  }
 
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-  json res = {{"experiment", e.name}, {"description", e.description}, {"file", e.file}, {"quick", e.quick},
+  json res = {{"experiment", e.name}, {"description", e.description}, {"file", fs::path(e.file).filename().string()}, {"quick", e.quick},
+              {"preset", e.preset}, {"label", e.label}, {"settings", settings_of(e, cfgs.front())}, {"artefact_rates", rates},
+              {"converged_gain", e.converged_gain},
+              {"artefact_metric", "share of the spectral energy of each map (class probabilities; last feature maps) at the "
+                                  "frequencies of period r (multiples of 1/r cycles per pixel in both axes, DC excluded, "
+                                  "each channel's mean removed), averaged over validation images: 1 = a pure r-periodic "
+                                  "pattern, ~0 = smooth"},
               {"seeds", e.seeds}, {"budgets", e.budgets}, {"val_every", e.val_every}, {"param_tolerance", e.param_tolerance},
               {"common_sets", e.sets},
               {"rule", "a difference exceeds the seed-to-seed spread when the 95% confidence interval of the mean paired "

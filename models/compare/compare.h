@@ -41,19 +41,27 @@ struct Experiment {
   std::vector<std::string> same; // config sections that must agree across variants
   int64_t from_layer = -1;       // -1: the second spatial layer (the one after the stem)
   bool quick = false;            // the `quick` section was applied
+  std::string preset = "full";   // "full" (the file's top level), "short" or "quick" (that section applied)
+  std::string label;             // what the preset's numbers measure ("converged study", "learning-speed study", ...)
+  double converged_gain = 0.5;   // a variant counts as converged when its mean mIoU gain over the last fifth is below
+  std::vector<int64_t> artefact_rates;  // periods of the gridding-artefact metric; empty: the configs' dilations > 1
 };
 
-// Reads and checks an experiment file; `quick` applies its `quick` section. Throws convlab::Error
-// ("compare FILE: experiment.KEY: ...") for malformed JSON, unknown keys (with a did-you-mean), missing
-// configs, fewer than one seed, duplicate variant names or seeds, budgets < 1 step, unknown pair names.
-Experiment load_experiment(const std::string& path, bool quick);
+// Reads and checks an experiment file; `preset` "full" uses its top level, "short" or "quick" apply that
+// section on top (seeds, budgets, val_every, set, variants, variant_set, description, label). Throws
+// convlab::Error ("compare FILE: experiment.KEY: ...") for malformed JSON, unknown keys (with a
+// did-you-mean), missing configs, fewer than one seed, duplicate variant names or seeds, budgets < 1 step,
+// unknown pair names, an unknown preset or a preset the file has no section for.
+Experiment load_experiment(const std::string& path, const std::string& preset = "full");
 
 struct CompareCommand {
   std::string experiment;  // the experiment file
   bool quick = false;      // apply its `quick` section (tests, smoke runs)
+  std::string budget = "full";  // "full" (the converged study) or "short" (its `short` section); not with quick
   std::string out;         // output folder; default runs/compare/<name> (or <name>-quick)
   bool quiet = false;      // no progress lines (the final table is still returned)
   bool fresh = false;      // retrain every run even when a finished one is on disk
+  bool estimate_only = false;  // only time a few steps of each variant and return the estimate (trains nothing)
   std::ostream* log = nullptr;  // where progress lines go (the CLI: stdout, or stderr with --json); null: silent
   // Several processes (mpirun): the runs are dealt out round-robin in seed-major order, each process trains its
   // own in one process (a run's numbers do not depend on where it ran), then rank 0 assembles results.json and
@@ -90,7 +98,10 @@ PairedStats paired_stats(const std::vector<double>& diffs);
 // Parameters, theoretical RF of the whole net, and the exact coverage of the centre output pixel measured
 // at the input of model.layers[from_layer] (-1: the layer after the stem) and at the image input; writes
 // the coverage heatmap of the stack to `coverage_png` (red: no path).
-nlohmann::json analyse_variant(const nlohmann::json& config, int64_t from_layer, const std::string& coverage_png);
+// `canvas` > 0 pads the map, centred, to canvas x canvas pixels drawn at a fixed cell size, so the maps of
+// all variants share one scale.
+nlohmann::json analyse_variant(const nlohmann::json& config, int64_t from_layer, const std::string& coverage_png,
+                               int64_t canvas = 0);
 // Effective receptive field (models/erf.h) written to `png`: `checkpoint` empty: untrained weights of the
 // config's seed, N(0,1) inputs, at the input of model.layers[from_layer]; else the trained weights of that
 // checkpoint, validation images, at the model input. Returns ErfResult::to_json() without the map.
@@ -98,6 +109,17 @@ nlohmann::json variant_erf(const nlohmann::json& config, int64_t from_layer, con
                            const std::string& png);
 // Seconds per training step of a config on this machine now (median of a few steps after a warm-up).
 double probe_step_seconds(const nlohmann::json& config);
+// Gridding artefacts of a trained run (models/gridding_artefacts.h) over the validation images of `config`:
+// for every period r in `rates`, the mean over images of the grid-energy share of the predicted class
+// probabilities (softmax of the logits) and of the last feature maps (the input of the last layer), and the
+// image where the probabilities' share at rates[0] is largest. With `png` non-empty, draws that image:
+// image | label | prediction | its most affected class's probability map (black 0, white 1) | that map's grid
+// component (period rates[0]; blue negative, red positive, scaled to its own largest value).
+nlohmann::json run_artefacts(const nlohmann::json& config, const std::string& checkpoint, const std::vector<int64_t>& rates,
+                             const std::string& png);
+// Convergence of one variant from its runs' curves: the mIoU gain from the last validation at or before 80%
+// of the last budget to the last budget, per seed and its mean; converged when the mean gain < `threshold`.
+nlohmann::json convergence(const nlohmann::json& runs, int64_t last_budget, double threshold);
 // A run folder's metrics.jsonl: {"at": {"<budget>": metrics in %}, "curve": [[step, mIoU %, val loss]],
 // "loss": [[step, loss_avg]]}; throws when a budget has no validation line.
 nlohmann::json read_run_metrics(const std::string& run_dir, const std::vector<int64_t>& budgets);

@@ -8,10 +8,14 @@
 #include <map>
 
 #include "core/error.h"
+#include "data/picture.h"
 #include "data/json.h"
 #include "data/batch.h"
 #include "data/safetensors.h"
 #include "models/erf.h"
+#include "models/gridding_artefacts.h"
+#include "models/study/study.h"
+#include "data/png.h"
 #include "models/receptive_field.h"
 #include "models/seg_task.h"
 #include "models/compare/compare.h"
@@ -61,7 +65,7 @@ json coverage_json(const RfAnalysis& a) {
 
 }  // namespace
 
-json analyse_variant(const json& config, int64_t from_layer, const std::string& coverage_png) {
+json analyse_variant(const json& config, int64_t from_layer, const std::string& coverage_png, int64_t canvas) {
   const SegTask t = make_seg_task(config, /*with_data=*/false);
   const RfModel m = rf_model(config);
   const int64_t from_top = resolve_from_layer(m, from_layer);
@@ -73,9 +77,28 @@ json analyse_variant(const json& config, int64_t from_layer, const std::string& 
   const std::vector<RfLayer> stack(m.layers.begin() + static_cast<long>(from), m.layers.end());
   const RfAnalysis sub = analyse_stack(stack, {.input_size = sub_in, .pixel = std::nullopt});
   const CoverageMap& cv = sub.coverage;
-  if (!coverage_png.empty() && cv.H > 0)
-    write_png(coverage_png, titled_heatmap(cv.count, cv.H, cv.W, {230, 30, 30}, "no path (hole)",
-                                           "coverage at " + stack.front().path + " input: paths per pixel"));
+  if (!coverage_png.empty() && cv.H > 0) {
+    RgbImage img;
+    if (canvas >= std::max(cv.H, cv.W)) {  // centred on a common canvas; outside the window: white
+      const int64_t cell = cell_size(canvas, canvas) / 2 + 1, oy = (canvas - cv.H) / 2, ox = (canvas - cv.W) / 2;
+      const RgbImage map = heatmap(cv.count, cv.H, cv.W, {230, 30, 30}, cell);
+      img = RgbImage(canvas * cell, canvas * cell, 255);
+      for (int64_t y = 0; y < map.H; ++y)
+        for (int64_t x = 0; x < map.W; ++x)
+          for (int64_t ch = 0; ch < 3; ++ch)
+            img.rgb[size_t(((oy * cell + y) * img.W + ox * cell + x) * 3 + ch)] = map.rgb[size_t((y * map.W + x) * 3 + ch)];
+    } else {
+      img = heatmap(cv.count, cv.H, cv.W, {230, 30, 30}, cell_size(cv.H, cv.W));
+    }
+    double mx = 0;
+    for (double v : cv.count) mx = std::max(mx, v);
+    ColourBar bar;
+    bar.min_label = "0";
+    bar.max_label = fmt(mx, 6);
+    bar.extra = {{"no path (hole)", {230, 30, 30}}};
+    write_png(coverage_png, annotate_map(img, "coverage at " + stack.front().path + " input: paths per pixel", bar,
+                                         text_scale_for(img.W)));
+  }
   return {{"parameters", t.model->num_parameters()},
           {"rf", whole.rows.empty() ? 1.0 : whole.rows.back().rf[0]},
           {"from_layer", from_top},
@@ -129,6 +152,123 @@ double probe_step_seconds(const json& config) {
     if (s > 0) secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return std::min(secs[0], secs[1]);  // the quieter of two: a time estimate, not a benchmark
+}
+
+json run_artefacts(const json& config, const std::string& checkpoint, const std::vector<int64_t>& rates,
+                   const std::string& png) {
+  CL_CHECK(!rates.empty(), "compare: no artefact rates");
+  NoGradGuard ng;
+  SegTask t = make_seg_task(config, /*with_data=*/true);
+  const auto f = safetensors::load(checkpoint);
+  safetensors::copy_into(f, t.model->state_dict(), checkpoint);
+  t.model->eval();
+  const Sequential& net = *t.model;
+  CL_CHECK(net.size() >= 2, "compare: the network has one layer: no feature maps before its last layer");
+  const int64_t n = t.val_set->size(), B = std::max<int64_t>(1, t.train.batch_size), R = int64_t(rates.size());
+  std::vector<double> prob_sum(size_t(R), 0.0), feat_sum(size_t(R), 0.0);
+  int64_t worst = -1, images = 0;
+  double worst_share = -1;
+  // Forward to the last layer's input (the last feature maps), then the last layer (the logits).
+  auto forward = [&](const Tensor& x, Tensor& feats) {
+    Tensor h = x;
+    for (size_t k = 0; k + 1 < net.size(); ++k) h = net.at(k)->forward(h);
+    feats = h;
+    return net.at(net.size() - 1)->forward(h);
+  };
+  // Softmax over the class dimension of logits [N, K, H, W], in double, stored as float.
+  auto softmax = [](const Tensor& logits) {
+    const int64_t N = logits.size(0), K = logits.size(1), HW = logits.size(2) * logits.size(3);
+    std::vector<float> p(size_t(logits.numel()));
+    const float* z = logits.data();
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t i = 0; i < HW; ++i) {
+        double mx = z[b * K * HW + i], s = 0;
+        for (int64_t k = 1; k < K; ++k) mx = std::max(mx, double(z[(b * K + k) * HW + i]));
+        for (int64_t k = 0; k < K; ++k) s += std::exp(double(z[(b * K + k) * HW + i]) - mx);
+        for (int64_t k = 0; k < K; ++k) p[size_t((b * K + k) * HW + i)] = float(std::exp(double(z[(b * K + k) * HW + i]) - mx) / s);
+      }
+    return Tensor::from(logits.shape(), p);
+  };
+  for (int64_t start = 0; start < n; start += B) {
+    std::vector<int64_t> idx;
+    for (int64_t i = start; i < std::min(n, start + B); ++i) idx.push_back(i);
+    const SegBatch b = make_batch(*t.val_set, idx);
+    Tensor feats;
+    const Tensor probs = softmax(forward(b.images, feats));
+    for (int64_t k = 0; k < b.B; ++k, ++images)
+      for (int64_t ri = 0; ri < R; ++ri) {
+        const double sp = grid_energy_share(probs, k, rates[size_t(ri)]);
+        prob_sum[size_t(ri)] += sp;
+        feat_sum[size_t(ri)] += grid_energy_share(feats, k, rates[size_t(ri)]);
+        if (ri == 0 && sp > worst_share) worst_share = sp, worst = start + k;
+      }
+  }
+  CL_CHECK(images > 0, "compare: no validation images for the artefact metric");
+  json probs_j = json::object(), feats_j = json::object();
+  for (int64_t ri = 0; ri < R; ++ri) {
+    probs_j[std::to_string(rates[size_t(ri)])] = prob_sum[size_t(ri)] / double(images);
+    feats_j[std::to_string(rates[size_t(ri)])] = feat_sum[size_t(ri)] / double(images);
+  }
+  json out = {{"rates", rates}, {"images", images}, {"probs", probs_j}, {"features", feats_j},
+              {"worst", {{"image", worst}, {"rate", rates[0]}, {"share", worst_share}}}};
+  if (!png.empty()) {  // the most affected image: image | label | prediction | grid component of its worst class map
+    const SegBatch b = make_batch(*t.val_set, {worst});
+    Tensor feats;
+    const Tensor probs = softmax(forward(b.images, feats));
+    const int64_t K = probs.size(1), H = probs.size(2), W = probs.size(3), r = rates[0];
+    std::vector<int32_t> pred(size_t(H * W), 0);
+    for (int64_t i = 0; i < H * W; ++i)
+      for (int64_t k = 1; k < K; ++k)
+        if (probs.data()[k * H * W + i] > probs.data()[pred[size_t(i)] * H * W + i]) pred[size_t(i)] = int32_t(k);
+    int64_t worst_c = 0;
+    double worst_e = -1;
+    std::vector<double> comp;
+    for (int64_t c = 0; c < K; ++c) {
+      std::vector<double> g = grid_component(probs.data(), K, H, W, c, r);
+      double e = 0;
+      for (double v : g) e += v * v;
+      if (e > worst_e) worst_e = e, worst_c = c, comp = std::move(g);
+    }
+    const int64_t Hc = r * (H / r), Wc = r * (W / r);
+    const int64_t up = H <= 32 ? 4 : 2;
+    RgbImage prob(W, H);  // the most affected class's probability map, black 0 .. white 1
+    for (int64_t i = 0; i < H * W; ++i) {
+      const float p = std::clamp(probs.data()[worst_c * H * W + i], 0.f, 1.f);
+      for (int64_t ch = 0; ch < 3; ++ch) prob.rgb[size_t(i * 3 + ch)] = uint8_t(std::lround(255.0 * p));
+    }
+    const RgbImage row = compose_grid({{upscale(tensor_to_rgb(b.images, 0, 0.f, 1.f), up), upscale(labels_to_rgb(b.labels.data(), H, W), up),
+                                        upscale(labels_to_rgb(pred.data(), H, W), up), upscale(prob, up),
+                                        diverging_heatmap(comp, Hc, Wc, up)}});
+    write_png(png, row);
+    out["worst"]["class"] = t.val_set->class_names().at(size_t(worst_c));
+  }
+  return out;
+}
+
+json convergence(const json& runs, int64_t last_budget, double threshold) {
+  const int64_t from_target = last_budget - last_budget / 5;  // the start of the last fifth
+  std::vector<double> gains;
+  int64_t from = -1;
+  for (const json& r : runs) {
+    double at_from = NAN, at_last = NAN;
+    int64_t f = -1;
+    for (const json& p : r["curve"]) {
+      const int64_t step = p[0].get<int64_t>();
+      if (!p[1].is_number()) continue;
+      if (step <= from_target && step > f) f = step, at_from = p[1].get<double>();
+      if (step == last_budget) at_last = p[1].get<double>();
+    }
+    if (f < 0 || !std::isfinite(at_from) || !std::isfinite(at_last)) continue;
+    from = f;
+    gains.push_back(at_last - at_from);
+  }
+  double mean = 0;
+  for (double g : gains) mean += g;
+  if (gains.empty()) return {{"from_step", nullptr}, {"to_step", last_budget}, {"gains", gains}, {"gain_mean", nullptr},
+                             {"threshold", threshold}, {"converged", nullptr}};
+  mean /= double(gains.size());
+  return {{"from_step", from}, {"to_step", last_budget}, {"gains", gains}, {"gain_mean", mean}, {"threshold", threshold},
+          {"converged", mean < threshold}};
 }
 
 json read_run_metrics(const std::string& run_dir, const std::vector<int64_t>& budgets) {

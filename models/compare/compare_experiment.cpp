@@ -75,7 +75,7 @@ void read_budget_keys(Options& o, Experiment& e, bool required) {
   if (o.has("val_every")) e.val_every = o.integer("val_every", std::nullopt, 1);
 }
 
-Experiment parse(const json& j, const std::string& path, bool quick) {
+Experiment parse(const json& j, const std::string& path, const std::string& preset) {
   Experiment e;
   e.file = path;
   Options top(j, "experiment");
@@ -91,6 +91,9 @@ Experiment parse(const json& j, const std::string& path, bool quick) {
   CL_CHECK(e.param_tolerance >= 0, "experiment.param_tolerance: expected a number >= 0, got " << e.param_tolerance);
   e.sets = set_list(top, "set");
   e.from_layer = top.integer("from_layer", -1, -1);
+  e.converged_gain = top.number("converged_gain", 0.5);
+  CL_CHECK(e.converged_gain > 0, "experiment.converged_gain: expected a number > 0 (mIoU points), got " << e.converged_gain);
+  if (top.has("artefact_rates")) e.artefact_rates = unique_ints(top, "artefact_rates", std::nullopt, 2);
 
   if (!top.has("variants"))  // a misspelt "variants" is the likelier mistake: name it
     for (const auto& [k, v] : j.items())
@@ -142,38 +145,84 @@ Experiment parse(const json& j, const std::string& path, bool quick) {
                                  << (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
     }
 
-  if (top.has("quick")) {
-    Options q(top.raw("quick"), "experiment.quick");
-    if (quick) {
-      e.quick = true;
-      read_budget_keys(q, e, false);
-      if (q.has("budgets") && !q.has("val_every")) e.val_every = 0;  // the main val_every may not divide them
-      for (const std::string& s : set_list(q, "set")) e.sets.push_back(s);
-    } else {  // still checked, so a typo there is found before the first --quick run
-      for (const char* k : {"seeds", "budgets", "val_every", "set"})
-        if (q.has(k)) q.raw(k);
+  // Presets: "full" is the top level; "short" and "quick" sections override it. Both sections are checked
+  // whichever is used, so a typo in one is found before its first run.
+  CL_CHECK(preset == "full" || preset == "short" || preset == "quick",
+           "experiment: unknown budget preset '" << preset << "' (full, short or quick)");
+  e.preset = preset;
+  e.label = top.string("label", "");
+  for (const char* sec : {"short", "quick"}) {
+    if (!top.has(sec)) {
+      CL_CHECK(preset != sec, "experiment." << sec << ": missing: " << (preset == "quick" ? "--quick" : "--budget short")
+                                            << " needs a " << sec << " section (seeds, budgets, val_every, set, variants, variant_set)");
+      continue;
     }
-    q.finish({"seeds", "budgets", "val_every", "set"});
-  } else {
-    CL_CHECK(!quick, "experiment.quick: missing: --quick needs a quick section (seeds, budgets, val_every, set)");
+    Options q(top.raw(sec), std::string("experiment.") + sec);
+    const bool use = preset == sec;
+    Experiment tmp;
+    tmp.seeds = e.seeds, tmp.budgets = e.budgets, tmp.val_every = e.val_every;
+    read_budget_keys(q, tmp, false);
+    if (q.has("budgets") && !q.has("val_every")) tmp.val_every = 0;  // the main val_every may not divide them
+    const std::vector<std::string> sets = set_list(q, "set");
+    const std::string description = q.string("description", e.description), label = q.string("label", e.label);
+    std::vector<std::string> keep = names;
+    if (q.has("variants")) {
+      keep = string_list(q, "variants");
+      CL_CHECK(!keep.empty(), q.path() << ".variants: expected a non-empty list of variant names");
+      for (size_t i = 0; i < keep.size(); ++i) variant_name_or_hint(q.path() + ".variants[" + std::to_string(i) + "]", keep[i], names);
+    }
+    std::vector<std::pair<std::string, std::vector<std::string>>> vsets;  // variant (or "*") -> its extra sets
+    if (q.has("variant_set")) {
+      const json& vs_obj = q.raw("variant_set");
+      CL_CHECK(vs_obj.is_object(), q.path() << ".variant_set: expected {\"variant\" or \"*\": [\"PATH=VALUE\", ...]}");
+      Options vo(vs_obj, q.path() + ".variant_set");
+      for (const auto& [k, v] : vs_obj.items()) {
+        if (k != "*") variant_name_or_hint(vo.path() + "." + k, k, names);
+        vsets.emplace_back(k, set_list(vo, k));
+      }
+    }
+    q.finish({"seeds", "budgets", "val_every", "set", "variants", "variant_set", "description", "label"});
+    if (!use) continue;
+    e.quick = preset == "quick";
+    e.seeds = tmp.seeds, e.budgets = tmp.budgets, e.val_every = tmp.val_every;
+    e.sets.insert(e.sets.end(), sets.begin(), sets.end());
+    e.description = description;
+    e.label = label;
+    std::vector<CompareVariant> kept;
+    for (CompareVariant& cv : e.variants) {
+      if (std::find(keep.begin(), keep.end(), cv.name) == keep.end()) continue;
+      const std::vector<std::string>* extra = nullptr;
+      for (const auto& [k, v] : vsets)
+        if (k == "*" && !extra) extra = &v;
+      for (const auto& [k, v] : vsets)
+        if (k == cv.name) extra = &v;  // a named entry replaces "*"
+      if (extra) cv.sets.insert(cv.sets.end(), extra->begin(), extra->end());
+      kept.push_back(cv);
+    }
+    e.variants = kept;
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (const auto& pr : e.pairs)
+      if (std::find(keep.begin(), keep.end(), pr.first) != keep.end() && std::find(keep.begin(), keep.end(), pr.second) != keep.end())
+        pairs.push_back(pr);
+    e.pairs = pairs;
   }
-  top.finish({"seeds", "budgets", "val_every", "set", "pairs", "same", "quick"});
+  top.finish({"seeds", "budgets", "val_every", "set", "pairs", "same", "quick", "short"});
 
   if (e.val_every == 0) e.val_every = std::accumulate(e.budgets.begin(), e.budgets.end(), int64_t(0),
                                                       [](int64_t a, int64_t b) { return std::gcd(a, b); });
   for (int64_t b : e.budgets)
-    CL_CHECK(b % e.val_every == 0, "experiment" << (e.quick ? ".quick" : "") << ".val_every: " << e.val_every
+    CL_CHECK(b % e.val_every == 0, "experiment" << (e.preset == "full" ? "" : "." + e.preset) << ".val_every: " << e.val_every
                                                 << " does not divide the budget " << b << " (validation must fall on every budget)");
   return e;
 }
 
 }  // namespace
 
-Experiment load_experiment(const std::string& path, bool quick) {
+Experiment load_experiment(const std::string& path, const std::string& preset) {
   try {
     const json j = parse_json(read_text_file(path), "");  // the catch below names the file
     CL_CHECK(j.is_object(), "an experiment must be a JSON object");
-    return parse(j, path, quick);
+    return parse(j, path, preset);
   } catch (const Error& err) {
     const std::string m = err.what();
     if (m.rfind(path, 0) == 0) throw;  // read_text_file already names the file

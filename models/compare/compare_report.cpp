@@ -26,6 +26,12 @@ std::string num(double v, int digits) {
   return buf;
 }
 
+std::string signed_num(const json& v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.2f", v.get<double>());
+  return buf;
+}
+
 // "31.2 ± 2.1" from {"mean", "sd"} (sd omitted with one seed), "n/a" without values.
 std::string mean_sd(const json& s, const std::string& pm = " ± ") {
   if (!s["mean"].is_number()) return "n/a";
@@ -45,24 +51,124 @@ std::string holes(const json& cov) {
   return std::to_string(cov["holes"].get<int64_t>()) + " (" + num(100 * cov["hole_share"].get<double>(), 0) + "%)";
 }
 
-// The main table: one row per variant; mIoU at every budget, the object-size buckets at the last budget.
+std::string holes_or_dash(const json& v, const char* key) { return v.contains(key) ? holes(v[key]) : "n/a"; }
+
+// "+0.3 (yes)" / "+4.1 (NO)": the mean mIoU gain over the last fifth of the schedule and the verdict.
+std::string gain_cell(const json& v) {
+  if (!v.contains("convergence") || !v["convergence"]["gain_mean"].is_number()) return "n/a";
+  const json& c = v["convergence"];
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%+.1f (%s)", c["gain_mean"].get<double>(), c["converged"].get<bool>() ? "yes" : "NO");
+  return buf;
+}
+
+std::string share_cell(const json& s, const std::string& pm) {
+  if (!s.is_object() || !s["mean"].is_number()) return "n/a";
+  return num(s["mean"], 4) + (s["sd"].is_number() ? pm + num(s["sd"], 4) : "");
+}
+
+std::string headline_rate(const json& res) {
+  return res.contains("artefact_rates") && !res["artefact_rates"].empty() ? std::to_string(res["artefact_rates"][0].get<int64_t>()) : "2";
+}
+
+// The main table: one row per variant; mIoU at every budget, the object-size buckets at the last budget, the
+// convergence check, the gridding-artefact share at the first rate.
 std::vector<std::vector<std::string>> main_table(const json& res, const std::string& pm) {
-  const std::string last = std::to_string(res["budgets"].back().get<int64_t>());
-  std::vector<std::string> head = {"variant", "params", "RF", "holes at stack input"};
+  const std::string last = std::to_string(res["budgets"].back().get<int64_t>()), r = headline_rate(res);
+  std::vector<std::string> head = {"variant", "params", "RF", "holes at stack input", "holes at image"};
   for (const json& b : res["budgets"]) head.push_back("mIoU @" + std::to_string(b.get<int64_t>()));
   for (const char* m : {"large", "small", "thin"}) head.push_back(std::string(m) + " @" + last);
-  head.insert(head.end(), {"wall / run", "CPU / run"});
+  head.insert(head.end(), {"gain in last fifth (converged?)", "grid energy r=" + r + ": probs", "grid energy r=" + r + ": features",
+                           "wall / run", "CPU / run"});
   std::vector<std::vector<std::string>> rows = {head};
   for (const json& v : res["variants"]) {
     std::vector<std::string> row = {v["name"], std::to_string(v["parameters"].get<int64_t>()), num(v["rf"], 0),
-                                    holes(v["coverage_stack"])};
+                                    holes(v["coverage_stack"]), holes_or_dash(v, "coverage_input")};
     for (const json& b : res["budgets"]) row.push_back(mean_sd(v["summary"][std::to_string(b.get<int64_t>())]["miou"], pm));
     for (const char* m : {"large", "small", "thin"}) row.push_back(mean_sd(v["summary"][last][m], pm));
+    row.push_back(gain_cell(v));
+    const bool art = v.contains("artefacts");
+    row.push_back(art ? share_cell(v["artefacts"]["probs"][r], pm) : "n/a");
+    row.push_back(art ? share_cell(v["artefacts"]["features"][r], pm) : "n/a");
     row.push_back(time_per_run(v, "wall_s"));
     row.push_back(time_per_run(v, "cpu_s"));
     rows.push_back(row);
   }
   return rows;
+}
+
+// Gridding-artefact shares at every rate, probabilities and features.
+std::vector<std::vector<std::string>> artefact_table(const json& res, const std::string& pm) {
+  std::vector<std::string> head = {"variant"};
+  for (const char* kind : {"probs", "features"})
+    for (const json& r : res["artefact_rates"]) head.push_back(std::string(kind) + " r=" + std::to_string(r.get<int64_t>()));
+  head.push_back("most affected image (r=" + headline_rate(res) + ", first seed)");
+  std::vector<std::vector<std::string>> rows = {head};
+  for (const json& v : res["variants"]) {
+    std::vector<std::string> row = {v["name"]};
+    for (const char* kind : {"probs", "features"})
+      for (const json& r : res["artefact_rates"]) row.push_back(share_cell(v["artefacts"][kind][std::to_string(r.get<int64_t>())], pm));
+    const json& w = v["artefacts"]["worst"];
+    row.push_back("#" + std::to_string(w["image"].get<int64_t>()) + ": " + num(w["share"], 3) +
+                  (w.contains("class") ? " (" + w["class"].get<std::string>() + ")" : ""));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::string metric_label(const json& p) {
+  const std::string m = p["metric"];
+  if (m == "artefact") return "grid energy r=" + std::to_string(p["rate"].get<int64_t>()) + " (%)";
+  return m == "miou" ? "mIoU" : m == "large" ? "large IoU" : m == "small" ? "small IoU" : m == "thin" ? "thin IoU" : m;
+}
+
+// Pair results the reports show: mIoU at every budget, the object-size buckets at the last one (results.json
+// has them at every budget).
+std::vector<const json*> shown_pairs(const json& res) {
+  std::vector<const json*> out;
+  for (const json& p : res["pairs"])
+    if (p["metric"] == "miou" || p["budget"] == res["budgets"].back()) out.push_back(&p);
+  return out;
+}
+
+// The paired differences as one table: pair x budget x metric -> mean, 95% CI, seeds won, verdict.
+std::vector<std::vector<std::string>> pair_table(const json& res) {
+  std::vector<std::vector<std::string>> rows = {{"a - b", "budget", "metric", "mean", "95% CI", "a higher on", "verdict"}};
+  for (const json* pp : shown_pairs(res)) {
+    const json& p = *pp;
+    std::vector<std::string> row = {p["a"].get<std::string>() + " - " + p["b"].get<std::string>(),
+                                    std::to_string(p["budget"].get<int64_t>()), metric_label(p)};
+    const int64_t n = p["n"];
+    if (n == 0) {
+      row.insert(row.end(), {"n/a", "n/a", "n/a", "no values"});
+    } else {
+      char ci[64] = "n/a (1 seed)";
+      if (p["ci95"].is_array()) std::snprintf(ci, sizeof ci, "[%+.2f, %+.2f]", p["ci95"][0].get<double>(), p["ci95"][1].get<double>());
+      row.push_back(signed_num(p["mean"]));
+      row.push_back(ci);
+      row.push_back(std::to_string(p["a_higher"].get<int64_t>()) + "/" + std::to_string(n));
+      const bool same = p["mean"].get<double>() == 0 && p["sd"].is_number() && p["sd"].get<double>() == 0;
+      row.push_back(same                          ? "identical on every seed"
+                    : p["exceeds"].is_boolean() ? (p["exceeds"].get<bool>() ? "exceeds the spread" : "within the spread")
+                                                : "one seed");
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// The settings this invocation's runs used (a quick or short report describes its own, not the full study's).
+std::string settings_line(const json& res, bool markdown) {
+  if (!res.contains("settings")) return "";
+  const json& s = res["settings"];
+  auto v = [&](const char* k) { return s[k].is_number() ? std::to_string(s[k].get<int64_t>()) : std::string("?"); };
+  const std::string b = markdown ? "**" : "";
+  std::string t = "Budget preset " + b + s["preset"].get<std::string>() + b;
+  if (!s["label"].get<std::string>().empty()) t += ", " + s["label"].get<std::string>();
+  t += ". Settings: " + v("variants") + " variants, width " + v("width") + ", " + v("image_size") + "x" + v("image_size") + " images, batch " +
+       v("batch_size") + ", " + v("steps") + " steps (validated every " + v("val_every") + " on " + v("val_size") + " images), seeds";
+  for (const json& x : s["seeds"]) t += " " + std::to_string(x.get<int64_t>());
+  return t + ".";
 }
 
 // Bucket table at one (earlier) budget.
@@ -132,12 +238,21 @@ std::string data_uri(const std::string& path) {
   return "data:image/png;base64," + base64(std::string(std::istreambuf_iterator<char>(f), {}));
 }
 
-// The difference sentences, grouped by budget: mIoU for every pair, then the object-size buckets.
-std::vector<std::string> sentences(const json& res, bool buckets) {
-  std::vector<std::string> out;
-  for (const json& p : res["pairs"])
-    if ((p["metric"] == "miou") != buckets) out.push_back(p["sentence"]);
-  return out;
+// One line naming the variants that converged and those that did not (the last-fifth rule).
+std::string convergence_line(const json& res) {
+  std::string yes, no, from;
+  for (const json& v : res["variants"]) {
+    if (!v.contains("convergence") || !v["convergence"]["converged"].is_boolean()) continue;
+    if (v["convergence"]["from_step"].is_number()) from = std::to_string(v["convergence"]["from_step"].get<int64_t>());
+    std::string& list = v["convergence"]["converged"].get<bool>() ? yes : no;
+    list += (list.empty() ? "" : ", ") + v["name"].get<std::string>();
+  }
+  const double th = res.contains("converged_gain") ? res["converged_gain"].get<double>() : 0.5;
+  std::string t = "Convergence (mean validation mIoU gain from step " + from + " to step " +
+                  std::to_string(res["budgets"].back().get<int64_t>()) + ", the last fifth of the schedule, below " + num(th, 1) +
+                  " points): converged: " + (yes.empty() ? "none" : yes) + "; NOT converged: " + (no.empty() ? "none" : no) + ".";
+  if (!no.empty()) t += " The last budget's numbers of the variants not converged are not final values.";
+  return t;
 }
 
 std::string erf_caption(const json& e) {
@@ -206,49 +321,85 @@ std::string compare_text(const json& res) {
                   std::to_string(res["seeds"].size()) + " seeds, budgets";
   for (const json& b : res["budgets"]) t += " " + std::to_string(b.get<int64_t>());
   t += " steps; IoU in %, mean +- sd over seeds\n";
+  t += settings_line(res, false) + "\n";
   t += format_table(main_table(res, " +- "));
-  t += "\npaired differences (" + res["rule"].get<std::string>() + "):\n";
-  for (const auto& s : sentences(res, false)) t += "  " + s + "\n";
-  for (const auto& s : sentences(res, true))
-    if (s.find("after " + std::to_string(res["budgets"].back().get<int64_t>()) + " steps") != std::string::npos) t += "  " + s + "\n";
+  t += convergence_line(res) + "\n";
+  t += "\ngridding artefacts (" + res["artefact_metric"].get<std::string>() + "):\n";
+  t += format_table(artefact_table(res, " +- "));
+  t += "\npaired differences in points (" + res["rule"].get<std::string>() + "):\n";
+  t += format_table(pair_table(res));
   const json& tm = res["timing"];
   t += "time: " + num(tm["wall_s"], 0) + " s wall, " + num(tm["cpu_s"], 0) + " s CPU (" + std::to_string(tm["runs_trained"].get<int64_t>()) +
        " of " + std::to_string(tm["runs"].get<int64_t>()) + " runs trained now; estimated " + num(tm["estimated_s"], 0) + " s)\n";
   return t;
 }
 
+namespace {
+
+// The picture kinds shown per variant, each as one row with every variant side by side.
+struct PictureRow {
+  const char* key;
+  const char* title;
+};
+const PictureRow kPictureRows[] = {
+    {"coverage", "Coverage of the studied stack (paths from the centre output pixel to each stack input pixel; red: no path), every map on one common scale, so receptive-field sizes compare by eye"},
+    {"erf_initial", "Effective receptive field at initialisation (stack input, N(0,1) images; log scale, red: exact zero inside the RF box)"},
+    {"erf_trained", "Effective receptive field of the trained first-seed run (image input, validation images)"},
+    {"artefact", "Most affected validation image (first seed): image | label | prediction | its most affected class-probability map | that map's grid component (blue -, red +, scaled to its own maximum: read its size from the share)"},
+    {"predictions", "Validation predictions of the first seed at the last budget (image | label | prediction)"},
+};
+
+std::string picture_caption(const json& v, const std::string& key) {
+  if (key == "coverage") return holes(v["coverage_stack"]) + " holes";
+  if (key == "erf_initial") return erf_caption(v["erf_initial"]);
+  if (key == "erf_trained") return erf_caption(v["erf_trained"]);
+  if (key == "artefact" && v.contains("artefacts")) {
+    const json& w = v["artefacts"]["worst"];
+    return "image #" + std::to_string(w["image"].get<int64_t>()) + ", share " + num(w["share"], 3) + " at r=" +
+           std::to_string(w["rate"].get<int64_t>()) + (w.contains("class") ? ", class " + w["class"].get<std::string>() : "");
+  }
+  return "";
+}
+
+}  // namespace
+
 std::string compare_markdown(const json& res) {
   const std::string name = res["experiment"];
   std::string m = "# convlab compare: " + name + (res["quick"].get<bool>() ? " (quick)" : "") + "\n\n";
   if (!res["description"].get<std::string>().empty()) m += res["description"].get<std::string>() + "\n\n";
-  m += "Experiment file `" + res["file"].get<std::string>() + "`; seeds";
-  for (const json& s : res["seeds"]) m += " " + std::to_string(s.get<int64_t>());
-  m += "; one run per variant and seed, validated at every budget (";
+  m += settings_line(res, true) + "\n\n";
+  m += "Experiment file `" + res["file"].get<std::string>() + "`; one run per variant and seed, validated at every budget (";
   for (const json& b : res["budgets"]) m += std::to_string(b.get<int64_t>()) + " ";
   m += "steps): the earlier budgets are the same runs observed part-way (the LR schedule spans the last budget), so they "
        "measure how fast each net learns, the last one where it got to. Pairing: " + res["pairing"].get<std::string>() + ".\n\n";
   m += "## Results (IoU in %, mean ± sd over seeds)\n\n" + md_table(main_table(res, " ± ")) + "\n";
-  m += "RF: theoretical receptive field of the whole net (px). Holes: input pixels of the studied stack (from the layer "
-       "after the stem) inside the centre output's receptive field that no path reaches (exact coverage map); the "
-       "dilation-1 stem fills them at the image input. large / small: mIoU over pixels of large / small objects; thin: "
-       "the 1 px lines. Time: wall and CPU seconds per run (training and validation).\n\n";
+  m += "RF: theoretical receptive field of the whole net (px). Holes: pixels inside the centre output's receptive field "
+       "that no path reaches (exact coverage map), at the input of the studied stack and at the image. large / small: mIoU "
+       "over pixels of large / small objects; thin: the 1 px lines. Gain in the last fifth: mean validation mIoU gain over "
+       "the last fifth of the schedule (converged when below the threshold). Grid energy: the gridding-artefact share (below). "
+       "Time: wall and CPU seconds per run (training and validation).\n\n" + convergence_line(res) + "\n\n";
+  m += "## Gridding artefacts\n\nMetric: " + res["artefact_metric"].get<std::string>() + ". Mean ± sd over seeds.\n\n" +
+       md_table(artefact_table(res, " ± ")) + "\n";
   for (const json& b : res["budgets"])
     m += "### After " + std::to_string(b.get<int64_t>()) + " steps\n\n" + md_table(budget_table(res, b, " ± ")) + "\n";
-  m += "## Paired differences\n\nRule: " + res["rule"].get<std::string>() + ".\n\n";
-  for (const auto& s : sentences(res, false)) m += "- " + s + "\n";
-  m += "\nBy object size:\n\n";
-  for (const auto& s : sentences(res, true)) m += "- " + s + "\n";
-  m += "\n## Learning curves\n\n![validation mIoU](curves_miou.svg)\n\n![training loss](curves_loss.svg)\n\n";
-  m += "## Pictures per variant\n\nCoverage: paths from the centre output pixel to each input pixel of the stack (red: "
-       "no path). ERF (log scale, red: exact zero inside the RF box): initial weights at the stack input (N(0,1) "
-       "images), and the trained seed-" + std::to_string(res["seeds"][0].get<int64_t>()) + " run at the image input "
-       "(validation images). Predictions: validation images, labels, predictions at the last budget.\n\n";
-  for (const json& v : res["variants"]) {
-    const json& p = v["pictures"];
-    m += "### " + v["name"].get<std::string>() + "\n\n![coverage](" + p["coverage"].get<std::string>() + ") ![ERF initial](" +
-         p["erf_initial"].get<std::string>() + ") ![ERF trained](" + p["erf_trained"].get<std::string>() + ")\n\n";
-    m += "ERF initial: " + erf_caption(v["erf_initial"]) + "; trained: " + erf_caption(v["erf_trained"]) + ".\n\n";
-    if (p["predictions"].is_string()) m += "![predictions](" + p["predictions"].get<std::string>() + ")\n\n";
+  m += "## Paired differences (points)\n\nRule: " + res["rule"].get<std::string>() + ". **Bold**: exceeds the spread. mIoU at "
+       "every budget, the object sizes and the grid-energy share of the class probabilities (in %, first rate) at the "
+       "last (results.json has every budget).\n\n";
+  auto rows = pair_table(res);
+  for (size_t i = 1; i < rows.size(); ++i)
+    if (rows[i][6] == "exceeds the spread") rows[i][3] = "**" + rows[i][3] + "**", rows[i][6] = "**" + rows[i][6] + "**";
+  m += md_table(rows) + "\n";
+  m += "## Learning curves\n\n![validation mIoU](curves_miou.svg)\n\n![training loss](curves_loss.svg)\n\n";
+  m += "## Pictures\n\nEach row shows every variant side by side (left to right:";
+  for (const json& v : res["variants"]) m += " " + v["name"].get<std::string>();
+  m += ").\n\n";
+  for (const PictureRow& pr : kPictureRows) {
+    std::string line;
+    for (const json& v : res["variants"])
+      if (v["pictures"].contains(pr.key) && v["pictures"][pr.key].is_string())
+        line += "![" + v["name"].get<std::string>() + "](" + v["pictures"][pr.key].get<std::string>() + ") ";
+    if (line.empty()) continue;
+    m += "**" + std::string(pr.title) + ".**\n\n" + line + "\n\n";
   }
   const json& tm = res["timing"];
   m += "## Time\n\n" + num(tm["wall_s"], 0) + " s wall, " + num(tm["cpu_s"], 0) + " s CPU for this invocation (" +
@@ -260,44 +411,46 @@ std::string compare_markdown(const json& res) {
 std::string compare_html(const json& res, const std::string& dir) {
   // The markdown's content with the same tables; pictures and curves inlined.
   std::string h = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>convlab compare: " + esc(res["experiment"]) +
-                  "</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+                  "</title>\n<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}"
                   "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-                  "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}.pics{display:flex;gap:12px;"
-                  "flex-wrap:wrap;align-items:flex-start}.pics figure{margin:0}figcaption{font-size:12px;max-width:320px}"
-                  "img{image-rendering:pixelated;max-width:320px}li{margin:3px 0}.yes{color:#060}.no{color:#777}</style>\n"
+                  "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}.row{display:flex;gap:10px;"
+                  "flex-wrap:nowrap;overflow-x:auto;align-items:flex-start;padding-bottom:6px}.row figure{margin:0;flex:none}"
+                  "figcaption{font-size:12px;max-width:260px}img{image-rendering:pixelated}"
+                  "tr.up td{background:#d9f2d9}tr.down td{background:#f8d7d7}tr.within td{color:#777}</style>\n"
                   "</head><body>\n";
   h += "<h1>convlab compare: " + esc(res["experiment"]) + (res["quick"].get<bool>() ? " (quick)" : "") + "</h1>\n";
   h += "<p>" + esc(res["description"]) + "</p>\n";
-  h += "<p>Seeds";
-  for (const json& s : res["seeds"]) h += " " + std::to_string(s.get<int64_t>());
-  h += "; budgets";
-  for (const json& b : res["budgets"]) h += " " + std::to_string(b.get<int64_t>());
-  h += " steps (earlier budgets: the same runs part-way, i.e. learning speed). Pairing: " + esc(res["pairing"]) + ".</p>\n";
+  h += "<p>" + esc(settings_line(res, false)) + " Pairing: " + esc(res["pairing"]) + ". Earlier budgets are the same runs part-way "
+       "(learning speed).</p>\n";
   h += "<h2>Results (IoU in %, mean ± sd over seeds)</h2>\n" + html_table(main_table(res, " ± "));
+  h += "<p>" + esc(convergence_line(res)) + "</p>\n";
+  h += "<h2>Gridding artefacts</h2>\n<p>Metric: " + esc(res["artefact_metric"]) + ".</p>\n" + html_table(artefact_table(res, " ± "));
   for (const json& b : res["budgets"])
     h += "<h3>After " + std::to_string(b.get<int64_t>()) + " steps</h3>\n" + html_table(budget_table(res, b, " ± "));
-  h += "<h2>Paired differences</h2>\n<p>Rule: " + esc(res["rule"]) + ".</p>\n<ul>\n";
-  for (const json& p : res["pairs"]) {
-    const bool yes = p["exceeds"].is_boolean() && p["exceeds"].get<bool>();
-    h += "<li class=\"" + std::string(yes ? "yes" : "no") + "\">" + esc(p["sentence"]) + "</li>\n";
+  h += "<h2>Paired differences (points)</h2>\n<p>Rule: " + esc(res["rule"]) + ". Coloured rows exceed the spread (green: a "
+       "higher, red: b higher); grey rows are within it, whatever their sign.</p>\n<table>\n";
+  const auto rows = pair_table(res);
+  const auto shown = shown_pairs(res);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string cls;
+    if (i > 0) {
+      const json& p = *shown[i - 1];
+      const bool yes = p["exceeds"].is_boolean() && p["exceeds"].get<bool>();
+      cls = yes ? (p["mean"].get<double>() > 0 ? " class=\"up\"" : " class=\"down\"") : " class=\"within\"";
+    }
+    h += "<tr" + cls + ">";
+    for (const auto& c : rows[i]) h += (i ? "<td>" : "<th>") + esc(c) + (i ? "</td>" : "</th>");
+    h += "</tr>\n";
   }
-  h += "</ul>\n<h2>Learning curves</h2>\n" + compare_svg(res, "miou") + compare_svg(res, "loss");
-  h += "<h2>Pictures per variant</h2>\n<p>Coverage of the stack (red: no path); ERF at initialisation (stack input, "
-       "N(0,1) images) and trained (image input, validation images), log scale, red = exact zero inside the RF box; "
-       "predictions of the first seed at the last budget (image | label | prediction).</p>\n";
-  for (const json& v : res["variants"]) {
-    const json& p = v["pictures"];
-    h += "<h3>" + esc(v["name"]) + "</h3>\n<div class=\"pics\">\n";
-    h += "<figure><img alt=\"coverage\" src=\"" + data_uri(dir + "/" + p["coverage"].get<std::string>()) +
-         "\"><figcaption>coverage at " + esc(v["stack_path"]) + " input: " + holes(v["coverage_stack"]) + " holes</figcaption></figure>\n";
-    h += "<figure><img alt=\"ERF initial\" src=\"" + data_uri(dir + "/" + p["erf_initial"].get<std::string>()) +
-         "\"><figcaption>ERF, initial weights: " + esc(erf_caption(v["erf_initial"])) + "</figcaption></figure>\n";
-    h += "<figure><img alt=\"ERF trained\" src=\"" + data_uri(dir + "/" + p["erf_trained"].get<std::string>()) +
-         "\"><figcaption>ERF, trained: " + esc(erf_caption(v["erf_trained"])) + "</figcaption></figure>\n";
-    if (p["predictions"].is_string())
-      h += "<figure><img alt=\"predictions\" src=\"" + data_uri(dir + "/" + p["predictions"].get<std::string>()) +
-           "\"><figcaption>validation predictions</figcaption></figure>\n";
-    h += "</div>\n";
+  h += "</table>\n<h2>Learning curves</h2>\n" + compare_svg(res, "miou") + compare_svg(res, "loss");
+  h += "<h2>Pictures</h2>\n";
+  for (const PictureRow& pr : kPictureRows) {
+    std::string row;
+    for (const json& v : res["variants"])
+      if (v["pictures"].contains(pr.key) && v["pictures"][pr.key].is_string())
+        row += "<figure><img alt=\"" + esc(v["name"]) + " " + pr.key + "\" src=\"" + data_uri(dir + "/" + v["pictures"][pr.key].get<std::string>()) +
+               "\"><figcaption><b>" + esc(v["name"]) + "</b> " + esc(picture_caption(v, pr.key)) + "</figcaption></figure>\n";
+    if (!row.empty()) h += "<h3>" + esc(pr.title) + "</h3>\n<div class=\"row\">\n" + row + "</div>\n";
   }
   const json& tm = res["timing"];
   h += "<h2>Time</h2>\n<p>" + num(tm["wall_s"], 0) + " s wall, " + num(tm["cpu_s"], 0) + " s CPU for this invocation (" +

@@ -20,8 +20,13 @@ void register_compare_command(CLI::App& app) {
                                                 "paired per-seed differences (report.md, report.html)");
   sub->add_option("experiment", c->experiment, "experiment JSON file (see docs/compare.md)")->required();
   sub->add_flag("--quick", c->quick, "use the experiment's quick section (tiny budget: a smoke test)");
-  sub->add_option("--out", c->out, "output folder (default runs/compare/<name>, or <name>-quick)");
+  sub->add_option("--budget", c->budget,
+                  "full: the converged study (the file's top level); short: its short section (a learning-speed study)")
+      ->check(CLI::IsMember({"full", "short"}));
+  sub->add_option("--out", c->out, "output folder (default runs/compare/<name>, <name>-short or <name>-quick)");
   sub->add_flag("--fresh", c->fresh, "retrain every run, even those finished earlier");
+  sub->add_flag("--estimate", c->estimate_only,
+                "only time three training steps of each variant and print how long the experiment would take (trains nothing)");
   sub->add_flag("-q,--quiet", c->quiet, "no progress lines");
   sub->add_flag("--json", *as_json, "print results.json (progress goes to stderr)");
   sub->callback([c, as_json] {
