@@ -94,12 +94,14 @@ Tensor unary_forward(const Tensor& a, const F& f) {
   return out;
 }
 
-// Backward of a unary op whose local derivative is d(x, y) with x the input and y the output.
+// Backward of a unary op whose local derivative is d(x, y) with x the input and y the output. An op whose
+// derivative does not read x passes y's values as x too (and one that reads neither, g's), so its closure keeps
+// only what the derivative reads: the loop and its values are the same whichever it keeps.
 template <class D>
-void unary_backward(const Tensor& a, const Tensor& y, const Tensor& g, const D& d) {
+void unary_backward(const GradSlot& a, const float* x, const float* y, const Tensor& g, const D& d) {
   float* __restrict ga = grad_buffer(a);
-  const float* __restrict pa = a.data();
-  const float* __restrict py = y.data();
+  const float* __restrict pa = x;
+  const float* __restrict py = y;
   const float* __restrict pg = g.data();
   const int64_t n = a.numel();
 #pragma omp parallel if (n >= kParallelElems)
@@ -110,11 +112,22 @@ void unary_backward(const Tensor& a, const Tensor& y, const Tensor& g, const D& 
   }
 }
 
+// What a unary op's backward reads besides the incoming gradient, and so what its graph node keeps alive.
+enum class Reads { input, output, nothing };
+
 template <class F, class D>
-Tensor unary(const Tensor& a, const char* name, F&& f, D d) {
+Tensor unary(const Tensor& a, const char* name, F&& f, D d, Reads reads) {
   Tensor out = unary_forward(a, f);
-  const Tensor y = out.detach();
-  record(out, name, {a}, [a, y, d](const Tensor& g) { unary_backward(a, y, g, d); });
+  if (!any_requires_grad({&a})) return out;
+  const GradSlot slot(a);
+  if (reads == Reads::input) {
+    record(out, name, {a}, [slot, a, d](const Tensor& g) { unary_backward(slot, a.data(), a.data(), g, d); });
+  } else if (reads == Reads::output) {
+    const Tensor y = out.detach();
+    record(out, name, {a}, [slot, y, d](const Tensor& g) { unary_backward(slot, y.data(), y.data(), g, d); });
+  } else {
+    record(out, name, {a}, [slot, d](const Tensor& g) { unary_backward(slot, g.data(), g.data(), g, d); });
+  }
   return out;
 }
 
@@ -131,76 +144,94 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(a, b, "add", [](float x, float y) { return x + y; });
-  record(out, "add", {a, b}, [a, b](const Tensor& g) {
-    accumulate_grad(a, sum_to(g, a.shape()));
-    accumulate_grad(b, sum_to(g, b.shape()));
+  if (!any_requires_grad({&a, &b})) return out;
+  const GradSlot sa(a), sb(b);  // add reads neither input's values
+  record(out, "add", {a, b}, [sa, sb](const Tensor& g) {
+    accumulate_grad(sa, sum_to(g, sa.shape()));
+    accumulate_grad(sb, sum_to(g, sb.shape()));
   });
   return out;
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(a, b, "sub", [](float x, float y) { return x - y; });
-  record(out, "sub", {a, b}, [a, b](const Tensor& g) {
-    accumulate_grad(a, sum_to(g, a.shape()));
-    if (b.requires_grad()) accumulate_grad(b, sum_to(mul_scalar(g, -1.f), b.shape()));
+  if (!any_requires_grad({&a, &b})) return out;
+  const GradSlot sa(a), sb(b);
+  record(out, "sub", {a, b}, [sa, sb](const Tensor& g) {
+    accumulate_grad(sa, sum_to(g, sa.shape()));
+    if (sb.requires_grad()) accumulate_grad(sb, sum_to(mul_scalar(g, -1.f), sb.shape()));
   });
   return out;
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(a, b, "mul", [](float x, float y) { return x * y; });
-  const Tensor ad = a.detach(), bd = b.detach();
-  record(out, "mul", {a, b}, [a, b, ad, bd](const Tensor& g) {
-    if (a.requires_grad()) accumulate_grad(a, sum_to(mul(g, bd), a.shape()));
-    if (b.requires_grad()) accumulate_grad(b, sum_to(mul(g, ad), b.shape()));
+  if (!any_requires_grad({&a, &b})) return out;
+  // Each input's values are kept only when the other one's gradient needs them.
+  const GradSlot sa(a), sb(b);
+  const Tensor ad = sb.requires_grad() ? a.detach() : Tensor(), bd = sa.requires_grad() ? b.detach() : Tensor();
+  record(out, "mul", {a, b}, [sa, sb, ad, bd](const Tensor& g) {
+    if (bd.defined()) accumulate_grad(sa, sum_to(mul(g, bd), sa.shape()));
+    if (ad.defined()) accumulate_grad(sb, sum_to(mul(g, ad), sb.shape()));
   });
   return out;
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(a, b, "div", [](float x, float y) { return x / y; });
-  const Tensor ad = a.detach(), bd = b.detach();
-  record(out, "div", {a, b}, [a, b, ad, bd](const Tensor& g) {
-    if (a.requires_grad()) accumulate_grad(a, sum_to(div(g, bd), a.shape()));
-    if (b.requires_grad())  // d(a/b)/db = -a/b^2
-      accumulate_grad(b, sum_to(neg(div(mul(g, ad), square(bd))), b.shape()));
+  if (!any_requires_grad({&a, &b})) return out;
+  const GradSlot sa(a), sb(b);
+  const Tensor ad = sb.requires_grad() ? a.detach() : Tensor(), bd = b.detach();  // b's values: both need them
+  record(out, "div", {a, b}, [sa, sb, ad, bd](const Tensor& g) {
+    if (sa.requires_grad()) accumulate_grad(sa, sum_to(div(g, bd), sa.shape()));
+    if (ad.defined() && sb.requires_grad())  // d(a/b)/db = -a/b^2
+      accumulate_grad(sb, sum_to(neg(div(mul(g, ad), square(bd))), sb.shape()));
   });
   return out;
 }
 
 Tensor add_scalar(const Tensor& a, float s) {
-  return unary(a, "add_scalar", [s](float x) { return x + s; }, [](float, float) { return 1.f; });
+  return unary(a, "add_scalar", [s](float x) { return x + s; }, [](float, float) { return 1.f; }, Reads::nothing);
 }
 Tensor mul_scalar(const Tensor& a, float s) {
-  return unary(a, "mul_scalar", [s](float x) { return x * s; }, [s](float, float) { return s; });
+  return unary(a, "mul_scalar", [s](float x) { return x * s; }, [s](float, float) { return s; }, Reads::nothing);
 }
 Tensor neg(const Tensor& a) { return mul_scalar(a, -1.f); }
 Tensor exp(const Tensor& a) {
-  return unary(a, "exp", [](float x) { return std::exp(x); }, [](float, float y) { return y; });
+  return unary(a, "exp", [](float x) { return std::exp(x); }, [](float, float y) { return y; }, Reads::output);
 }
 Tensor log(const Tensor& a) {
-  return unary(a, "log", [](float x) { return std::log(x); }, [](float x, float) { return 1.f / x; });
+  return unary(a, "log", [](float x) { return std::log(x); }, [](float x, float) { return 1.f / x; },
+               Reads::input);
 }
 Tensor sqrt(const Tensor& a) {
-  return unary(a, "sqrt", [](float x) { return std::sqrt(x); }, [](float, float y) { return 0.5f / y; });
+  return unary(a, "sqrt", [](float x) { return std::sqrt(x); }, [](float, float y) { return 0.5f / y; },
+               Reads::output);
 }
 Tensor square(const Tensor& a) {
-  return unary(a, "square", [](float x) { return x * x; }, [](float x, float) { return 2.f * x; });
+  return unary(a, "square", [](float x) { return x * x; }, [](float x, float) { return 2.f * x; }, Reads::input);
 }
+// ReLU's mask from its output: y = x > 0 ? x : 0 is > 0 exactly where x > 0 (+-0, NaN and negatives all give
+// y = 0), so the gradient has the same bits and the node keeps y (which the next layer keeps anyway) instead of x.
 Tensor relu(const Tensor& a) {
   return unary(a, "relu", [](float x) { return x > 0.f ? x : 0.f; },
-               [](float x, float) { return x > 0.f ? 1.f : 0.f; });
+               [](float, float y) { return y > 0.f ? 1.f : 0.f; }, Reads::output);
 }
+// The same holds for leaky ReLU with a slope >= 0: slope * x is never > 0 where x is not (x <= 0 or NaN; an
+// underflow gives -0). A negative (or NaN) slope breaks that, so it keeps x.
 Tensor leaky_relu(const Tensor& a, float slope) {
-  return unary(a, "leaky_relu", [slope](float x) { return x > 0.f ? x : slope * x; },
-               [slope](float x, float) { return x > 0.f ? 1.f : slope; });
+  const auto f = [slope](float x) { return x > 0.f ? x : slope * x; };
+  if (slope >= 0.f)
+    return unary(a, "leaky_relu", f, [slope](float, float y) { return y > 0.f ? 1.f : slope; }, Reads::output);
+  return unary(a, "leaky_relu", f, [slope](float x, float) { return x > 0.f ? 1.f : slope; }, Reads::input);
 }
 Tensor sigmoid(const Tensor& a) {
   return unary(a, "sigmoid", [](float x) { return 1.f / (1.f + std::exp(-x)); },
-               [](float, float y) { return y * (1.f - y); });
+               [](float, float y) { return y * (1.f - y); }, Reads::output);
 }
 Tensor tanh(const Tensor& a) {
-  return unary(a, "tanh", [](float x) { return std::tanh(x); }, [](float, float y) { return 1.f - y * y; });
+  return unary(a, "tanh", [](float x) { return std::tanh(x); }, [](float, float y) { return 1.f - y * y; },
+               Reads::output);
 }
 
 }  // namespace convlab

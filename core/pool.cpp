@@ -220,8 +220,8 @@ Tensor max_pool2d(const Tensor& x, const MaxPool2dArgs& a) {
   if (any_requires_grad({&x})) argmax = std::make_shared<std::vector<int64_t>>(y.numel());
   max_pool2d_forward(x.data(), d, y.data(), argmax ? argmax->data() : nullptr);
   if (argmax)
-    record(y, "max_pool2d", {x}, [x, d, argmax](const Tensor& g) {
-      if (x.requires_grad()) max_pool2d_backward(g.data(), argmax->data(), d, grad_buffer(x));
+    record(y, "max_pool2d", {x}, [sx = GradSlot(x), d, argmax](const Tensor& g) {  // argmax, not x's values
+      if (sx.requires_grad()) max_pool2d_backward(g.data(), argmax->data(), d, grad_buffer(sx));
     });
   return y;
 }
@@ -231,9 +231,10 @@ Tensor avg_pool2d(const Tensor& x, const AvgPool2dArgs& a) {
   Tensor y = Tensor::empty({d.N, d.C, d.H_out, d.W_out});  // [N, C, H_out, W_out]
   const bool cip = a.count_include_pad;
   avg_pool2d_forward(x.data(), d, cip, y.data());
-  record(y, "avg_pool2d", {x}, [x, d, cip](const Tensor& g) {
-    if (x.requires_grad()) avg_pool2d_backward(g.data(), d, cip, grad_buffer(x));
-  });
+  if (any_requires_grad({&x}))  // the backward reads no values: the node keeps x's gradient slot only
+    record(y, "avg_pool2d", {x}, [sx = GradSlot(x), d, cip](const Tensor& g) {
+      if (sx.requires_grad()) avg_pool2d_backward(g.data(), d, cip, grad_buffer(sx));
+    });
   return y;
 }
 
@@ -249,9 +250,10 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Pair out) {
   d.N = s[0], d.C = s[1], d.H = s[2], d.W = s[3], d.H_out = out[0], d.W_out = out[1];
   Tensor y = Tensor::empty({d.N, d.C, d.H_out, d.W_out});  // [N, C, H_out, W_out]
   adaptive_avg_pool2d_forward(x.data(), d, y.data());
-  record(y, "adaptive_avg_pool2d", {x}, [x, d](const Tensor& g) {
-    if (x.requires_grad()) adaptive_avg_pool2d_backward(g.data(), d, grad_buffer(x));
-  });
+  if (any_requires_grad({&x}))
+    record(y, "adaptive_avg_pool2d", {x}, [sx = GradSlot(x), d](const Tensor& g) {
+      if (sx.requires_grad()) adaptive_avg_pool2d_backward(g.data(), d, grad_buffer(sx));
+    });
   return y;
 }
 

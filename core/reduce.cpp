@@ -33,11 +33,12 @@ Tensor sum(const Tensor& a) {
   const float* p = a.data();
   for (int64_t i = 0, n = a.numel(); i < n; ++i) acc += p[i];
   Tensor out = Tensor::scalar(static_cast<float>(acc));
-  record(out, "sum", {a}, [a](const Tensor& g) {
-    const float gv = g.data()[0];
-    float* ga = grad_buffer(a);
-    for (int64_t i = 0, n = a.numel(); i < n; ++i) ga[i] += gv;
-  });
+  if (any_requires_grad({&a}))
+    record(out, "sum", {a}, [sa = GradSlot(a)](const Tensor& g) {
+      const float gv = g.data()[0];
+      float* ga = grad_buffer(sa);
+      for (int64_t i = 0, n = sa.numel(); i < n; ++i) ga[i] += gv;
+    });
   return out;
 }
 
@@ -54,7 +55,10 @@ Tensor sum(const Tensor& a, std::vector<int64_t> axes, bool keepdim) {
   // Sum over no axes (or size-1 axes) hands back a view of a's storage: still a new tensor, never an alias.
   if (out.impl()->storage == a.impl()->storage) out = a.detach().clone();
   const Shape full = a.shape();
-  record(out, "sum_axes", {a}, [a, full](const Tensor& g) { accumulate_grad(a, expand_to(g, full, 1.f)); });
+  if (any_requires_grad({&a}))
+    record(out, "sum_axes", {a}, [sa = GradSlot(a), full](const Tensor& g) {
+      accumulate_grad(sa, expand_to(g, full, 1.f));
+    });
   if (keepdim) return out;
   Shape squeezed;
   for (int64_t d = 0; d < a.dim(); ++d)

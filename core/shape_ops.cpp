@@ -31,7 +31,8 @@ Tensor reshape(const Tensor& a, Shape shape) {
   impl->offset = a.impl()->offset;
   impl->shape = shape;
   Tensor out(std::move(impl));
-  record(out, "reshape", {a}, [a](const Tensor& g) { accumulate_grad(a, g); });
+  if (any_requires_grad({&a}))  // the backward reads no values: the node keeps a's gradient slot only
+    record(out, "reshape", {a}, [sa = GradSlot(a)](const Tensor& g) { accumulate_grad(sa, g); });
   return out;
 }
 
@@ -86,11 +87,12 @@ Tensor permute(const Tensor& a, const std::vector<int64_t>& dims) {
   for (int64_t i = 0; i < r; ++i) out_shape[i] = a.shape()[dims[i]];
   Tensor out = Tensor::empty(out_shape);
   permute_copy(a.data(), a.shape(), dims, out.data());
-  record(out, "permute", {a}, [a, inv, out_shape](const Tensor& g) {
-    Tensor back = Tensor::empty(a.shape());
-    permute_copy(g.data(), out_shape, inv, back.data());
-    accumulate_grad(a, back);
-  });
+  if (any_requires_grad({&a}))
+    record(out, "permute", {a}, [sa = GradSlot(a), inv, out_shape](const Tensor& g) {
+      Tensor back = Tensor::empty(sa.shape());
+      permute_copy(g.data(), out_shape, inv, back.data());
+      accumulate_grad(sa, back);
+    });
   return out;
 }
 
@@ -122,9 +124,12 @@ Tensor concat(const std::vector<Tensor>& ts, int64_t dim) {
       std::copy_n(t.data() + o * len, len, out.data() + o * out_shape[dim] * inner + at);
     at += len;
   }
-  record(out, "concat", std::vector<Tensor>(ts), [ts, outer, inner, out_shape, dim](const Tensor& g) {
+  std::vector<GradSlot> slots;  // concat reads no input values in its backward
+  if (grad_mode_enabled())
+    for (const Tensor& t : ts) slots.emplace_back(t);
+  record(out, "concat", std::vector<Tensor>(ts), [slots, outer, inner, out_shape, dim](const Tensor& g) {
     int64_t at = 0;
-    for (const Tensor& t : ts) {
+    for (const GradSlot& t : slots) {
       const int64_t len = t.shape()[dim] * inner;
       if (t.requires_grad()) {
         float* gt = grad_buffer(t);
@@ -156,11 +161,12 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
   const int64_t len = (end - start) * inner;
   for (int64_t o = 0; o < outer; ++o)
     std::copy_n(a.data() + (o * n + start) * inner, len, out.data() + o * len);
-  record(out, "slice", {a}, [a, outer, inner, n, start, len](const Tensor& g) {
-    float* ga = grad_buffer(a);
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t i = 0; i < len; ++i) ga[(o * n + start) * inner + i] += g.data()[o * len + i];
-  });
+  if (any_requires_grad({&a}))
+    record(out, "slice", {a}, [sa = GradSlot(a), outer, inner, n, start, len](const Tensor& g) {
+      float* ga = grad_buffer(sa);
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < len; ++i) ga[(o * n + start) * inner + i] += g.data()[o * len + i];
+    });
   return out;
 }
 

@@ -74,15 +74,60 @@ int64_t numel_of(const Shape& s) {
   return n;
 }
 
+namespace {
+std::atomic<int64_t> g_live_bytes{0}, g_peak_bytes{0};
+}  // namespace
+
+int64_t Storage::live_bytes() { return g_live_bytes.load(std::memory_order_relaxed); }
+int64_t Storage::peak_bytes() { return g_peak_bytes.load(std::memory_order_relaxed); }
+void Storage::reset_peak_bytes() { g_peak_bytes.store(live_bytes(), std::memory_order_relaxed); }
+
 Storage::Storage(int64_t n) : n_(n) {
   CL_CHECK(n >= 0 && n <= max_tensor_elements(),
            "tensor: cannot allocate " << n << " floats (the per-tensor limit is " << max_tensor_elements() << ")");
+  // malloc(bytes + 64), aligned by hand, the block's address kept in the 8 bytes before data_. Not aligned_alloc:
+  // glibc carves an aligned block out of a larger request (size + alignment + header), so a freed 8 MiB
+  // activation never fits the next 8 MiB request; each went to the top of the heap, leaving the hole behind
+  // (hdc_step: 84 MiB of free heap under 117 MiB of tensors). Same-size requests now reuse each other's blocks.
   const size_t bytes = ((static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float)) + 63) / 64 * 64;
-  data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!data_) throw Error("out of memory allocating " + std::to_string(n) + " floats");
+  void* raw = std::malloc(bytes + 64);
+  if (!raw) throw Error("out of memory allocating " + std::to_string(n) + " floats");
+  const uintptr_t aligned = (reinterpret_cast<uintptr_t>(raw) + sizeof(void*) + 63) / 64 * 64;
+  data_ = reinterpret_cast<float*>(aligned);
+  reinterpret_cast<void**>(data_)[-1] = raw;
+  const int64_t live = g_live_bytes.fetch_add(n_ * int64_t(sizeof(float)), std::memory_order_relaxed) +
+                       n_ * int64_t(sizeof(float));
+  int64_t peak = g_peak_bytes.load(std::memory_order_relaxed);
+  while (live > peak && !g_peak_bytes.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
 }
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() {
+  g_live_bytes.fetch_sub(n_ * int64_t(sizeof(float)), std::memory_order_relaxed);
+  std::free(reinterpret_cast<void**>(data_)[-1]);
+}
+
+AutogradMeta& TensorImpl::meta() {
+  if (!autograd) {
+    autograd = std::make_shared<AutogradMeta>();
+    autograd->shape = shape;
+  }
+  return *autograd;
+}
+
+GradSlot::GradSlot(const Tensor& t) {
+  if (t.defined()) {
+    t.impl()->meta();
+    meta_ = t.impl()->autograd;
+  }
+}
+
+bool GradSlot::requires_grad() const { return meta_ && meta_->requires_grad; }
+
+const Shape& GradSlot::shape() const {
+  CL_CHECK(meta_, "autograd: use of an undefined gradient slot");
+  return meta_->shape;
+}
 
 Tensor Tensor::empty(const Shape& shape) {
   for (int64_t d : shape) CL_CHECK(d >= 0, "tensor: negative dimension in shape " << shape_str(shape));
@@ -152,25 +197,27 @@ float Tensor::at(std::initializer_list<int64_t> idx) const {
   return data()[off];
 }
 
-bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+bool Tensor::requires_grad() const { return impl_ && impl_->autograd && impl_->autograd->requires_grad; }
 
 Tensor& Tensor::set_requires_grad(bool r) {
   CL_CHECK(is_leaf() || r, "set_requires_grad: only leaf tensors can stop requiring grad");
-  impl_->requires_grad = r;
+  if (r || impl_->autograd) impl_->meta().requires_grad = r;
   return *this;
 }
 
-bool Tensor::is_leaf() const { return !impl_->grad_fn; }
+bool Tensor::is_leaf() const { return !impl_->autograd || !impl_->autograd->grad_fn; }
 
 Tensor Tensor::grad() const {
-  if (!impl_ || !impl_->grad) return Tensor();
+  if (!impl_ || !impl_->autograd || !impl_->autograd->grad) return Tensor();
   auto g = std::make_shared<TensorImpl>();
-  g->storage = impl_->grad;
+  g->storage = impl_->autograd->grad;
   g->shape = impl_->shape;
   return Tensor(std::move(g));
 }
 
-void Tensor::zero_grad() { impl_->grad.reset(); }
+void Tensor::zero_grad() {
+  if (impl_->autograd) impl_->autograd->grad.reset();
+}
 
 Tensor Tensor::detach() const {
   auto d = std::make_shared<TensorImpl>();
@@ -186,27 +233,48 @@ Tensor Tensor::clone() const {
   return c;
 }
 
-const std::shared_ptr<Node>& Tensor::grad_fn() const { return impl_->grad_fn; }
+const std::shared_ptr<Node>& Tensor::grad_fn() const {
+  static const std::shared_ptr<Node> none;
+  return impl_->autograd ? impl_->autograd->grad_fn : none;
+}
 
-float* grad_buffer(const Tensor& t) {
-  TensorImpl* impl = t.impl();
-  if (!impl->grad) {
-    impl->grad = std::make_shared<Storage>(numel_of(impl->shape));
-    parallel_fill(impl->grad->data(), numel_of(impl->shape), 0.f);
+namespace {
+float* grad_buffer_of(AutogradMeta& m) {
+  if (!m.grad) {
+    m.grad = std::make_shared<Storage>(numel_of(m.shape));
+    parallel_fill(m.grad->data(), numel_of(m.shape), 0.f);
   }
-  return impl->grad->data();
+  return m.grad->data();
+}
+
+// Adds g (same numel as the slot) into the slot's gradient.
+void accumulate_into(AutogradMeta& m, const Tensor& g) {
+  const int64_t n = numel_of(m.shape);
+  CL_CHECK(g.numel() == n, "backward: gradient " << shape_str(g.shape()) << " does not fit tensor "
+                                                 << shape_str(m.shape));
+  float* dst = grad_buffer_of(m);
+  const float* src = g.data();
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+}  // namespace
+
+float* grad_buffer(const Tensor& t) { return grad_buffer_of(t.impl()->meta()); }
+
+float* grad_buffer(const GradSlot& t) {
+  CL_CHECK(t.defined(), "autograd: use of an undefined gradient slot");
+  return grad_buffer_of(*t.meta());
 }
 
 // Adds g (same numel as t) into t's gradient, when t wants one.
 void accumulate_grad(const Tensor& t, const Tensor& g) {
   if (!t.defined() || !t.requires_grad()) return;
-  CL_CHECK(g.numel() == t.numel(), "backward: gradient " << shape_str(g.shape()) << " does not fit tensor "
-                                                          << shape_str(t.shape()));
-  float* dst = grad_buffer(t);
-  const float* src = g.data();
-  const int64_t n = t.numel();
-#pragma omp parallel for schedule(static) if (n >= kParallelElems)
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+  accumulate_into(t.impl()->meta(), g);
+}
+
+void accumulate_grad(const GradSlot& t, const Tensor& g) {
+  if (!t.requires_grad()) return;
+  accumulate_into(*t.meta(), g);
 }
 
 bool grad_mode_enabled() { return g_grad_enabled; }
@@ -221,16 +289,17 @@ bool any_requires_grad(std::initializer_list<const Tensor*> ts) {
 bool record(Tensor& out, const char* name, std::vector<Tensor> inputs,
             std::function<void(const Tensor& grad_out)> backward) {
   if (!g_grad_enabled) return false;
-  std::vector<Tensor> kept;
+  std::vector<std::shared_ptr<AutogradMeta>> kept;
   for (Tensor& t : inputs)
-    if (t.defined() && t.requires_grad()) kept.push_back(std::move(t));
+    if (t.defined() && t.requires_grad()) kept.push_back(t.impl()->autograd);
   if (kept.empty()) return false;
   auto node = std::make_shared<Node>();
   node->name = name;
   node->inputs = std::move(kept);
   node->backward = std::move(backward);
-  out.impl()->grad_fn = std::move(node);
-  out.impl()->requires_grad = true;
+  AutogradMeta& m = out.impl()->meta();
+  m.grad_fn = std::move(node);
+  m.requires_grad = true;
   return true;
 }
 
@@ -247,17 +316,18 @@ void Tensor::backward(const Tensor& grad_output, bool keep_graph) const {
                                << " is not a scalar; pass grad_output explicitly");
   }
   // Reverse topological order by an iterative depth-first search over grad_fn edges.
-  // `order` holds owning pointers: freeing a node's graph must not destroy tensors still to be visited.
-  std::vector<std::shared_ptr<TensorImpl>> order;
-  std::unordered_set<TensorImpl*> seen;
-  std::vector<std::pair<std::shared_ptr<TensorImpl>, size_t>> stack{{impl_, 0}};
-  seen.insert(impl_.get());
+  // `order` holds owning pointers: freeing a node's graph must not destroy slots still to be visited. They are
+  // gradient slots (AutogradMeta), not tensors, so holding them keeps no activation alive.
+  std::vector<std::shared_ptr<AutogradMeta>> order;
+  std::unordered_set<AutogradMeta*> seen;
+  std::vector<std::pair<std::shared_ptr<AutogradMeta>, size_t>> stack{{impl_->autograd, 0}};
+  seen.insert(impl_->autograd.get());
   while (!stack.empty()) {
     auto& [t, next] = stack.back();
     CL_CHECK(!t->graph_freed, "backward: the graph behind tensor " << shape_str(t->shape)
                                   << " was freed by an earlier backward (pass keep_graph to go through it twice)");
     if (t->grad_fn && next < t->grad_fn->inputs.size()) {
-      const auto& child = t->grad_fn->inputs[next++].impl_ptr();
+      const auto& child = t->grad_fn->inputs[next++];
       if (seen.insert(child.get()).second) stack.push_back({child, 0});
     } else {
       order.push_back(t);
@@ -275,7 +345,7 @@ void Tensor::backward(const Tensor& grad_output, bool keep_graph) const {
   }
   NoGradGuard no_grad;  // backward closures compute with plain tensors
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    TensorImpl* t = it->get();
+    AutogradMeta* t = it->get();
     if (!t->grad_fn) continue;  // a leaf: its gradient stays
     if (t->grad) {
       auto gi = std::make_shared<TensorImpl>();
@@ -284,7 +354,7 @@ void Tensor::backward(const Tensor& grad_output, bool keep_graph) const {
       t->grad.reset();  // intermediate gradients are not kept (PyTorch's retain_grad is not offered)
       t->grad_fn->backward(Tensor(std::move(gi)));
     }
-    if (!keep_graph) {
+    if (!keep_graph) {  // frees the closure and with it the tensors it saved, before the next node runs
       t->grad_fn.reset();
       t->graph_freed = true;
     }

@@ -7,8 +7,16 @@
 // Autograd: an op whose inputs require grad records a Node on its output (grad_fn). The Node lists the
 // inputs it propagates to and a backward closure that ACCUMULATES (+=) into their gradient buffers through
 // grad_buffer(), so a tensor used twice needs no special case. backward() walks the graph in reverse
-// topological order, then frees it (unless keep_graph). Closures must never capture their own output
-// Tensor (that would be a reference cycle); they capture output.detach() when they need its values.
+// topological order and frees each node's closure as soon as it has run (unless keep_graph). Closures must
+// never capture their own output Tensor (that would be a reference cycle); they capture output.detach() when
+// they need its values.
+//
+// Memory: a tensor's autograd state (gradient, grad_fn) lives in an AutogradMeta apart from its values, and the
+// graph's edges point at that, never at the values. So the graph keeps an activation alive only when a closure
+// captures the Tensor because its backward reads the values; a closure that only sends gradient to an input
+// captures a GradSlot (the meta alone). ReLU, for instance, keeps its output (mask y > 0, the same bits as
+// x > 0) and not its input, so conv + BN + ReLU keeps BN's input and ReLU's output (the next conv's input) as
+// PyTorch does, and BN's output is freed as soon as ReLU has consumed it.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -42,6 +50,13 @@ class Storage {
   Storage& operator=(const Storage&) = delete;
   float* data() { return data_; }
   int64_t size() const { return n_; }
+  // Bytes (4 per float) held by all Storage objects alive in the process right now: tensors, gradients and
+  // workspaces. What the tests use to count the activations a graph keeps.
+  static int64_t live_bytes();
+  // The highest live_bytes() since the process started or the last reset_peak_bytes(): set against the peak
+  // RSS, it tells the tensors' own high-water mark from the allocator's overhead.
+  static int64_t peak_bytes();
+  static void reset_peak_bytes();
 
  private:
   float* data_ = nullptr;
@@ -50,6 +65,7 @@ class Storage {
 
 struct Node;
 struct TensorImpl;
+struct AutogradMeta;
 
 class Tensor {
  public:
@@ -94,9 +110,8 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
-struct TensorImpl {
-  std::shared_ptr<Storage> storage;
-  int64_t offset = 0;
+// The autograd state of one tensor, apart from its values (see the top of this file).
+struct AutogradMeta {
   Shape shape;
   bool requires_grad = false;
   std::shared_ptr<Storage> grad;  // same numel as the tensor, contiguous
@@ -104,16 +119,43 @@ struct TensorImpl {
   bool graph_freed = false;  // a backward() already consumed (and freed) the graph that produced it
 };
 
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  int64_t offset = 0;
+  Shape shape;
+  std::shared_ptr<AutogradMeta> autograd;  // null until the tensor takes part in autograd
+  AutogradMeta& meta();                    // creates it on first use
+};
+
+// Where a backward closure sends an input's gradient, without keeping the input's values alive: capture
+// GradSlot(x) instead of x when the backward does not read x.
+class GradSlot {
+ public:
+  GradSlot() = default;
+  explicit GradSlot(const Tensor& t);  // an undefined t gives an undefined slot
+  bool defined() const { return meta_ != nullptr; }
+  bool requires_grad() const;
+  const Shape& shape() const;
+  int64_t numel() const { return numel_of(shape()); }
+  AutogradMeta* meta() const { return meta_.get(); }
+
+ private:
+  std::shared_ptr<AutogradMeta> meta_;
+};
+
 struct Node {
   const char* name = "";
-  std::vector<Tensor> inputs;  // tensors this node sends gradient to (only those requiring grad matter)
+  // The gradient slots this node sends gradient to (only inputs requiring grad are kept): never their values.
+  std::vector<std::shared_ptr<AutogradMeta>> inputs;
   std::function<void(const Tensor& grad_out)> backward;
 };
 
 // Gradient buffer of t, created zero-filled on first use; backward closures accumulate into it.
 float* grad_buffer(const Tensor& t);
+float* grad_buffer(const GradSlot& t);
 // Adds g (same number of elements) into t's gradient when t requires grad; otherwise does nothing.
 void accumulate_grad(const Tensor& t, const Tensor& g);
+void accumulate_grad(const GradSlot& t, const Tensor& g);
 
 // Is gradient recording on (not inside a NoGradGuard) and does any of these tensors require grad?
 bool any_requires_grad(std::initializer_list<const Tensor*> ts);

@@ -194,11 +194,12 @@ Tensor upsample(const Tensor& x, const UpsampleArgs& a) {
   const bool nearest = d.mode == UpsampleMode::nearest;
   if (nearest) upsample_nearest_forward(x.data(), d, y.data());
   else upsample_bilinear_forward(x.data(), d, y.data());
-  record(y, nearest ? "upsample_nearest" : "upsample_bilinear", {x}, [x, d, nearest](const Tensor& g) {
-    if (!x.requires_grad()) return;
-    if (nearest) upsample_nearest_backward(g.data(), d, grad_buffer(x));
-    else upsample_bilinear_backward(g.data(), d, grad_buffer(x));
-  });
+  if (any_requires_grad({&x}))  // the backward reads no values: the node keeps x's gradient slot only
+    record(y, nearest ? "upsample_nearest" : "upsample_bilinear", {x}, [sx = GradSlot(x), d, nearest](const Tensor& g) {
+      if (!sx.requires_grad()) return;
+      if (nearest) upsample_nearest_backward(g.data(), d, grad_buffer(sx));
+      else upsample_bilinear_backward(g.data(), d, grad_buffer(sx));
+    });
   return y;
 }
 

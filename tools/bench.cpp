@@ -266,5 +266,8 @@ int main(int argc, char** argv) {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   std::fprintf(stderr, "peak RSS: %.1f MiB\n", ru.ru_maxrss / 1024.0);
+  // The tensors' own high-water mark (activations, gradients, workspaces): the rest of the RSS is code,
+  // libraries and the allocator's free lists.
+  std::fprintf(stderr, "peak tensor bytes: %.1f MiB\n", double(convlab::Storage::peak_bytes()) / (1 << 20));
   return 0;
 }
