@@ -15,6 +15,26 @@ const char* kBucketNames[kBuckets] = {"background", "small", "medium", "large", 
 SegMetrics::SegMetrics(int64_t C)
     : C_(C), conf_(C * C, 0), bconf_(kBuckets, std::vector<int64_t>(C * C, 0)), bclasses_(kBuckets, std::vector<bool>(C, false)) {}
 
+std::vector<int64_t> SegMetrics::counts() const {
+  std::vector<int64_t> v(conf_);
+  for (const auto& b : bconf_) v.insert(v.end(), b.begin(), b.end());
+  for (const auto& b : bclasses_)
+    for (bool seen : b) v.push_back(seen ? 1 : 0);
+  return v;
+}
+
+void SegMetrics::add_counts(const std::vector<int64_t>& v) {
+  const size_t cc = conf_.size();
+  CL_CHECK(v.size() == cc * (1 + bconf_.size()) + size_t(C_) * bclasses_.size(),
+           "metrics: " << v.size() << " counts do not match " << C_ << " classes");
+  size_t k = 0;
+  for (size_t i = 0; i < cc; ++i) conf_[i] += v[k++];
+  for (auto& b : bconf_)
+    for (size_t i = 0; i < cc; ++i) b[i] += v[k++];
+  for (auto& b : bclasses_)
+    for (size_t i = 0; i < b.size(); ++i) b[i] = b[i] || v[k++] != 0;
+}
+
 void SegMetrics::add(const int32_t* pred, const int32_t* label, const int32_t* bucket, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const int32_t y = label[i], p = pred[i];

@@ -23,6 +23,10 @@ class SegMetrics {
   double miou() const;
   double bucket_miou(int32_t bucket) const;  // NaN when the bucket has no pixels
   nlohmann::json to_json(const std::vector<std::string>& class_names) const;
+  // Every count as one flat vector, and adding such a vector (from another process's share of the same
+  // evaluation): integer sums, so the order of merging never matters.
+  std::vector<int64_t> counts() const;
+  void add_counts(const std::vector<int64_t>& counts);
 
  private:
   static double miou_of(const std::vector<int64_t>& conf, int64_t C, bool foreground_only,

@@ -196,6 +196,7 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   int64_t completed = step;
   std::string stopped;  // "", "stop_after" or "interrupted"
   bool bar_open = false;  // the bar is the last thing on its line
+  task.set_comm(comm);
   task.begin();
   for (; step < plan.steps; ++step) {
     const int64_t done = step + 1;

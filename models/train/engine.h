@@ -90,6 +90,10 @@ struct Validation {
 class TrainingTask {
  public:
   virtual ~TrainingTask() = default;
+  // The processes of a data-parallel run (null: one process), set by run_training before begin(). A task may
+  // split its validation over them (segmentation does); the others run it whole on every process.
+  void set_comm(ShardComm* comm) { comm_ = comm; }
+  ShardComm* comm() const { return comm_; }
   virtual const std::string& name() const = 0;     // the run folder: <runs_dir>/<name>
   virtual std::string kind() const = 0;            // summary.json "task": "segmentation", "gan", ...
   virtual const nlohmann::json& config() const = 0;  // written to config.json
@@ -120,6 +124,9 @@ class TrainingTask {
   // none ran). The loop adds name, task, steps, completed_steps, batch_size, train_seconds, run_dir and
   // simd_target_gemm.
   virtual nlohmann::json summary(const nlohmann::json& last_log, const nlohmann::json& last_validation) = 0;
+
+ private:
+  ShardComm* comm_ = nullptr;
 };
 
 // Trains `task` in <flags.runs_dir>/<task.name()> and returns the summary (also written to summary.json).

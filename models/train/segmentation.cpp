@@ -70,22 +70,28 @@ std::string printf_str(const char* fmt, double a, double b = 0, double c = 0) {
 }
 
 // Validation: loss, metrics, and the picture of the first grid_images images (none when png_path is empty).
-json validate(SegTask& t, const std::string& png_path) {
+// With several processes (comm), each takes a contiguous share of the batches; the per-batch losses and the
+// metric counts are gathered, so every process returns what one process computes (the losses added in batch
+// order, the counts as integers). The picture comes from the first batches, which are rank 0's.
+json validate(SegTask& t, const std::string& png_path, ShardComm* comm = nullptr) {
   NoGradGuard ng;
   t.model->eval();
   SegMetrics metrics(t.val_set->num_classes());
-  const int64_t n = t.val_set->size(), B = t.train.batch_size;
-  double loss_sum = 0;
-  int64_t batches = 0;
+  const int64_t n = t.val_set->size(), B = t.train.batch_size, nbatch = (n + B - 1) / B;
+  const int64_t P = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+  // Process r runs batches [bound(r), bound(r + 1)): rank 0 the first ones (the picture's), also when there are
+  // fewer batches than processes.
+  auto bound = [&](int64_t r) { return (nbatch * r + P - 1) / P; };
+  const int64_t first = bound(rank), last = bound(rank + 1);
+  std::vector<float> batch_loss(static_cast<size_t>(nbatch), 0.f);
   std::vector<std::vector<RgbImage>> rows;
   bool ignored_shown = false;  // a label of the pictured images is ignored (drawn grey): the legend says so
-  for (int64_t start = 0; start < n; start += B) {
+  for (int64_t start = first * B; start < std::min(n, last * B); start += B) {
     std::vector<int64_t> idx;
     for (int64_t i = start; i < std::min(n, start + B); ++i) idx.push_back(i);
     SegBatch b = make_batch(*t.val_set, idx);
     Tensor logits = t.model->forward(b.images);
-    const float l = cross_entropy(logits, b.labels, t.class_weights, t.ignore_index).item();
-    if (std::isfinite(l)) loss_sum += l, ++batches;
+    batch_loss[size_t(start / B)] = cross_entropy(logits, b.labels, t.class_weights, t.ignore_index).item();
     const auto pred = argmax_classes(logits);
     metrics.add(pred.data(), b.labels.data(), b.buckets.data(), int64_t(pred.size()));
     const int64_t HW = b.H * b.W;
@@ -97,6 +103,23 @@ json validate(SegTask& t, const std::string& png_path) {
     }
   }
   t.model->train();
+  if (P > 1) {  // every batch's loss from the process that ran it; the counts summed over the processes
+    std::vector<float> all(static_cast<size_t>(P * nbatch));
+    comm->all_gather(batch_loss.data(), int64_t(sizeof(float)) * nbatch, all.data());
+    for (int64_t r = 0; r < P; ++r)
+      for (int64_t k = bound(r); k < bound(r + 1); ++k) batch_loss[size_t(k)] = all[size_t(r * nbatch + k)];
+    const std::vector<int64_t> mine = metrics.counts();
+    const long m = long(mine.size());
+    std::vector<int64_t> counts(static_cast<size_t>(P * m));
+    comm->all_gather(mine.data(), int64_t(sizeof(int64_t)) * m, counts.data());
+    metrics = SegMetrics(t.val_set->num_classes());
+    for (int64_t r = 0; r < P; ++r)
+      metrics.add_counts(std::vector<int64_t>(counts.begin() + r * m, counts.begin() + (r + 1) * m));
+  }
+  double loss_sum = 0;
+  int64_t batches = 0;
+  for (float l : batch_loss)
+    if (std::isfinite(l)) loss_sum += l, ++batches;
   if (!png_path.empty() && !rows.empty()) {
     const RgbImage grid = compose_grid(rows);
     const RgbImage big = upscale(grid, grid.W < 400 ? 2 : 1);
@@ -183,7 +206,7 @@ class SegmentationTraining final : public TrainingTask {
 
   Validation validate(int64_t done, const std::string& run_dir) override {
     Validation v;
-    v.record = convlab::validate(t_, run_dir.empty() ? "" : run_dir + "/val_" + std::to_string(done) + ".png");
+    v.record = convlab::validate(t_, run_dir.empty() ? "" : run_dir + "/val_" + std::to_string(done) + ".png", comm());
     v.record["split"] = "val";
     const SegSample v0 = t_.val_set->get(0);  // offsets of the last validation batch
     const std::string deform_val = log_deform_stats(*t_.model, {1, 3, v0.H, v0.W}, v.record);
@@ -210,7 +233,7 @@ class SegmentationTraining final : public TrainingTask {
 
   json summary(const json&, const json& last_validation) override {
     return {{"parameters", t_.model->num_parameters()},
-            {"final", last_validation.is_null() ? convlab::validate(t_, "") : last_validation}};
+            {"final", last_validation.is_null() ? convlab::validate(t_, "", comm()) : last_validation}};
   }
 
  private:
