@@ -241,13 +241,20 @@ Tensor tanh(const Tensor& a) {
 namespace convlab {
 
 Tensor dropout(const Tensor& x, float p, bool training, Rng& rng) {
-  if (training && p > 0.f) require_single_process("dropout");
   CL_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got " << p);
   if (!training || p == 0.f) return x;
   Tensor mask = Tensor::empty(x.shape());
   const float keep = 1.f / (1.f - p);
   float* m = mask.data();
-  for (int64_t i = 0, n = x.numel(); i < n; ++i) m[i] = rng.uniform() < p ? 0.f : keep;
+  // The mask of the global batch, drawn in order on every process (core/shards.h); this process keeps its
+  // shards' part, and every process's generator ends in the same state. One process: the whole mask.
+  const BatchShards& s = batch_shards();
+  const int64_t n = x.numel(), per_shard = n / local_shards(x.dim() > 0 ? x.size(0) : 1, "dropout");
+  const int64_t lo = s.first * per_shard, hi = lo + n, total = s.total * per_shard;
+  for (int64_t i = 0; i < total; ++i) {
+    const float v = rng.uniform() < p ? 0.f : keep;
+    if (i >= lo && i < hi) m[i - lo] = v;
+  }
   return mul(x, mask);
 }
 

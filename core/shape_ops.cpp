@@ -1,5 +1,6 @@
 // core/shape_ops.cpp: reshape (a view), permute, concat, slice, matmul and linear.
 #include <algorithm>
+#include <vector>
 
 #include "core/shards.h"
 #include "core/error.h"
@@ -186,7 +187,6 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  if (grad_mode_enabled() && w.requires_grad()) require_single_process("linear");
   CL_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
            "linear: weight " << shape_str(w.shape()) << " expects input [N," << (w.dim() == 2 ? w.size(1) : -1)
                              << "], got input " << shape_str(x.shape()));
@@ -194,19 +194,49 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (b.defined())
     CL_CHECK(b.dim() == 1 && b.size(0) == O,
              "linear: bias " << shape_str(b.shape()) << " does not match weight " << shape_str(w.shape()));
+  // In training with batch shards (core/shards.h) every GEMM covers one shard's rows, and the weight and bias
+  // gradients are one partial per shard folded in shard order: the bits do not depend on how many processes
+  // share the batch. Outside training: one GEMM over the whole batch, as always.
+  const int64_t shards = batch_shards().total > 1 ? local_shards(N, "linear") : 1, per = N / shards;
   Tensor out = Tensor::empty({N, O});
   // out[N,O] = x[N,I] w^T
-  sgemm_parallel(false, true, N, O, I, 1.f, x.data(), I, w.data(), I, 0.f, out.data(), O);
+  for (int64_t k = 0; k < shards; ++k)
+    sgemm_parallel(false, true, per, O, I, 1.f, x.data() + k * per * I, I, w.data(), I, 0.f, out.data() + k * per * O, O);
   if (b.defined())
     for (int64_t n = 0; n < N; ++n)
       for (int64_t o = 0; o < O; ++o) out.data()[n * O + o] += b.data()[o];
-  record(out, "linear", {x, w, b}, [x, w, b, N, I, O](const Tensor& g) {
-    if (x.requires_grad()) sgemm_parallel(false, false, N, I, O, 1.f, g.data(), O, w.data(), I, 1.f, grad_buffer(x), I);
-    if (w.requires_grad()) sgemm_parallel(true, false, O, I, N, 1.f, g.data(), O, x.data(), I, 1.f, grad_buffer(w), I);
-    if (b.defined() && b.requires_grad()) {
+  record(out, "linear", {x, w, b}, [x, w, b, N, I, O, shards, per](const Tensor& g) {
+    if (x.requires_grad())
+      for (int64_t k = 0; k < shards; ++k)
+        sgemm_parallel(false, false, per, I, O, 1.f, g.data() + k * per * O, O, w.data(), I, 1.f,
+                       grad_buffer(x) + k * per * I, I);
+    const bool db = b.defined() && b.requires_grad();
+    if (shards == 1 && batch_shards().total == 1) {
+      if (w.requires_grad()) sgemm_parallel(true, false, O, I, N, 1.f, g.data(), O, x.data(), I, 1.f, grad_buffer(w), I);
+      if (db) {
+        float* gb = grad_buffer(b);
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t o = 0; o < O; ++o) gb[o] += g.data()[n * O + o];
+      }
+      return;
+    }
+    if (w.requires_grad()) {  // dW [O, I] per shard from zero, folded in shard order
+      std::vector<float> part(static_cast<size_t>(shards * O * I)), sum(static_cast<size_t>(O * I));
+      for (int64_t k = 0; k < shards; ++k)
+        sgemm_parallel(true, false, O, I, per, 1.f, g.data() + k * per * O, O, x.data() + k * per * I, I, 0.f,
+                       part.data() + k * O * I, I);
+      fold_shards(part.data(), O * I, sum.data());
+      float* gw = grad_buffer(w);
+      for (int64_t i = 0; i < O * I; ++i) gw[i] += sum[size_t(i)];
+    }
+    if (db) {
+      std::vector<float> part(static_cast<size_t>(shards * O), 0.f), sum(static_cast<size_t>(O));
+      for (int64_t k = 0; k < shards; ++k)
+        for (int64_t n = k * per; n < (k + 1) * per; ++n)
+          for (int64_t o = 0; o < O; ++o) part[size_t(k * O + o)] += g.data()[n * O + o];
+      fold_shards(part.data(), O, sum.data());
       float* gb = grad_buffer(b);
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t o = 0; o < O; ++o) gb[o] += g.data()[n * O + o];
+      for (int64_t o = 0; o < O; ++o) gb[o] += sum[size_t(o)];
     }
   });
   return out;

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -30,6 +31,7 @@
 #include "models/train/engine.h"
 #include "models/train/gan.h"
 #include "models/train/segmentation.h"
+#include "models/train/tasks.h"
 #include "tests/testing.h"
 
 namespace convlab {
@@ -238,6 +240,51 @@ TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughTransposedConvsAndBce) {
   }
 }
 
+// linear (bias) -> ReLU -> dropout -> linear -> cross-entropy over [N, classes] on samples [n0, n0 + n) of 8,
+// the dropout generator seeded alike on every rank.
+OpResult run_linear_ops(int64_t n0, int64_t n) {
+  const Tensor all = random_tensor({8, 20}, 41);
+  Tensor x = Tensor::empty({n, 20});
+  std::memcpy(x.data(), all.data() + n0 * 20, sizeof(float) * size_t(n * 20));
+  Tensor w1 = random_tensor({16, 20}, 42, -0.3f, 0.3f), b1 = random_tensor({16}, 43);
+  Tensor w2 = random_tensor({5, 16}, 44, -0.3f, 0.3f), b2 = random_tensor({5}, 45);
+  for (Tensor* t : {&w1, &b1, &w2, &b2}) t->set_requires_grad(true);
+  const std::vector<int32_t> labels_all = {0, 1, 2, 3, 4, 0, 1, 2};
+  const std::vector<int32_t> labels(labels_all.begin() + n0, labels_all.begin() + n0 + n);
+  Rng drop(46);
+  Tensor loss = cross_entropy(linear(dropout(relu(linear(x, w1, b1)), 0.5f, true, drop), w2, b2), labels);
+  loss.backward();
+  OpResult r;
+  r.loss = loss.item();
+  for (Tensor* t : {&w1, &b1, &w2, &b2}) r.grads.push_back(values(t->grad()));
+  r.running_mean = {drop.uniform()};  // the generator's next draw: every rank drew the whole batch's mask
+  return r;
+}
+
+TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughLinearAndDropout) {
+  OpResult one;
+  {
+    ShardScope s({.total = 4, .first = 0, .local = 4});
+    one = run_linear_ops(0, 8);
+  }
+  InProcessGroup group(2);
+  OpResult part[2];
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      ThreadComm comm(group, r);
+      ShardScope s({.total = 4, .first = 2 * r, .local = 2, .comm = &comm});
+      part[r] = run_linear_ops(4 * r, 4);
+    });
+  for (auto& t : ranks) t.join();
+  const char* names[] = {"fc1 weight", "fc1 bias", "fc2 weight", "fc2 bias"};
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(std::memcmp(&part[r].loss, &one.loss, sizeof(float)), 0) << "rank " << r << " loss";
+    for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(part[r].grads[i] == one.grads[i]) << "rank " << r << " " << names[i];
+    EXPECT_EQ(part[r].running_mean, one.running_mean) << "rank " << r << ": dropout generator state";
+  }
+}
+
 TEST(Shards, FoldAddsTheShardsInOrderAndCutsTheBatch) {
   const float p[3] = {1e8f, 1.f, -1e8f};  // in order: (1e8 + 1) - 1e8 = 0 in float; another order gives 1
   float out = -1;
@@ -270,9 +317,9 @@ TEST(Shards, OpsWithUnshardedBatchSumsRefuseToRunSpreadOverRanks) {
         Tensor y = deform_conv2d(x, Tensor::zeros({1, 18, 3, 3}), w, Tensor(), Tensor(), DeformConv2dArgs{});
         y.backward(Tensor::ones(y.shape()));
       });
-      Tensor lw = random_tensor({3, 4}, 3);
+      Tensor lw = random_tensor({4, 3}, 3);
       lw.set_requires_grad(true);
-      err[r][1] = error_of([&] { linear(random_tensor({1, 4}, 4), lw, Tensor()); });
+      err[r][1] = error_of([&] { matmul(random_tensor({1, 4}, 4), lw); });
       err[r][2] = error_of([&] { mse_loss(random_tensor({1, 1}, 5), random_tensor({1, 1}, 6)); });
       err[r][3] = error_of([&] { sum(w); });
     });
@@ -280,7 +327,7 @@ TEST(Shards, OpsWithUnshardedBatchSumsRefuseToRunSpreadOverRanks) {
   for (int r = 0; r < 2; ++r) {
     EXPECT_NE(err[r][0].find("deform_conv2d"), std::string::npos) << err[r][0];
     EXPECT_NE(err[r][0].find("2 processes"), std::string::npos) << err[r][0];
-    EXPECT_NE(err[r][1].find("linear"), std::string::npos) << err[r][1];
+    EXPECT_NE(err[r][1].find("matmul"), std::string::npos) << err[r][1];
     EXPECT_NE(err[r][2].find("mse_loss"), std::string::npos) << err[r][2];
     EXPECT_NE(err[r][3].find("sum: its gradient sums"), std::string::npos) << err[r][3];
   }
@@ -366,6 +413,45 @@ TEST(Shards, GanTrainingOnTwoRanksEndsWhereOneProcessEnds) {
   const auto r1 = rows(one_dir + run + "metrics.jsonl"), r2 = rows(two_dir + run + "metrics.jsonl");
   EXPECT_EQ(r1.size(), 4u);
   EXPECT_EQ(r1, r2);
+}
+
+TEST(Shards, ClassifierTrainingOnTwoRanksEndsWhereOneProcessEnds) {
+  // A made-up MNIST folder (data/mnist.h's format): 6 seeded images per digit.
+  const std::string mnist = testing::temp_dir("shards_mnist");
+  std::filesystem::create_directories(mnist + "/digits");
+  Rng rng(7);
+  for (int digit = 0; digit < 10; ++digit) {
+    std::vector<float> pixels(6 * 784);
+    for (float& v : pixels) v = rng.uniform() < 0.3f ? float(int(rng.uniform() * 256)) / 256.f : 0.f;
+    std::ofstream(mnist + "/digits/" + std::to_string(digit) + ".json") << json{{"data", pixels}}.dump();
+  }
+  const char* before = std::getenv("CONVLAB_MNIST_DIR");
+  const std::string saved = before ? before : "";
+  setenv("CONVLAB_MNIST_DIR", mnist.c_str(), 1);
+  const json config = load_config(testing::source_path("configs/mnist_classifier.json"),
+                                  {"train.steps=3", "train.batch_size=8", "train.batch_shards=2", "train.eval_every=3",
+                                   "train.log_every=1", "data.train_size=20", "data.test_size=10"});
+  const std::string one_dir = testing::temp_dir("cls_shards_one"), two_dir = testing::temp_dir("cls_shards_two");
+  const std::string err_one = error_of([&] { run_training(*make_training_task(config), TrainFlags{.runs_dir = one_dir}); });
+  InProcessGroup group(2);
+  std::string err[2];
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      ThreadComm comm(group, r);
+      err[r] = error_of([&] { run_training(*make_training_task(config), TrainFlags{.runs_dir = two_dir, .comm = &comm}); });
+    });
+  for (auto& t : ranks) t.join();
+  if (before) setenv("CONVLAB_MNIST_DIR", saved.c_str(), 1);
+  else unsetenv("CONVLAB_MNIST_DIR");
+  ASSERT_EQ(err_one, "(no error)");
+  ASSERT_EQ(err[0], "(no error)");
+  ASSERT_EQ(err[1], "(no error)");
+  EXPECT_TRUE(tensor_bytes(one_dir + "/mnist_classifier/model.safetensors") ==
+              tensor_bytes(two_dir + "/mnist_classifier/model.safetensors"));
+  const auto l1 = losses(one_dir + "/mnist_classifier/metrics.jsonl"), l2 = losses(two_dir + "/mnist_classifier/metrics.jsonl");
+  EXPECT_EQ(l1.size(), 4u);  // 3 log rows and the evaluation's loss
+  EXPECT_EQ(l1, l2);
 }
 
 TEST(Shards, AGlobalBatchTheRanksCannotSplitIsRefusedNamingBothNumbers) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "core/shards.h"
 #include "core/error.h"
 #include "data/json.h"
 #include "core/loss.h"
@@ -29,6 +30,7 @@ struct ClassTask {
   std::string name;
   uint64_t seed = 0;
   int64_t steps = 1500, batch_size = 64, log_every = 50, eval_every = 250, max_shift = 2;
+  int64_t batch_shards = 0;  // train.batch_shards (core/shards.h); 0: one per process
   Classifier c;
   std::shared_ptr<const Mnist> mnist;
   std::vector<int64_t> train_idx, test_idx;
@@ -75,6 +77,7 @@ ClassTask make_task(const json& config) {
   t.batch_size = tr.integer("batch_size", 64, 1);
   t.log_every = tr.integer("log_every", 50, 1);
   t.eval_every = tr.integer("eval_every", 250, 1);
+  t.batch_shards = tr.integer("batch_shards", 0, 0, t.batch_size);
   tr.finish();
   Options d(config_section(config, "data"), "data");
   d.string("dataset", "mnist", {"mnist"});
@@ -124,7 +127,7 @@ class ClassifierTraining final : public TrainingTask {
     return {.steps = t_.steps, .batch_size = t_.batch_size, .log_every = t_.log_every,
             .validate_every = t_.eval_every, .checkpoint_every = 0, .checkpoint_files = {"model.safetensors"},
             .resumable = false, .not_resumable = "classification runs are short and restart from scratch",
-            .best_metric = "accuracy"};
+            .best_metric = "accuracy", .batch_shards = t_.batch_shards};
   }
   std::string describe(const std::string& run_dir) const override {
     std::ostringstream os;
@@ -142,9 +145,14 @@ class ClassifierTraining final : public TrainingTask {
     std::vector<int64_t> idx = order_.batch(step, t_.batch_size);
     for (int64_t& i : idx) i = t_.train_idx[size_t(i)];
     Rng shift(sample_seed(t_.seed ^ kShift, step));
-    const Tensor x = mnist_images(*t_.mnist, idx, t_.max_shift, &shift);
+    // The global batch, drawn and shifted the same way on every process; this process trains on its shards.
+    const Tensor all = mnist_images(*t_.mnist, idx, t_.max_shift, &shift);
+    const SampleRange r = local_samples(int64_t(idx.size()));
+    const Tensor x = r.end - r.begin == all.size(0) ? all : slice(all, 0, r.begin, r.end);
+    std::vector<int32_t> labels = mnist_labels(*t_.mnist, idx);
+    labels = std::vector<int32_t>(labels.begin() + r.begin, labels.begin() + r.end);
     opt_->zero_grad();
-    Tensor loss = cross_entropy(t_.c.model->forward(x), mnist_labels(*t_.mnist, idx));
+    Tensor loss = cross_entropy(t_.c.model->forward(x), labels);
     loss_ = loss.item();
     guard.check_finite("loss", loss_);
     guard.losses_checked();
