@@ -81,7 +81,11 @@ __attribute__((target("avx512f,avx2,fma"))) float fma_loop_avx512(int64_t iters)
 #pragma GCC unroll 24
     for (int j = 0; j < 24; ++j) a[j] = _mm512_fmadd_ps(a[j], m, c);
   for (int j = 1; j < 24; ++j) a[0] = _mm512_add_ps(a[0], a[j]);
-  return _mm512_reduce_add_ps(a[0]);
+  float lanes[16];  // not _mm512_reduce_add_ps: GCC 12's version of it trips -Wuninitialized in avx512fintrin.h
+  _mm512_storeu_ps(lanes, a[0]);
+  float sum = 0.f;
+  for (float v : lanes) sum += v;
+  return sum;
 }
 #endif
 

@@ -294,9 +294,17 @@ DeformVizResult deform_viz_command(const DeformVizCommand& c) {
       pts.push_back({{"og", s.og}, {"tap", s.tap}, {"regular", {s.regular_y, s.regular_x}}, {"offset", {s.dy, s.dx}},
                      {"sampled", {s.y, s.x}}, {"image_regular", {map.y(s.regular_y), map.x(s.regular_x)}},
                      {"image_sampled", {map.y(s.y), map.x(s.x)}}, {"mask", s.mask}, {"reads_padding", pad}});
-      rows.push_back({std::to_string(s.og), std::to_string(s.tap),
-                      "(" + fmt(s.regular_y) + "," + fmt(s.regular_x) + ")", "(" + f2(s.dy) + "," + f2(s.dx) + ")",
-                      "(" + f2(s.y) + "," + f2(s.x) + ")", "(" + f2(map.y(s.y)) + "," + f2(map.x(s.x)) + ")",
+      // "(a,b)" appended piecewise: GCC 12's -Wrestrict misfires on "(" + std::string at -O3
+      const auto pair = [](const std::string& a, const std::string& b) {
+        std::string t = "(";
+        t += a;
+        t += ',';
+        t += b;
+        t += ')';
+        return t;
+      };
+      rows.push_back({std::to_string(s.og), std::to_string(s.tap), pair(fmt(s.regular_y), fmt(s.regular_x)),
+                      pair(f2(s.dy), f2(s.dx)), pair(f2(s.y), f2(s.x)), pair(f2(map.y(s.y)), f2(map.x(s.x))),
                       g.modulated ? f2(s.mask) : "-", pad ? "padding" : ""});
     }
     if (!image_col)
