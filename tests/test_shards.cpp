@@ -97,6 +97,19 @@ class ThreadComm : public ShardComm {
   int rank_;
 };
 
+// Runs f(rank, comm) on two threads as the two ranks of one in-process group, and waits for both.
+template <typename F>
+void two_ranks(F f) {
+  InProcessGroup group(2);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.emplace_back([&, r] {
+      ThreadComm comm(group, r);
+      f(r, comm);
+    });
+  for (auto& t : ranks) t.join();
+}
+
 struct OpResult {
   float loss = 0;
   std::vector<std::vector<float>> grads;  // w1, b1, gamma, beta, w2, b2, then dx
@@ -142,16 +155,11 @@ TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughConvBatchNormAndLoss) {
     ShardScope s({.total = 4, .first = 0, .local = 4});
     one = run_ops(0, 4);
   }
-  InProcessGroup group(2);
   OpResult part[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r)
-    ranks.emplace_back([&, r] {
-      ThreadComm comm(group, r);
-      ShardScope s({.total = 4, .first = 2 * r, .local = 2, .comm = &comm});
-      part[r] = run_ops(2 * r, 2);
-    });
-  for (auto& t : ranks) t.join();
+  two_ranks([&](int r, ThreadComm& comm) {
+    ShardScope s({.total = 4, .first = 2 * r, .local = 2, .comm = &comm});
+    part[r] = run_ops(2 * r, 2);
+  });
   const char* names[] = {"conv weight", "conv bias", "bn gamma", "bn beta", "head weight", "head bias"};
   for (int r = 0; r < 2; ++r) {
     EXPECT_EQ(std::memcmp(&part[r].loss, &one.loss, sizeof(float)), 0) << "rank " << r << " loss";
@@ -218,16 +226,11 @@ TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughTransposedConvsAndBce) {
     ShardScope s({.total = 2, .first = 0, .local = 2});
     one = run_gan_ops(0, 8);
   }
-  InProcessGroup group(2);
   OpResult part[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r)
-    ranks.emplace_back([&, r] {
-      ThreadComm comm(group, r);
-      ShardScope s({.total = 2, .first = r, .local = 1, .comm = &comm});
-      part[r] = run_gan_ops(4 * r, 4);
-    });
-  for (auto& t : ranks) t.join();
+  two_ranks([&](int r, ThreadComm& comm) {
+    ShardScope s({.total = 2, .first = r, .local = 1, .comm = &comm});
+    part[r] = run_gan_ops(4 * r, 4);
+  });
   const char* names[] = {"G convT 1x1->7x7", "G convT 7->14", "G bn gamma", "G bn beta", "D conv 14->7", "D head",
                          "D bn gamma", "D bn beta", "D conv 28->14", "G convT 14->28", "D(real) logits"};
   for (int r = 0; r < 2; ++r) {
@@ -267,16 +270,11 @@ TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughLinearAndDropout) {
     ShardScope s({.total = 4, .first = 0, .local = 4});
     one = run_linear_ops(0, 8);
   }
-  InProcessGroup group(2);
   OpResult part[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r)
-    ranks.emplace_back([&, r] {
-      ThreadComm comm(group, r);
-      ShardScope s({.total = 4, .first = 2 * r, .local = 2, .comm = &comm});
-      part[r] = run_linear_ops(4 * r, 4);
-    });
-  for (auto& t : ranks) t.join();
+  two_ranks([&](int r, ThreadComm& comm) {
+    ShardScope s({.total = 4, .first = 2 * r, .local = 2, .comm = &comm});
+    part[r] = run_linear_ops(4 * r, 4);
+  });
   const char* names[] = {"fc1 weight", "fc1 bias", "fc2 weight", "fc2 bias"};
   for (int r = 0; r < 2; ++r) {
     EXPECT_EQ(std::memcmp(&part[r].loss, &one.loss, sizeof(float)), 0) << "rank " << r << " loss";
@@ -304,26 +302,21 @@ TEST(Shards, FoldAddsTheShardsInOrderAndCutsTheBatch) {
 }
 
 TEST(Shards, OpsWithUnshardedBatchSumsRefuseToRunSpreadOverRanks) {
-  InProcessGroup group(2);
   std::string err[2][4];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r)
-    ranks.emplace_back([&, r] {
-      ThreadComm comm(group, r);
-      ShardScope s({.total = 2, .first = r, .local = 1, .comm = &comm});
-      Tensor x = random_tensor({1, 2, 5, 5}, 1), w = random_tensor({3, 2, 3, 3}, 2);
-      w.set_requires_grad(true);
-      err[r][0] = error_of([&] {
-        Tensor y = deform_conv2d(x, Tensor::zeros({1, 18, 3, 3}), w, Tensor(), Tensor(), DeformConv2dArgs{});
-        y.backward(Tensor::ones(y.shape()));
-      });
-      Tensor lw = random_tensor({4, 3}, 3);
-      lw.set_requires_grad(true);
-      err[r][1] = error_of([&] { matmul(random_tensor({1, 4}, 4), lw); });
-      err[r][2] = error_of([&] { mse_loss(random_tensor({1, 1}, 5), random_tensor({1, 1}, 6)); });
-      err[r][3] = error_of([&] { sum(w); });
+  two_ranks([&](int r, ThreadComm& comm) {
+    ShardScope s({.total = 2, .first = r, .local = 1, .comm = &comm});
+    Tensor x = random_tensor({1, 2, 5, 5}, 1), w = random_tensor({3, 2, 3, 3}, 2);
+    w.set_requires_grad(true);
+    err[r][0] = error_of([&] {
+      Tensor y = deform_conv2d(x, Tensor::zeros({1, 18, 3, 3}), w, Tensor(), Tensor(), DeformConv2dArgs{});
+      y.backward(Tensor::ones(y.shape()));
     });
-  for (auto& t : ranks) t.join();
+    Tensor lw = random_tensor({4, 3}, 3);
+    lw.set_requires_grad(true);
+    err[r][1] = error_of([&] { matmul(random_tensor({1, 4}, 4), lw); });
+    err[r][2] = error_of([&] { mse_loss(random_tensor({1, 1}, 5), random_tensor({1, 1}, 6)); });
+    err[r][3] = error_of([&] { sum(w); });
+  });
   for (int r = 0; r < 2; ++r) {
     EXPECT_NE(err[r][0].find("deform_conv2d"), std::string::npos) << err[r][0];
     EXPECT_NE(err[r][0].find("2 processes"), std::string::npos) << err[r][0];
@@ -359,16 +352,11 @@ TEST(Shards, TrainingOnTwoRanksEndsWhereOneProcessEnds) {
                                    "train.log_every=1", "data.image_size=32", "data.val_size=8"});
   const std::string one_dir = testing::temp_dir("shards_one"), two_dir = testing::temp_dir("shards_two");
   run_training(*segmentation_training(config), TrainFlags{.runs_dir = one_dir});
-  InProcessGroup group(2);
   std::string err[2];
   json summary[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r)
-    ranks.emplace_back([&, r] {
-      ThreadComm comm(group, r);
-      err[r] = error_of([&] { summary[r] = run_training(*segmentation_training(config), TrainFlags{.runs_dir = two_dir, .comm = &comm}); });
-    });
-  for (auto& t : ranks) t.join();
+  two_ranks([&](int r, ThreadComm& comm) {
+    err[r] = error_of([&] { summary[r] = run_training(*segmentation_training(config), TrainFlags{.runs_dir = two_dir, .comm = &comm}); });
+  });
   ASSERT_EQ(err[0], "(no error)");
   ASSERT_EQ(err[1], "(no error)");
   EXPECT_EQ(summary[0]["processes"], 2);
@@ -386,15 +374,10 @@ TEST(Shards, GanTrainingOnTwoRanksEndsWhereOneProcessEnds) {
                                    "train.log_every=1", "train.sample_every=4", "train.samples=4", "train.batch_shards=2"});
   const std::string one_dir = testing::temp_dir("gan_shards_one"), two_dir = testing::temp_dir("gan_shards_two");
   run_training(*gan_training(config), TrainFlags{.runs_dir = one_dir});
-  InProcessGroup group(2);
   std::string err[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r)
-    ranks.emplace_back([&, r] {
-      ThreadComm comm(group, r);
-      err[r] = error_of([&] { run_training(*gan_training(config), TrainFlags{.runs_dir = two_dir, .comm = &comm}); });
-    });
-  for (auto& t : ranks) t.join();
+  two_ranks([&](int r, ThreadComm& comm) {
+    err[r] = error_of([&] { run_training(*gan_training(config), TrainFlags{.runs_dir = two_dir, .comm = &comm}); });
+  });
   ASSERT_EQ(err[0], "(no error)");
   ASSERT_EQ(err[1], "(no error)");
   const std::string run = "/dcgan_mnist_ttur/";
@@ -433,15 +416,10 @@ TEST(Shards, ClassifierTrainingOnTwoRanksEndsWhereOneProcessEnds) {
                                    "train.log_every=1", "data.train_size=20", "data.test_size=10"});
   const std::string one_dir = testing::temp_dir("cls_shards_one"), two_dir = testing::temp_dir("cls_shards_two");
   const std::string err_one = error_of([&] { run_training(*make_training_task(config), TrainFlags{.runs_dir = one_dir}); });
-  InProcessGroup group(2);
   std::string err[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r)
-    ranks.emplace_back([&, r] {
-      ThreadComm comm(group, r);
-      err[r] = error_of([&] { run_training(*make_training_task(config), TrainFlags{.runs_dir = two_dir, .comm = &comm}); });
-    });
-  for (auto& t : ranks) t.join();
+  two_ranks([&](int r, ThreadComm& comm) {
+    err[r] = error_of([&] { run_training(*make_training_task(config), TrainFlags{.runs_dir = two_dir, .comm = &comm}); });
+  });
   if (before) setenv("CONVLAB_MNIST_DIR", saved.c_str(), 1);
   else unsetenv("CONVLAB_MNIST_DIR");
   ASSERT_EQ(err_one, "(no error)");
@@ -458,15 +436,10 @@ TEST(Shards, AGlobalBatchTheRanksCannotSplitIsRefusedNamingBothNumbers) {
   const json config = load_config(testing::source_path("configs/hdc_seg.json"),
                                   {"train.steps=1", "train.batch_size=5", "data.image_size=32", "data.val_size=8"});
   const std::string dir = testing::temp_dir("shards_refused");
-  InProcessGroup group(2);
   std::string err[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r)
-    ranks.emplace_back([&, r] {
-      ThreadComm comm(group, r);
-      err[r] = error_of([&] { run_training(*segmentation_training(config), TrainFlags{.runs_dir = dir, .comm = &comm}); });
-    });
-  for (auto& t : ranks) t.join();
+  two_ranks([&](int r, ThreadComm& comm) {
+    err[r] = error_of([&] { run_training(*segmentation_training(config), TrainFlags{.runs_dir = dir, .comm = &comm}); });
+  });
   for (int r = 0; r < 2; ++r)
     EXPECT_NE(err[r].find("a global batch of 5 cannot be split evenly over 2 processes"), std::string::npos) << err[r];
   EXPECT_FALSE(std::filesystem::exists(dir + "/hdc_seg/model.safetensors"));
