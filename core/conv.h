@@ -88,6 +88,14 @@ void depthwise_backward(const float* x, const float* w, const float* dy, const C
 // db[c] += sum over n and pixels of dy[n, c, :, :] (fixed order, parallel over channels).
 void bias_backward(const float* dy, int64_t N, int64_t C, int64_t HW, float* db);
 
+// A conv's jobs are (image block, group) pairs, each one GEMM. The GEMM is split over the threads only when its
+// job is the whole op (`jobs` == 1), and never in training with batch shards (core/shards.h): a split changes
+// the GEMM's K blocking, and a process holding one shard must compute what a process holding all of them does.
+bool split_gemm_inside(int64_t jobs);
+// One GEMM of a job (C = A B + beta C, alpha 1): sgemm_parallel when parallel_inside, else sgemm.
+void job_gemm(bool parallel_inside, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
+              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 // ---- differentiable ops ----
 // torch.nn.functional.conv2d. x [N, C_in, H, W], w [C_out, C_in/groups, kH, kW], b [C_out] or undefined.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dArgs& a = {});

@@ -29,14 +29,15 @@ bool cols_are_input(const ConvDims& d) {
   return d.kH == 1 && d.kW == 1 && d.sH == 1 && d.sW == 1 && d.pH == 0 && d.pW == 0;
 }
 
-// One GEMM of a job: split across threads only when the job is the whole op.
+}  // namespace
+
 void job_gemm(bool parallel_inside, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (parallel_inside) sgemm_parallel(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
   else sgemm(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
 }
 
-}  // namespace
+bool split_gemm_inside(int64_t jobs) { return jobs == 1 && batch_shards().total == 1; }
 
 void check_conv_args(const Conv2dArgs& a, const char* op) {
   CL_CHECK(a.stride[0] >= 1 && a.stride[1] >= 1,
@@ -171,9 +172,7 @@ void forward_gemm(const float* x, const float* w, const float* b, const ConvDims
   const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), Cg = d.cin_g();
   const ImageBlocks ib(d);
   const int64_t jobs = ib.count * d.G;
-  // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
-  // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
-  const bool whole = jobs == 1 && batch_shards().total == 1;
+  const bool whole = split_gemm_inside(jobs);  // core/conv.h
   const bool direct = cols_are_input(d);
 #pragma omp parallel for schedule(static) if (jobs > 1)
   for (int64_t j = 0; j < jobs; ++j) {
@@ -294,9 +293,7 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
     forward_gemm(dy, wt, nullptr, transposed_for_dx(d), dx, true);
   } else if (dx) {  // dx[n,g] += col2im(W_g^T dy[n,g])
     const int64_t jobs = blocks * d.G;
-    // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
-    // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
-    const bool whole = jobs == 1 && batch_shards().total == 1;
+    const bool whole = split_gemm_inside(jobs);  // core/conv.h
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
       const int64_t n0 = ib.first(j / d.G), g = j % d.G, nn = ib.size(j / d.G), L = nn * HWo;
@@ -321,9 +318,7 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
     const int64_t wsize = d.C_out * K;
     float* partial = shared_workspace(0, chunks * wsize);
     const int64_t jobs = chunks * d.G;
-    // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
-    // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
-    const bool whole = jobs == 1 && batch_shards().total == 1;
+    const bool whole = split_gemm_inside(jobs);  // core/conv.h
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
       const int64_t c = j / d.G, g = j % d.G;

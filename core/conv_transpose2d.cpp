@@ -42,12 +42,6 @@ bool pointwise_input(const ConvDims& d) {
   return d.H_out == 1 && d.W_out == 1 && d.pH == 0 && d.pW == 0 && d.H == d.kH && d.W == d.kW;
 }
 
-void job_gemm(bool parallel_inside, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
-              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (parallel_inside) sgemm_parallel(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
-  else sgemm(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
-}
-
 // How the columns of a block of images are laid out (chosen from the shape alone, by measurement):
 //  kDirect    1x1 kernel, stride 1, no padding: cols [K, P] is y[n,g] (forward) or dy[n,g] (backward).
 //  kPerImage  cols [K, P] of one image through im2col.cpp's im2col/col2im. Right when the weight is small
@@ -268,9 +262,7 @@ void conv_transpose2d_forward(const float* x, const float* w, const float* b, co
   }
   const Batching bt(d, shards);
   const int64_t jobs = bt.blocks() * d.G;
-  // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
-  // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
-  const bool whole = jobs == 1 && batch_shards().total == 1;
+  const bool whole = split_gemm_inside(jobs);  // core/conv.h
 #pragma omp parallel for schedule(static) if (jobs > 1)
   for (int64_t j = 0; j < jobs; ++j) {
     const int64_t n0 = bt.bound[j / d.G], nb = bt.bound[j / d.G + 1] - n0, g = j % d.G, ld = nb * P;
@@ -359,9 +351,7 @@ void conv_transpose2d_backward(const float* x, const float* w, const float* dy, 
   // per chunk in double, chunks added in order.
   double* partial_db = db ? reinterpret_cast<double*>(shared_workspace(1, 2 * bt.chunks * d.C_in)) : nullptr;
   const int64_t jobs = bt.chunks * d.G;
-  // The GEMM is split over the threads only when one job is the whole op, and never in training with batch
-  // shards: a split changes its K blocking, and a process holding one shard must run what one holding all runs.
-  const bool whole = jobs == 1 && batch_shards().total == 1;
+  const bool whole = split_gemm_inside(jobs);  // core/conv.h
 #pragma omp parallel for schedule(static) if (jobs > 1)
   for (int64_t j = 0; j < jobs; ++j) {
     const int64_t c = j / d.G, g = j % d.G;
