@@ -88,6 +88,22 @@ RunState run_state(const fs::path& d, const json& cfg, bool fresh) {
   return ckpt ? RunState::resume : RunState::train;
 }
 
+// Trains (or resumes) one run in runs_dir and writes its compare_timing.json (wall and CPU seconds, whether it
+// resumed, and the rank that trained it when rank >= 0); returns that timing. Not resumed: a checkpoint of another
+// config (or --fresh) is deleted, not refused.
+json train_run(const json& cfg, const fs::path& runs_dir, bool resume, int64_t rank) {
+  const fs::path d = runs_dir / cfg["name"].get<std::string>();
+  if (fs::exists(d / "summary.json")) fs::remove(d / "summary.json");
+  const auto w0 = std::chrono::steady_clock::now();
+  const double u0 = cpu_seconds();
+  train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = resume, .quiet = true, .overwrite = !resume});
+  json timing = {{"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count()},
+                 {"cpu_s", cpu_seconds() - u0}, {"resumed", resume}};
+  if (rank >= 0) timing["rank"] = rank;
+  write_file_atomic((d / "compare_timing.json").string(), timing.dump(2) + "\n");
+  return timing;
+}
+
 // First place where two JSON values differ, as a path ("data.image_size"), or "" when equal.
 std::string first_difference(const json& a, const json& b, const std::string& path) {
   if (a == b) return "";
@@ -304,15 +320,7 @@ StudyResult compare_command(const CompareCommand& c) {
               const json cfg = with_seed(cfgs[i], e.variants[i], seed);
               const fs::path d = runs_dir / cfg["name"].get<std::string>();
               const RunState state = run_state(d, cfg, c.fresh);
-              if (state == RunState::finished) continue;
-              if (fs::exists(d / "summary.json")) fs::remove(d / "summary.json");
-              const auto w0 = std::chrono::steady_clock::now();
-              const double u0 = cpu_seconds();
-              train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = state == RunState::resume, .quiet = true,
-                                       .overwrite = state != RunState::resume});
-              const json timing = {{"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count()},
-                                   {"cpu_s", cpu_seconds() - u0}, {"resumed", state == RunState::resume}, {"rank", rank}};
-              write_file_atomic((d / "compare_timing.json").string(), timing.dump(2) + "\n");
+              if (state != RunState::finished) train_run(cfg, runs_dir, state == RunState::resume, rank);
             }
         } catch (const Error& err) {
           failed = true;
@@ -421,15 +429,8 @@ StudyResult compare_command(const CompareCommand& c) {
                   {"resumed", false}, {"skipped", true}};
         say(tag + ": finished earlier, not retrained\n");
       } else {
-        if (fs::exists(d / "summary.json")) fs::remove(d / "summary.json");
         say(tag + (resume ? ": resuming" : ": training") + "...");
-        const auto w0 = std::chrono::steady_clock::now();
-        const double u0 = cpu_seconds();
-        // Not resumed: a checkpoint of another config (or --fresh) is deleted, not refused.
-        train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = resume, .quiet = true, .overwrite = !resume});
-        timing = {{"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count()},
-                  {"cpu_s", cpu_seconds() - u0}, {"resumed", resume}};
-        write_file_atomic((d / "compare_timing.json").string(), timing.dump(2) + "\n");
+        timing = train_run(cfg, runs_dir, resume, -1);
         timing["skipped"] = false;
       }
       json r = read_run_metrics(d.string(), e.budgets);
