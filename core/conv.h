@@ -62,17 +62,27 @@ struct PackRow {
   int64_t chan, ih0, iw0, lo, hi;
 };
 
+// Two ways to read the matrix: normally the block's input is first copied once into a zero-bordered buffer
+// [nn, C/G, H + 2pH, W + 2pW] (a per-thread workspace), where cols[r][j] = padded[row_off[r] + col_off[j]]
+// with no bounds test: every block row is a few strided runs (one per output row) copied straight into the
+// GEMM's panels. When that buffer would be large (a padding much wider than the image) the rows are walked
+// with their bounds instead (PackRow).
 class Im2colPacker : public BPacker {
  public:
   // transposed: op(B) = cols^T [nn*HWo, K] (the weight gradient's dy x cols^T) instead of cols.
   Im2colPacker(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, bool transposed = false);
   void pack(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const override;
+  bool bordered() const { return padded_ != nullptr; }
 
  private:
+  void pack_bordered(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const;
   const float* xg_;  // image n0, first channel of group g
   ConvDims d_;
   bool transposed_;
-  std::vector<PackRow> rows_;  // [K]
+  std::vector<PackRow> rows_;  // [K]  (walked path)
+  const float* padded_ = nullptr;  // [nn, C/G, Hp, Wp] (bordered path), or null
+  std::vector<int64_t> row_off_;   // [K]: offset of cols row r = (c, kh, kw) in padded_
+  std::vector<int64_t> col_off_;   // [nn*HWo]: offset of cols column j = (image, oh, ow) in padded_
 };
 
 // y [N, C_out, H_out, W_out] = conv(x, w) + b (b may be null). Overwrites y.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/conv.h"
+#include "core/workspace.h"
 
 namespace convlab {
 namespace {
@@ -156,12 +157,47 @@ void col2im(const float* cols, const ConvDims& d, float* x, int64_t ldc) {
   }
 }
 
+namespace {
+// The bordered copy of a block's input is used up to this many floats (16 MB per thread); past it (paddings
+// far wider than the image) the rows are walked with their bounds instead.
+constexpr double kMaxBorderedFloats = double(int64_t(1) << 22);
+}  // namespace
+
 Im2colPacker::Im2colPacker(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, bool transposed)
     : xg_(x + (n0 * d.C_in + g * d.cin_g()) * d.H * d.W), d_(d), transposed_(transposed) {
-  (void)nn;  // the GEMM never asks for columns past nn * HWo
-  const int64_t T = d.kH * d.kW;
-  rows_.resize(size_t(d.k_rows()));
-  for (int64_t r = 0; r < d.k_rows(); ++r) {
+  const int64_t T = d.kH * d.kW, Cg = d.cin_g(), K = d.k_rows();
+  const int64_t Hp = d.H + 2 * d.pH, Wp = d.W + 2 * d.pW;
+  if (double(nn) * double(Cg) * double(Hp) * double(Wp) <= kMaxBorderedFloats) {
+    // padded [nn, Cg, Hp, Wp]: the images' channels of group g with pH / pW zero rows and columns around them
+    const int64_t plane = Hp * Wp, image = Cg * plane;
+    float* p = workspace(3, nn * image);
+    for (int64_t i = 0; i < nn; ++i)
+      for (int64_t c = 0; c < Cg; ++c) {
+        float* dst = p + i * image + c * plane;
+        const float* src = xg_ + i * d.C_in * d.H * d.W + c * d.H * d.W;
+        std::fill(dst, dst + d.pH * Wp, 0.f);
+        for (int64_t h = 0; h < d.H; ++h) {
+          float* row = dst + (d.pH + h) * Wp;
+          std::fill(row, row + d.pW, 0.f);
+          std::copy(src + h * d.W, src + (h + 1) * d.W, row + d.pW);
+          std::fill(row + d.pW + d.W, row + Wp, 0.f);
+        }
+        std::fill(dst + (d.pH + d.H) * Wp, dst + plane, 0.f);
+      }
+    padded_ = p;
+    row_off_.resize(size_t(K));
+    for (int64_t r = 0; r < K; ++r)
+      row_off_[size_t(r)] = r / T * plane + r % T / d.kW * d.dH * Wp + r % d.kW * d.dW;
+    const int64_t HWo = d.hw_out();
+    col_off_.resize(size_t(nn * HWo));
+    for (int64_t i = 0; i < nn; ++i)
+      for (int64_t oh = 0; oh < d.H_out; ++oh)
+        for (int64_t ow = 0; ow < d.W_out; ++ow)
+          col_off_[size_t(i * HWo + oh * d.W_out + ow)] = i * image + oh * d.sH * Wp + ow * d.sW;
+    return;
+  }
+  rows_.resize(size_t(K));
+  for (int64_t r = 0; r < K; ++r) {
     const int64_t c = r / T, kh = r % T / d.kW, kw = r % d.kW;
     PackRow& ro = rows_[size_t(r)];
     ro = {c * d.H * d.W, kh * d.dH - d.pH, kw * d.dW - d.pW, 0, 0};
@@ -215,10 +251,68 @@ void copy_cols(const float* xg, const ConvDims& d, const PackRow& ro, ColPos pos
 
 }  // namespace
 
-// The block is staged in a per-thread buffer (kc x n floats, L2-sized by the GEMM's blocking) as plain rows,
-// one copy_cols walk per cols row, then packed by the GEMM's own packer: im2col's values without writing
-// and re-reading the whole column matrix through memory.
+namespace {
+
+// Consecutive entries of an offset table that step by s: out[at + t] = base[off + t*s] for t < len. In the
+// bordered buffer one output row's columns form one run.
+struct Run {
+  int64_t at, len, off;
+};
+void make_runs(const int64_t* off, int64_t count, int64_t s, std::vector<Run>& runs) {
+  runs.clear();
+  for (int64_t a = 0; a < count;) {
+    int64_t b = a + 1;
+    while (b < count && off[b] - off[b - 1] == s) ++b;
+    runs.push_back({a, b - a, off[a]});
+    a = b;
+  }
+}
+void copy_runs(const float* base, const std::vector<Run>& runs, int64_t s, float* out) {
+  if (s == 1) {
+    for (const Run& r : runs) {
+      if (r.len >= 16) std::memcpy(out + r.at, base + r.off, sizeof(float) * size_t(r.len));
+      else
+        for (int64_t t = 0; t < r.len; ++t) out[r.at + t] = base[r.off + t];
+    }
+    return;
+  }
+  for (const Run& r : runs)
+    for (int64_t t = 0; t < r.len; ++t) out[r.at + t] = base[r.off + t * s];
+}
+
+}  // namespace
+
+// Bordered path: non-transposed, each panel's columns become runs once and are copied for every row straight
+// into the panel; transposed, the rows' pixel range becomes runs once, every requested cols row is copied
+// into a small stage [n, kc] and the GEMM's packer transposes it.
+void Im2colPacker::pack_bordered(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const {
+  thread_local std::vector<Run> runs;
+  if (!transposed_) {
+    for (int64_t p0 = 0; p0 < n; p0 += nr) {
+      const int64_t cnt = std::min<int64_t>(nr, n - p0);
+      const int64_t w = cnt == nr ? nr : (cnt + lane - 1) / lane * lane;
+      make_runs(col_off_.data() + j0 + p0, cnt, d_.sW, runs);
+      float* panel = dst + p0 * kc;
+      for (int64_t k = 0; k < kc; ++k) {
+        float* o = panel + k * w;
+        copy_runs(padded_ + row_off_[size_t(k0 + k)], runs, d_.sW, o);
+        for (int64_t c = cnt; c < w; ++c) o[c] = 0.f;
+      }
+    }
+    return;
+  }
+  thread_local std::vector<float> stage;
+  stage.resize(size_t(kc * n));
+  make_runs(col_off_.data() + k0, kc, d_.sW, runs);
+  for (int64_t c = 0; c < n; ++c) copy_runs(padded_ + row_off_[size_t(j0 + c)], runs, d_.sW, stage.data() + c * kc);
+  sgemm_pack_b(true, stage.data(), kc, n, nr, lane, kc, dst);
+}
+
+// Walked path: the block is staged in a per-thread buffer (kc x n floats, L2-sized by the GEMM's blocking) as
+// plain rows, one copy_cols walk per cols row, then packed by the GEMM's own packer: im2col's values without
+// writing and re-reading the whole column matrix through memory.
 void Im2colPacker::pack(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const {
+  if (padded_) return pack_bordered(k0, kc, j0, n, nr, lane, dst);
   thread_local std::vector<float> stage;
   stage.resize(size_t(kc * n));
   const PackRow* rows = rows_.data();

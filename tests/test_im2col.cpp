@@ -124,7 +124,9 @@ TEST(Im2col, PackerGemmIsBitIdenticalToStoredColumns) {
   };
   const PCase cases[] = {{1, 32, 64, 64, 32, 3, 1, 1, 1}, {2, 32, 20, 23, 32, 3, 1, 5, 5}, {3, 7, 13, 19, 5, 3, 2, 1, 1},
                          {4, 64, 14, 14, 128, 4, 2, 1, 1}, {2, 3, 9, 9, 17, 5, 1, 4, 2},  {5, 5, 7, 7, 9, 3, 1, 0, 1},
-                         {2, 1, 28, 28, 64, 4, 2, 1, 1},   {3, 6, 5, 61, 11, 3, 1, 1, 3}};
+                         {2, 1, 28, 28, 64, 4, 2, 1, 1},   {3, 6, 5, 61, 11, 3, 1, 1, 3},
+                         // a padding so wide that the bordered copy would hold 4.9M floats: the walked path
+                         {1, 1, 4, 4, 3, 3, 1000, 1100, 1}};
   const Isa saved = active_isa();
   for (Isa isa : available_isas()) {
     set_isa(isa);
@@ -135,6 +137,8 @@ TEST(Im2col, PackerGemmIsBitIdenticalToStoredColumns) {
       const int64_t K = d.k_rows(), HWo = d.hw_out(), L = c.N * HWo;
       const std::vector<float> x = testing::random_tensor({c.N, c.C, c.H, c.W}, 7).to_vector();
       const std::vector<float> w = testing::random_tensor({c.M, K}, 8).to_vector();
+      // both ways of reading the matrix are covered (conv.h): the bordered copy, and the walked rows past its limit
+      EXPECT_EQ(Im2colPacker(x.data(), d, 0, c.N, 0).bordered(), c.p < 1000);
       std::vector<float> cols(size_t(K * L));
       for (int64_t i = 0; i < c.N; ++i) im2col(x.data() + i * c.C * c.H * c.W, d, cols.data() + i * HWo, L);
       for (float beta : {0.f, 1.f}) {
