@@ -63,10 +63,10 @@ struct PackRow {
 };
 
 // Two ways to read the matrix: normally the block's input is first copied once into a zero-bordered buffer
-// [nn, C/G, H + 2pH, W + 2pW] (a per-thread workspace), where cols[r][j] = padded[row_off[r] + col_off[j]]
-// with no bounds test: every block row is a few strided runs (one per output row) copied straight into the
-// GEMM's panels. When that buffer would be large (a padding much wider than the image) the rows are walked
-// with their bounds instead (PackRow).
+// [nn, C/G, H + 2pH, W + 2pW] (a per-thread workspace; rows phase-split by the stride, see im2col.cpp), where
+// cols[r][j] = padded[row_off[r] + col_off[j]] with no bounds test: a panel row is a few contiguous runs (one
+// per output row) copied straight into the GEMM's panel. When that buffer would be large (a padding much wider
+// than the image) the rows are walked with their bounds instead (PackRow).
 class Im2colPacker : public BPacker {
  public:
   // transposed: op(B) = cols^T [nn*HWo, K] (the weight gradient's dy x cols^T) instead of cols.
@@ -80,7 +80,7 @@ class Im2colPacker : public BPacker {
   ConvDims d_;
   bool transposed_;
   std::vector<PackRow> rows_;  // [K]  (walked path)
-  const float* padded_ = nullptr;  // [nn, C/G, Hp, Wp] (bordered path), or null
+  const float* padded_ = nullptr;  // [nn, C/G, Hp, sW * ceil(Wp / sW)] (bordered path), or null
   std::vector<int64_t> row_off_;   // [K]: offset of cols row r = (c, kh, kw) in padded_
   std::vector<int64_t> col_off_;   // [nn*HWo]: offset of cols column j = (image, oh, ow) in padded_
 };

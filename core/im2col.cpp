@@ -167,39 +167,49 @@ namespace {
 // The bordered copy of a block's input is used up to this many floats (16 MB per thread); past it (paddings
 // far wider than the image) the rows are walked with their bounds instead.
 constexpr double kMaxBorderedFloats = double(int64_t(1) << 22);
+constexpr int64_t kRunSlack = 8;
 }  // namespace
 
 Im2colPacker::Im2colPacker(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, bool transposed)
     : xg_(x + (n0 * d.C_in + g * d.cin_g()) * d.H * d.W), d_(d), transposed_(transposed) {
   const int64_t T = d.kH * d.kW, Cg = d.cin_g(), K = d.k_rows();
-  const int64_t Hp = d.H + 2 * d.pH, Wp = d.W + 2 * d.pW;
-  if (double(nn) * double(Cg) * double(Hp) * double(Wp) <= kMaxBorderedFloats) {
-    // padded [nn, Cg, Hp, Wp]: the images' channels of group g with pH / pW zero rows and columns around them
-    const int64_t plane = Hp * Wp, image = Cg * plane;
-    float* p = workspace(3, nn * image);
+  // Rows of the bordered buffer are phase-split by the stride: padded column w sits at (w % sW) * Wq + w / sW,
+  // Wq = ceil(Wp / sW), so the columns one cols row reads along an output row (w = ow*sW + kw*dW) are
+  // consecutive for every stride, and each output row is one unit-stride run.
+  const int64_t Hp = d.H + 2 * d.pH, Wp = d.W + 2 * d.pW, Wq = (Wp + d.sW - 1) / d.sW, Wr = Wq * d.sW;
+  if (double(nn) * double(Cg) * double(Hp) * double(Wr) <= kMaxBorderedFloats) {
+    // padded [nn, Cg, Hp, Wr]: the images' channels of group g with pH / pW zero rows and columns around them
+    const int64_t plane = Hp * Wr, image = Cg * plane;
+    const auto at = [&](int64_t w) { return w % d.sW * Wq + w / d.sW; };
+    // kRunSlack zero floats past the end: copy_runs reads whole vectors that may reach past a run's last float
+    float* p = workspace(3, nn * image + kRunSlack);
+    std::fill(p + nn * image, p + nn * image + kRunSlack, 0.f);
     for (int64_t i = 0; i < nn; ++i)
       for (int64_t c = 0; c < Cg; ++c) {
         float* dst = p + i * image + c * plane;
         const float* src = xg_ + i * d.C_in * d.H * d.W + c * d.H * d.W;
-        std::fill(dst, dst + d.pH * Wp, 0.f);
+        std::fill(dst, dst + plane, 0.f);
         for (int64_t h = 0; h < d.H; ++h) {
-          float* row = dst + (d.pH + h) * Wp;
-          std::fill(row, row + d.pW, 0.f);
-          std::copy(src + h * d.W, src + (h + 1) * d.W, row + d.pW);
-          std::fill(row + d.pW + d.W, row + Wp, 0.f);
+          float* row = dst + (d.pH + h) * Wr;
+          const float* in = src + h * d.W;
+          // phase q holds the input columns w with (pW + w) % sW == q, consecutively from at(pW + w)
+          for (int64_t q = 0; q < d.sW; ++q) {
+            const int64_t w0 = ((q - d.pW) % d.sW + d.sW) % d.sW;
+            float* o = row + (w0 < d.W ? at(d.pW + w0) : 0);
+            for (int64_t w = w0; w < d.W; w += d.sW) *o++ = in[w];
+          }
         }
-        std::fill(dst + (d.pH + d.H) * Wp, dst + plane, 0.f);
       }
     padded_ = p;
     row_off_.resize(size_t(K));
     for (int64_t r = 0; r < K; ++r)
-      row_off_[size_t(r)] = r / T * plane + r % T / d.kW * d.dH * Wp + r % d.kW * d.dW;
+      row_off_[size_t(r)] = r / T * plane + r % T / d.kW * d.dH * Wr + at(r % d.kW * d.dW);
     const int64_t HWo = d.hw_out();
     col_off_.resize(size_t(nn * HWo));
     for (int64_t i = 0; i < nn; ++i)
       for (int64_t oh = 0; oh < d.H_out; ++oh)
         for (int64_t ow = 0; ow < d.W_out; ++ow)
-          col_off_[size_t(i * HWo + oh * d.W_out + ow)] = i * image + oh * d.sH * Wp + ow * d.sW;
+          col_off_[size_t(i * HWo + oh * d.W_out + ow)] = i * image + oh * d.sH * Wr + ow;
     return;
   }
   rows_.resize(size_t(K));
@@ -259,46 +269,49 @@ void copy_cols(const float* xg, const ConvDims& d, const PackRow& ro, ColPos pos
 
 namespace {
 
-// Consecutive entries of an offset table that step by s: out[at + t] = base[off + t*s] for t < len. In the
-// bordered buffer one output row's columns form one run.
+// Consecutive entries of an offset table: out[at + t] = base[off + t] for t < len. In the bordered buffer one
+// output row's columns form one run.
 struct Run {
   int64_t at, len, off;
 };
-void make_runs(const int64_t* off, int64_t count, int64_t s, std::vector<Run>& runs) {
+void make_runs(const int64_t* off, int64_t count, std::vector<Run>& runs) {
   runs.clear();
   for (int64_t a = 0; a < count;) {
     int64_t b = a + 1;
-    while (b < count && off[b] - off[b - 1] == s) ++b;
+    while (b < count && off[b] == off[b - 1] + 1) ++b;
     runs.push_back({a, b - a, off[a]});
     a = b;
   }
 }
+
 #ifdef CONVLAB_COPY_AVX2
-// Unit-stride runs with ymm loads and stores: runs are 7 to 64 floats, too short for memcpy's call and setup
-// (a memcpy per run was ~9% of seg_wide's pass). A copy, so every target gives the same bits.
-__attribute__((target("avx2"))) void copy_unit_runs_avx2(const float* base, const std::vector<Run>& runs, float* out) {
+// Runs with ymm loads and stores. Runs are 7 to 64 floats, too short for a memcpy call and its setup (a memcpy
+// per run was ~9% of seg_wide's pass), and masked stores are slow on AMD: a run's last vector is copied whole
+// when the row has room for it (out[0, width) is written in order, so the floats past the run are rewritten
+// by the next run or by the caller's zero fill) and the source has kRunSlack floats past its end.
+// A copy: every target gives the same bits.
+__attribute__((target("avx2"))) void copy_runs_avx2(const float* base, const std::vector<Run>& runs, int64_t width,
+                                                    float* out) {
   for (const Run& r : runs) {
     const float* src = base + r.off;
     float* dst = out + r.at;
+    const int64_t room = width - r.at;
     int64_t t = 0;
-    for (; t + 8 <= r.len; t += 8) _mm256_storeu_ps(dst + t, _mm256_loadu_ps(src + t));
+    for (; t < r.len && t + 8 <= room; t += 8) _mm256_storeu_ps(dst + t, _mm256_loadu_ps(src + t));
     for (; t < r.len; ++t) dst[t] = src[t];
   }
 }
 #endif
 
-void copy_runs(const float* base, const std::vector<Run>& runs, int64_t s, bool simd, float* out) {
-  if (s == 1) {
+// out[run.at + t] = base[run.off + t]; out has `width` writable floats, and out[0, width) may be overwritten
+// past the runs (see copy_runs_avx2).
+void copy_runs(const float* base, const std::vector<Run>& runs, int64_t width, bool simd, float* out) {
 #ifdef CONVLAB_COPY_AVX2
-    if (simd) return copy_unit_runs_avx2(base, runs, out);
+  if (simd) return copy_runs_avx2(base, runs, width, out);
 #else
-    (void)simd;
+  (void)simd, (void)width;
 #endif
-    for (const Run& r : runs) std::copy_n(base + r.off, r.len, out + r.at);
-    return;
-  }
-  for (const Run& r : runs)
-    for (int64_t t = 0; t < r.len; ++t) out[r.at + t] = base[r.off + t * s];
+  for (const Run& r : runs) std::copy_n(base + r.off, r.len, out + r.at);
 }
 
 }  // namespace
@@ -313,11 +326,11 @@ void Im2colPacker::pack_bordered(int64_t k0, int64_t kc, int64_t j0, int64_t n, 
     for (int64_t p0 = 0; p0 < n; p0 += nr) {
       const int64_t cnt = std::min<int64_t>(nr, n - p0);
       const int64_t w = cnt == nr ? nr : (cnt + lane - 1) / lane * lane;
-      make_runs(col_off_.data() + j0 + p0, cnt, d_.sW, runs);
+      make_runs(col_off_.data() + j0 + p0, cnt, runs);
       float* panel = dst + p0 * kc;
       for (int64_t k = 0; k < kc; ++k) {
         float* o = panel + k * w;
-        copy_runs(padded_ + row_off_[size_t(k0 + k)], runs, d_.sW, simd, o);
+        copy_runs(padded_ + row_off_[size_t(k0 + k)], runs, w, simd, o);
         for (int64_t c = cnt; c < w; ++c) o[c] = 0.f;
       }
     }
@@ -325,8 +338,8 @@ void Im2colPacker::pack_bordered(int64_t k0, int64_t kc, int64_t j0, int64_t n, 
   }
   thread_local std::vector<float> stage;
   stage.resize(size_t(kc * n));
-  make_runs(col_off_.data() + k0, kc, d_.sW, runs);
-  for (int64_t c = 0; c < n; ++c) copy_runs(padded_ + row_off_[size_t(j0 + c)], runs, d_.sW, simd, stage.data() + c * kc);
+  make_runs(col_off_.data() + k0, kc, runs);
+  for (int64_t c = 0; c < n; ++c) copy_runs(padded_ + row_off_[size_t(j0 + c)], runs, (n - c) * kc, simd, stage.data() + c * kc);
   sgemm_pack_b(true, stage.data(), kc, n, nr, lane, kc, dst);
 }
 
