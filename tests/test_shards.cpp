@@ -480,6 +480,20 @@ void expect_seg_run_on_two_ranks_ends_where_one_process_ends(const std::string& 
   const auto l1 = losses(one_dir + "/" + name + "/metrics.jsonl"), l2 = losses(two_dir + "/" + name + "/metrics.jsonl");
   EXPECT_EQ(l1.size(), 5u);  // 3 log rows, the validation's loss and mIoU
   EXPECT_EQ(l1, l2);
+  // The offset statistics of deformable layers (none in other configs): of the global batch at a log step, of the
+  // last validation batch at a validation.
+  auto deform = [](const std::string& path) {
+    std::vector<std::string> out;
+    std::ifstream f(path);
+    for (std::string line; std::getline(f, line);) {
+      const json j = json::parse(line);
+      if (j.contains("deform")) out.push_back(j["deform"].dump());
+    }
+    return out;
+  };
+  const auto d1 = deform(one_dir + "/" + name + "/metrics.jsonl"), d2 = deform(two_dir + "/" + name + "/metrics.jsonl");
+  EXPECT_EQ(d1.size(), name == "deform_seg" ? 4u : 0u);
+  EXPECT_EQ(d1, d2);
 }
 
 TEST(Shards, TrainingOnTwoRanksEndsWhereOneProcessEnds) { expect_seg_run_on_two_ranks_ends_where_one_process_ends("hdc_seg"); }
