@@ -69,10 +69,6 @@ std::string printf_str(const char* fmt, double a, double b = 0, double c = 0) {
   return buf;
 }
 
-// Validation: loss, metrics, and the picture of the first grid_images images (none when png_path is empty).
-// With several processes (comm), each takes a contiguous share of the batches; the per-batch losses and the
-// metric counts are gathered, so every process returns what one process computes (the losses added in batch
-// order, the counts as integers). The picture comes from the first batches, which are rank 0's.
 // Validation batches [val_first_batch(r), val_first_batch(r + 1)) of nbatch run on process r of P: rank 0 the
 // first ones (the picture's), also when there are fewer batches than processes.
 int64_t val_first_batch(int64_t nbatch, int64_t P, int64_t r) { return (nbatch * r + P - 1) / P; }
@@ -90,6 +86,10 @@ std::string from_rank(ShardComm& comm, int64_t owner, const std::string& mine) {
   return all.substr(static_cast<size_t>(owner * width), static_cast<size_t>(lens[size_t(owner)]));
 }
 
+// Validation: loss, metrics, and the picture of the first grid_images images (none when png_path is empty).
+// With several processes (comm), each takes a contiguous share of the batches; the per-batch losses and the
+// metric counts are gathered, so every process returns what one process computes (the losses added in batch
+// order, the counts as integers). The picture comes from the first batches, which are rank 0's.
 json validate(SegTask& t, const std::string& png_path, ShardComm* comm = nullptr) {
   NoGradGuard ng;
   t.model->eval();
@@ -228,8 +228,8 @@ class SegmentationTraining final : public TrainingTask {
     std::string deform_val = log_deform_stats(*t_.model, {1, 3, v0.H, v0.W}, deform);
     if (comm() && comm()->size() > 1) {  // the last batch ran on one process: its statistics, on every process
       const int64_t B = t_.train.batch_size, nbatch = (t_.val_set->size() + B - 1) / B, P = comm()->size();
-      int64_t owner = P - 1;
-      while (val_first_batch(nbatch, P, owner) > nbatch - 1) --owner;
+      int64_t owner = P - 1;  // the last process with a batch (rank 0 when there is none)
+      while (owner > 0 && val_first_batch(nbatch, P, owner) > nbatch - 1) --owner;
       const json got = json::parse(from_rank(*comm(), owner, json{{"record", deform}, {"line", deform_val}}.dump()));
       deform = got["record"];
       deform_val = got["line"].get<std::string>();
