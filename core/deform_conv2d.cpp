@@ -15,9 +15,13 @@
 //    partials are summed in chunk order at the end.
 //  - N == 1: the phases of the image are split instead: padded rows, table rows, sub-tiles of pixels for the
 //    gathers, channel blocks for the scatter (each channel of dx has one owner), sgemm_parallel for the GEMMs.
+// Batch shards (core/shards.h, training): every image is computed as in one process (no GEMM split over
+// threads, see split_gemms); dW' gets one partial per image, the images of each shard are added in order and
+// the shards folded in shard order; db by bias_backward. dx, doffset and dmask are per image: no fold.
 
 #include <algorithm>
 #include <climits>
+#include <vector>
 
 #include "core/deform_conv2d.h"
 #include "core/error.h"
@@ -40,11 +44,10 @@ bool split_images(const DeformDims& d) { return d.c.N >= 2; }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-void gemm(bool parallel, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (parallel) sgemm_parallel(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
-  else sgemm(ta, tb, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
-}
+// With one image (N == 1) its GEMMs are the op's only jobs and are split over the threads (sgemm_parallel),
+// except in training with batch shards (split_gemm_inside, core/conv.h): a rank holding one image must compute
+// the bits of a process holding several.
+bool split_gemms(const DeformDims& d) { return !split_images(d) && split_gemm_inside(1); }
 
 // W [C_out, Cg, T] -> W' [C_out, T, Cg], the (tap, channel) column order of colsT. Shared scratch.
 const float* permute_weight(const float* w, const DeformDims& d) {
@@ -139,6 +142,7 @@ void deform_conv2d_forward(const float* x, const float* offset, const float* mas
   const int64_t T = d.taps(), HWo = d.c.hw_out(), Cg = d.c.cin_g(), Mg = d.c.cout_g(), K = Cg * T;
   const int64_t KT = d.c.C_in * T;
   const float* wp = permute_weight(w, d);
+  const bool gemm_inside = split_gemms(d);
   auto image = [&](int64_t n, bool inner) {
     const float* xpT = pad_image(x, d, n, inner);
     float* colsT = workspace(kCols, kTile * KT);  // [P, C_in*T]
@@ -147,7 +151,7 @@ void deform_conv2d_forward(const float* x, const float* offset, const float* mas
       const DeformTable tab = tile_table(offset, mask, d, n, p0, p0 + P, inner);
       tile_gather(xpT, tab, d, P, inner, colsT, nullptr, nullptr);
       for (int64_t g = 0; g < d.c.G; ++g)  // y_g[:, tile] [Mg, P] = W'_g [Mg, K] x colsT_g^T
-        gemm(inner, false, true, Mg, P, K, wp + g * Mg * K, K, colsT + g * K, KT, 0.f,
+        job_gemm(gemm_inside, false, true, Mg, P, K, wp + g * Mg * K, K, colsT + g * K, KT, 0.f,
              y + (n * d.c.C_out + g * Mg) * HWo + p0, HWo);
     }
     if (b) {
@@ -167,7 +171,6 @@ void deform_conv2d_forward(const float* x, const float* offset, const float* mas
 
 void deform_conv2d_backward(const float* x, const float* offset, const float* mask, const float* w, const float* dy,
                             const DeformDims& d, float* dx, float* doffset, float* dmask, float* dw, float* db) {
-  require_single_process("deform_conv2d");
   const int64_t T = d.taps(), HWo = d.c.hw_out(), Cg = d.c.cin_g(), Mg = d.c.cout_g(), K = Cg * T;
   const int64_t R = d.table_rows(), KT = d.c.C_in * T, CHW = d.c.C_in * d.c.H * d.c.W;
   if (!mask) dmask = nullptr;
@@ -175,8 +178,12 @@ void deform_conv2d_backward(const float* x, const float* offset, const float* ma
   const bool need_sums = doffset || dmask, need_dcols = dx || need_sums;
   if (!need_dcols && !dw) return;
 
-  const bool outer = split_images(d);
-  const int64_t chunks = outer ? std::min(d.c.N, kWeightGradChunks) : 1;
+  const bool outer = split_images(d), gemm_inside = split_gemms(d);
+  // dW' partials: min(N, 8) fixed batch chunks; in training with batch shards one per image, summed per shard
+  // below (a chunk never spans two shards, and its bits do not depend on how many images a rank holds).
+  const bool sharded = batch_shards().total > 1;
+  const int64_t shards = sharded ? local_shards(d.c.N, "deform_conv2d") : 1;
+  const int64_t chunks = sharded ? d.c.N : outer ? std::min(d.c.N, kWeightGradChunks) : 1;
   const int64_t wsize = d.c.C_out * K;
   const float* wp = permute_weight(w, d);
   float* partial = dw ? shared_workspace(0, chunks * wsize) : nullptr;  // dW' [C_out, T, Cg] per chunk
@@ -198,8 +205,8 @@ void deform_conv2d_backward(const float* x, const float* offset, const float* ma
         for (int k = 0; k < 4; ++k) S[k] = sums + k * R * P;
       if (dcolsT) {  // dcolsT_g [P, K] = dy_g[:, tile]^T [P, Mg] x W'_g [Mg, K]
         for (int64_t g = 0; g < d.c.G; ++g)
-          gemm(inner, true, false, P, K, Mg, dyn + g * Mg * HWo + p0, HWo, wp + g * Mg * K, K, 0.f, dcolsT + g * K,
-               KT);
+          job_gemm(gemm_inside, true, false, P, K, Mg, dyn + g * Mg * HWo + p0, HWo, wp + g * Mg * K, K, 0.f,
+                   dcolsT + g * K, KT);
       }
       if (colsT || sums) tile_gather(xpT, tab, d, P, inner, colsT, dcolsT, sums ? S : nullptr);
       if (dxT) {  // the scatter; split by channel blocks (each owns its channels of dxT) when `inner`
@@ -211,8 +218,8 @@ void deform_conv2d_backward(const float* x, const float* offset, const float* ma
       }
       if (colsT) {  // dW'_g += dy_g[:, tile] [Mg, P] x colsT_g [P, K]
         for (int64_t g = 0; g < d.c.G; ++g)
-          gemm(inner, false, false, Mg, K, P, dyn + g * Mg * HWo + p0, HWo, colsT + g * K, KT,
-               first && p0 == 0 ? 0.f : 1.f, pw + g * Mg * K, K);
+          job_gemm(gemm_inside, false, false, Mg, K, P, dyn + g * Mg * HWo + p0, HWo, colsT + g * K, KT,
+                   first && p0 == 0 ? 0.f : 1.f, pw + g * Mg * K, K);
       }
       if (sums) {
         float* don = doffset ? doffset + n * 2 * R * HWo : nullptr;
@@ -239,12 +246,28 @@ void deform_conv2d_backward(const float* x, const float* offset, const float* ma
     for (int64_t n = 0; n < d.c.N; ++n) image(n, true, partial, n == 0);
   }
   if (dw) {  // dw [C_out, Cg, T] += sum over chunks (in order) of dW' [C_out, T, Cg]
+    std::vector<float> folded;  // sharded: dW' [C_out, T, Cg] of the global batch
+    if (sharded) {  // each shard's images in order -> [shards, C_out, T, Cg], folded in shard order (core/shards.h)
+      const int64_t per = d.c.N / shards;
+      std::vector<float> part(static_cast<size_t>(shards * wsize));
+#pragma omp parallel for schedule(static) if (shards * wsize > 16384)
+      for (int64_t i = 0; i < wsize; ++i)
+        for (int64_t k = 0; k < shards; ++k) {
+          float s = 0.f;
+          for (int64_t n = k * per; n < (k + 1) * per; ++n) s += partial[n * wsize + i];
+          part[size_t(k * wsize + i)] = s;
+        }
+      folded.resize(static_cast<size_t>(wsize));
+      fold_shards(part.data(), wsize, folded.data());
+    }
 #pragma omp parallel for schedule(static) if (wsize > 16384)
     for (int64_t co = 0; co < d.c.C_out; ++co)
       for (int64_t cl = 0; cl < Cg; ++cl)
         for (int64_t t = 0; t < T; ++t) {
           float s = 0.f;
-          for (int64_t j = 0; j < chunks; ++j) s += partial[j * wsize + co * K + t * Cg + cl];
+          if (sharded) s = folded[size_t(co * K + t * Cg + cl)];
+          else
+            for (int64_t j = 0; j < chunks; ++j) s += partial[j * wsize + co * K + t * Cg + cl];
           dw[co * K + cl * T + t] += s;
         }
   }

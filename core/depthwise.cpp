@@ -17,11 +17,14 @@
 //    docs/perf_depthwise.md.
 // Parallel over (n, c) planes with static scheduling; every output element and every per-plane dw partial
 // is computed by one thread in a fixed order, and the partials are reduced over n in order afterwards, so
-// results are bit-identical for any thread count.
+// results are bit-identical for any thread count. dw and db are summed per batch shard (core/shards.h: the
+// shard's images in order) and the shard partials folded in shard order, so ranks holding a few shards each
+// get the bits of one process holding them all; outside training there is one shard.
 #include <algorithm>
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -124,33 +127,40 @@ void backward_plain(const float* x, const float* w, const float* dy, const ConvD
     }
   }
   if (dw) {  // dw[co, tap] += sum over n and output pixels, in a fixed order per co
+    // One double partial per batch shard (core/shards.h; one shard outside training): the shard's images in
+    // order, then the shards folded in shard order. part [shards, C_out * taps].
+    const int64_t shards = local_shards(d.N, "depthwise conv2d"), per = d.N / shards, wsize = d.C_out * taps;
+    std::vector<double> part(static_cast<size_t>(shards * wsize)), sum(static_cast<size_t>(wsize));
 #pragma omp parallel for schedule(static)
     for (int64_t co = 0; co < d.C_out; ++co) {
       const int64_t ci = co / mult;
       double acc[64];  // taps are handled in blocks of 64
-      for (int64_t t0 = 0; t0 < taps; t0 += 64) {
-        const int64_t t1 = std::min(taps, t0 + 64);
-        std::fill(acc, acc + 64, 0.0);
-        for (int64_t n = 0; n < d.N; ++n) {
-          const float* dyp = dy + (n * d.C_out + co) * HWo;
-          const float* xp = x + (n * d.C_in + ci) * d.H * d.W;
-          for (int64_t t = t0; t < t1; ++t) {
-            const int64_t kh = t / d.kW, kw = t % d.kW;
-            int64_t lo, hi;
-            valid_cols(d, kw * d.dW, lo, hi);
-            float s = 0.f;
-            for (int64_t oh = 0; oh < d.H_out; ++oh) {
-              const int64_t ih = oh * d.sH - d.pH + kh * d.dH;
-              if (ih < 0 || ih >= d.H || hi <= lo) continue;
-              const float* xrow = xp + ih * d.W + kw * d.dW - d.pW;
-              s += dot(dyp + oh * d.W_out + lo, xrow + lo * d.sW, hi - lo, d.sW);
+      for (int64_t k = 0; k < shards; ++k)
+        for (int64_t t0 = 0; t0 < taps; t0 += 64) {
+          const int64_t t1 = std::min(taps, t0 + 64);
+          std::fill(acc, acc + 64, 0.0);
+          for (int64_t n = k * per; n < (k + 1) * per; ++n) {
+            const float* dyp = dy + (n * d.C_out + co) * HWo;
+            const float* xp = x + (n * d.C_in + ci) * d.H * d.W;
+            for (int64_t t = t0; t < t1; ++t) {
+              const int64_t kh = t / d.kW, kw = t % d.kW;
+              int64_t lo, hi;
+              valid_cols(d, kw * d.dW, lo, hi);
+              float s = 0.f;
+              for (int64_t oh = 0; oh < d.H_out; ++oh) {
+                const int64_t ih = oh * d.sH - d.pH + kh * d.dH;
+                if (ih < 0 || ih >= d.H || hi <= lo) continue;
+                const float* xrow = xp + ih * d.W + kw * d.dW - d.pW;
+                s += dot(dyp + oh * d.W_out + lo, xrow + lo * d.sW, hi - lo, d.sW);
+              }
+              acc[t - t0] += s;
             }
-            acc[t - t0] += s;
           }
+          std::copy(acc, acc + (t1 - t0), part.data() + k * wsize + co * taps + t0);
         }
-        for (int64_t t = t0; t < t1; ++t) dw[co * taps + t] += static_cast<float>(acc[t - t0]);
-      }
     }
+    fold_shards(part.data(), wsize, sum.data());
+    for (int64_t i = 0; i < wsize; ++i) dw[i] += static_cast<float>(sum[size_t(i)]);
   }
 }
 
@@ -159,6 +169,29 @@ void backward_plain(const float* x, const float* w, const float* dy, const ConvD
 bool is_same3x3(const ConvDims& d) {
   return d.kH == 3 && d.kW == 3 && d.sH == 1 && d.sW == 1 && d.dH == 1 && d.dW == 1 && d.pH == 1 &&
          d.pW == 1 && d.W >= 8;
+}
+
+// dw [C_out, 9] (and db [C_out] when fused) += the per-plane partials part [N, C_out, 10] of the "same 3x3"
+// backward (9 taps, then the bias): summed over the images of each batch shard in order (core/shards.h; one
+// shard outside training), the shards folded in shard order. Plain code shared by every SIMD target.
+void add_plane_partials(const double* part, const ConvDims& d, bool fuse_db, float* dw, float* db) {
+  const int64_t shards = local_shards(d.N, "depthwise conv2d"), per = d.N / shards, cols = d.C_out * 10;
+  const int nt = fuse_db ? 10 : 9;
+  std::vector<double> shard_part(static_cast<size_t>(shards * cols)), sum(static_cast<size_t>(cols));  // [shards, C_out, 10]
+  for (int64_t k = 0; k < shards; ++k)
+    for (int64_t co = 0; co < d.C_out; ++co)
+      for (int t = 0; t < nt; ++t) {
+        double s = 0.0;
+        for (int64_t n = k * per; n < (k + 1) * per; ++n) s += part[(n * d.C_out + co) * 10 + t];
+        shard_part[size_t(k * cols + co * 10 + t)] = s;
+      }
+  fold_shards(shard_part.data(), cols, sum.data());
+  for (int64_t co = 0; co < d.C_out; ++co)
+    for (int t = 0; t < nt; ++t) {
+      const float s = static_cast<float>(sum[size_t(co * 10 + t)]);
+      if (t < 9) dw[co * 9 + t] += s;
+      else db[co] += s;
+    }
 }
 
 namespace scalar {
@@ -266,7 +299,6 @@ void depthwise_forward(const float* x, const float* w, const float* b, const Con
 
 void depthwise_backward(const float* x, const float* w, const float* dy, const ConvDims& d, float* dx,
                         float* dw, float* db) {
-  if (dw || db) require_single_process("depthwise conv2d");
   if (is_same3x3(d)) {
 #ifdef CONVLAB_DEPTHWISE_AVX2
     if (use_avx2()) return avx2::backward_same3x3(x, w, dy, d, dx, dw, db);

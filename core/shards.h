@@ -2,9 +2,10 @@
 // the same bits as one process.
 //
 // A global batch of B samples is cut into S contiguous shards of B/S samples (train.batch_shards). Every sum
-// over the batch that training computes (weight and bias gradients of conv2d, batch-norm statistics and their
-// backward sums, the loss) is defined as: one partial per shard, each summed from zero by the op's own fixed
-// order over the shard's samples, then the S partials added in shard order (fold_shards). A process that
+// over the batch that training computes (weight and bias gradients of conv2d, depthwise, transposed and
+// deformable convs and linear layers, batch-norm statistics and their backward sums, the loss) is defined as:
+// one partial per shard, each summed from zero by the op's own fixed order over the shard's samples, then the
+// S partials added in shard order (fold_shards). A process that
 // holds shards [first, first + local) computes their partials, the others arrive through a ShardComm
 // (all-gather in rank order: MPI_Allreduce promises no order, so it is not used), and every process folds
 // the same S numbers in the same order. One process with S shards and N processes with S/N each therefore

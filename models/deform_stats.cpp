@@ -1,6 +1,7 @@
 // models/deform_stats.cpp: sampling points and offset statistics of DeformConv2d layers (models/deform_stats.h).
 // Statistics are sums in double over the points in a fixed order (single-threaded: a few thousand points per
-// image), so they are identical on 1 and 2 threads.
+// image), so they are identical on 1 and 2 threads; in training they are summed per batch shard and folded
+// (core/shards.h), so N processes log the numbers of one.
 #include "models/deform_stats.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/shards.h"
 #include "layers/conv_layers.h"
 
 namespace convlab {
@@ -92,33 +94,46 @@ std::vector<SamplePoint> deform_sample_points(const DeformGeometry& g, const Ten
 DeformStats deform_stats(const DeformGeometry& g, const Tensor& offset, const Tensor& mask) {
   check_tensors(g, offset, mask);
   const int64_t N = offset.size(0), T = g.taps(), OG = g.offset_groups, HWo = g.H_out * g.W_out;
+  // Per batch shard (core/shards.h; one shard outside training): [sum of lengths, outside, regular outside,
+  // 5 mask bins], the counts exact in double; the shards folded in shard order, the maximum over all ranks.
+  constexpr int64_t kSums = 8;
+  const BatchShards& bs = batch_shards();
+  const int64_t shards = local_shards(N, "deform statistics"), per = N / shards;
+  std::vector<double> part(static_cast<size_t>(shards * kSums), 0.0), sum(kSums);
   DeformStats s;
-  s.points = N * OG * T * HWo;
-  if (g.modulated) s.mask_histogram.assign(5, 0.0);
-  double len_sum = 0;
-  int64_t outside = 0, regular_outside = 0;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t og = 0; og < OG; ++og)
-      for (int64_t t = 0; t < T; ++t) {
-        const float* dy = offset.data() + ((n * OG + og) * 2 * T + 2 * t) * HWo;
-        const float* dx = dy + HWo;
-        const float* m = mask.defined() ? mask.data() + ((n * OG + og) * T + t) * HWo : nullptr;
-        for (int64_t oh = 0; oh < g.H_out; ++oh)
-          for (int64_t ow = 0; ow < g.W_out; ++ow) {
-            const int64_t p = oh * g.W_out + ow, by = base_y(g, t, oh), bx = base_x(g, t, ow);
-            const double len = std::hypot(double(dy[p]), double(dx[p]));
-            len_sum += len;
-            s.max_abs_offset = std::max(s.max_abs_offset, len);
-            outside += reads_padding(g, double(static_cast<float>(by) + dy[p]), double(static_cast<float>(bx) + dx[p]));
-            regular_outside += reads_padding(g, double(by), double(bx));
-            if (m && std::isfinite(m[p]))  // a non-finite mask (diverged weights) has no bin
-              s.mask_histogram[static_cast<size_t>(std::clamp(std::floor(m[p] * 5.f), 0.f, 4.f))] += 1;
-          }
-      }
+  s.points = N / shards * bs.total * OG * T * HWo;
+  for (int64_t k = 0; k < shards; ++k) {
+    double* ps = part.data() + k * kSums;
+    for (int64_t n = k * per; n < (k + 1) * per; ++n)
+      for (int64_t og = 0; og < OG; ++og)
+        for (int64_t t = 0; t < T; ++t) {
+          const float* dy = offset.data() + ((n * OG + og) * 2 * T + 2 * t) * HWo;
+          const float* dx = dy + HWo;
+          const float* m = mask.defined() ? mask.data() + ((n * OG + og) * T + t) * HWo : nullptr;
+          for (int64_t oh = 0; oh < g.H_out; ++oh)
+            for (int64_t ow = 0; ow < g.W_out; ++ow) {
+              const int64_t p = oh * g.W_out + ow, by = base_y(g, t, oh), bx = base_x(g, t, ow);
+              const double len = std::hypot(double(dy[p]), double(dx[p]));
+              ps[0] += len;
+              s.max_abs_offset = std::max(s.max_abs_offset, len);
+              ps[1] += reads_padding(g, double(static_cast<float>(by) + dy[p]), double(static_cast<float>(bx) + dx[p]));
+              ps[2] += reads_padding(g, double(by), double(bx));
+              if (m && std::isfinite(m[p]))  // a non-finite mask (diverged weights) has no bin
+                ps[3 + static_cast<size_t>(std::clamp(std::floor(m[p] * 5.f), 0.f, 4.f))] += 1;
+            }
+        }
+  }
+  fold_shards(part.data(), kSums, sum.data());
+  if (bs.distributed()) {  // the largest length of any rank (a maximum: the same in any order)
+    std::vector<double> all(static_cast<size_t>(bs.comm->size()));
+    bs.comm->all_gather(&s.max_abs_offset, sizeof(double), all.data());
+    s.max_abs_offset = *std::max_element(all.begin(), all.end());
+  }
+  if (g.modulated) s.mask_histogram.assign(sum.begin() + 3, sum.end());
   if (s.points > 0) {
-    s.mean_abs_offset = len_sum / double(s.points);
-    s.outside_share = double(outside) / double(s.points);
-    s.regular_outside_share = double(regular_outside) / double(s.points);
+    s.mean_abs_offset = sum[0] / double(s.points);
+    s.outside_share = sum[1] / double(s.points);
+    s.regular_outside_share = sum[2] / double(s.points);
     for (double& h : s.mask_histogram) h /= double(s.points);
   }
   return s;

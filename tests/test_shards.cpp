@@ -4,9 +4,13 @@
 //   - ops: conv2d (dilated, with bias) + batch norm + ReLU + 1x1 conv + cross-entropy on a batch of 4 cut into
 //     4 shards: one process holding all 4 and two ranks holding 2 each give bit-identical loss, weight and bias
 //     gradients, batch-norm running statistics, and input gradients of the same samples;
-//   - ops whose batch sums are not sharded refuse to run spread over ranks, naming the op;
-//   - the training loop: a short hdc_seg run on two ranks ends with the checkpoint tensors and metrics of one
-//     process with the same train.batch_shards; a global batch that the ranks cannot split is refused naming
+//   - depthwise conv2d (the "same 3x3" kernel and the plain one: stride 2, dilation 2, channel multiplier 2) and
+//     deform_conv2d v1 / v2 on batches cut into shards: one process holding all shards and two ranks holding half
+//     each give bit-identical weight and bias gradients, and outputs and input / offset / mask gradients of the
+//     same samples (the deform case with one image per rank too, where a rank's GEMMs would otherwise be split);
+//   - ops whose batch sums are not sharded (matmul, mse_loss, sum) refuse to run spread over ranks, naming the op;
+//   - the training loop: a short hdc_seg and deform_seg run on two ranks end with the checkpoint tensors and
+//     metrics of one process with the same train.batch_shards; a global batch that the ranks cannot split is refused naming
 //     both numbers.
 // tests/test_mpi_train.sh runs the real thing under mpirun.
 #include <gtest/gtest.h>
@@ -283,6 +287,119 @@ TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughLinearAndDropout) {
   }
 }
 
+// ---- single ops: two ranks against one process on the same global batch
+
+// Samples [n0, n0 + n) of a batch tensor [N, ...].
+Tensor batch_rows(const Tensor& all, int64_t n0, int64_t n) {
+  Shape sh = all.shape();
+  const int64_t per = all.numel() / sh[0];
+  sh[0] = n;
+  Tensor t = Tensor::empty(sh);
+  std::memcpy(t.data(), all.data() + n0 * per, sizeof(float) * size_t(n * per));
+  return t;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
+
+// What an op run on samples [n0, n0 + n) gives: gradients summed over the batch (weight, bias), and tensors with
+// one row per sample (the output, input gradients), each named.
+struct OpBits {
+  std::vector<std::pair<std::string, std::vector<float>>> summed, per_sample;
+};
+
+// run(n0, n) on one process holding all S shards of a batch of N, and on two ranks holding S/2 shards (N/2
+// samples) each: the summed tensors bit for bit, the per-sample ones the rank's rows of the one-process tensor.
+template <typename Run>
+void expect_two_ranks_give_one_process(int64_t N, int64_t S, Run run) {
+  OpBits one;
+  {
+    ShardScope s({.total = S, .first = 0, .local = S});
+    one = run(0, N);
+  }
+  OpBits part[2];
+  two_ranks([&](int r, ThreadComm& comm) {
+    ShardScope s({.total = S, .first = r * S / 2, .local = S / 2, .comm = &comm});
+    part[r] = run(r * N / 2, N / 2);
+  });
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_EQ(part[r].summed.size(), one.summed.size());
+    ASSERT_EQ(part[r].per_sample.size(), one.per_sample.size());
+    for (size_t i = 0; i < one.summed.size(); ++i)
+      EXPECT_TRUE(same_bits(part[r].summed[i].second, one.summed[i].second)) << "rank " << r << " " << one.summed[i].first;
+    for (size_t i = 0; i < one.per_sample.size(); ++i) {
+      const auto& all = one.per_sample[i].second;
+      const long half = long(all.size()) / 2;
+      const std::vector<float> mine(all.begin() + r * half, all.begin() + (r + 1) * half);
+      EXPECT_TRUE(same_bits(part[r].per_sample[i].second, mine)) << "rank " << r << " " << one.per_sample[i].first;
+    }
+  }
+}
+
+// Depthwise conv2d (groups = C = 3, weight [3*mult, 1, k, k], bias) on samples [n0, n0 + n) of a batch of N,
+// backward from a fixed upstream gradient.
+OpBits run_depthwise(int64_t n0, int64_t n, int64_t N, int64_t H, int64_t W, int64_t k, int64_t mult,
+                     const Conv2dArgs& a) {
+  const int64_t C = 3;
+  Tensor x = batch_rows(random_tensor({N, C, H, W}, 51), n0, n);
+  Tensor w = random_tensor({C * mult, 1, k, k}, 52, -0.5f, 0.5f), b = random_tensor({C * mult}, 53);
+  for (Tensor* t : {&x, &w, &b}) t->set_requires_grad(true);
+  Tensor y = conv2d(x, w, b, a);
+  Shape gs = y.shape();
+  gs[0] = N;
+  y.backward(batch_rows(random_tensor(gs, 54), n0, n));
+  return {{{"weight gradient", values(w.grad())}, {"bias gradient", values(b.grad())}},
+          {{"output", values(y)}, {"input gradient", values(x.grad())}}};
+}
+
+TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughDepthwiseSame3x3) {
+  Conv2dArgs a;  // 3x3, stride 1, padding 1, W >= 8: the "same 3x3" kernel (dw and db fused)
+  a.padding = {1, 1};
+  a.groups = 3;
+  expect_two_ranks_give_one_process(8, 4, [&](int64_t n0, int64_t n) { return run_depthwise(n0, n, 8, 9, 10, 3, 1, a); });
+  expect_two_ranks_give_one_process(4, 2, [&](int64_t n0, int64_t n) { return run_depthwise(n0, n, 4, 7, 12, 3, 2, a); });
+}
+
+TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughDepthwiseStridedDilated) {
+  Conv2dArgs a;  // the plain kernel: stride 2, dilation 2, channel multiplier 2
+  a.stride = {2, 2};
+  a.padding = {2, 2};
+  a.dilation = {2, 2};
+  a.groups = 3;
+  expect_two_ranks_give_one_process(8, 4, [&](int64_t n0, int64_t n) { return run_depthwise(n0, n, 8, 11, 9, 3, 2, a); });
+}
+
+// deform_conv2d (groups 2, offset groups 2, bias; v2 with a mask) on samples [n0, n0 + n) of a batch of N,
+// offsets up to 1.5 pixels (points off the grid and outside the image), backward from a fixed upstream gradient.
+OpBits run_deform(int64_t n0, int64_t n, int64_t N, bool v2) {
+  const int64_t Cin = 4, Cout = 6, H = 7, W = 6, OG = 2, T = 9;
+  Tensor x = batch_rows(random_tensor({N, Cin, H, W}, 61), n0, n);
+  Tensor off = batch_rows(random_tensor({N, 2 * OG * T, H, W}, 62, -1.5f, 1.5f), n0, n);
+  Tensor mask = v2 ? batch_rows(random_tensor({N, OG * T, H, W}, 63, 0.f, 1.f), n0, n) : Tensor();
+  Tensor w = random_tensor({Cout, Cin / 2, 3, 3}, 64, -0.5f, 0.5f), b = random_tensor({Cout}, 65);
+  for (Tensor* t : {&x, &off, &w, &b}) t->set_requires_grad(true);
+  if (v2) mask.set_requires_grad(true);
+  DeformConv2dArgs a;
+  a.padding = {1, 1};
+  Tensor y = deform_conv2d(x, off, w, b, mask, a);  // [n, 6, 7, 6]
+  y.backward(batch_rows(random_tensor({N, Cout, H, W}, 66), n0, n));
+  OpBits r{{{"weight gradient", values(w.grad())}, {"bias gradient", values(b.grad())}},
+           {{"output", values(y)}, {"input gradient", values(x.grad())}, {"offset gradient", values(off.grad())}}};
+  if (v2) r.per_sample.push_back({"mask gradient", values(mask.grad())});
+  return r;
+}
+
+TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughDeformConvV1AndV2) {
+  for (const bool v2 : {false, true}) {
+    SCOPED_TRACE(v2 ? "v2" : "v1");
+    // 4 shards of 2 images; then 2 shards of 1 image: each rank holds one image (the path that splits phases
+    // over threads), one process two.
+    expect_two_ranks_give_one_process(8, 4, [&](int64_t n0, int64_t n) { return run_deform(n0, n, 8, v2); });
+    expect_two_ranks_give_one_process(2, 2, [&](int64_t n0, int64_t n) { return run_deform(n0, n, 2, v2); });
+  }
+}
+
 TEST(Shards, FoldAddsTheShardsInOrderAndCutsTheBatch) {
   const float p[3] = {1e8f, 1.f, -1e8f};  // in order: (1e8 + 1) - 1e8 = 0 in float; another order gives 1
   float out = -1;
@@ -302,27 +419,22 @@ TEST(Shards, FoldAddsTheShardsInOrderAndCutsTheBatch) {
 }
 
 TEST(Shards, OpsWithUnshardedBatchSumsRefuseToRunSpreadOverRanks) {
-  std::string err[2][4];
+  std::string err[2][3];
   two_ranks([&](int r, ThreadComm& comm) {
     ShardScope s({.total = 2, .first = r, .local = 1, .comm = &comm});
-    Tensor x = random_tensor({1, 2, 5, 5}, 1), w = random_tensor({3, 2, 3, 3}, 2);
+    Tensor w = random_tensor({3, 2, 3, 3}, 2);
     w.set_requires_grad(true);
-    err[r][0] = error_of([&] {
-      Tensor y = deform_conv2d(x, Tensor::zeros({1, 18, 3, 3}), w, Tensor(), Tensor(), DeformConv2dArgs{});
-      y.backward(Tensor::ones(y.shape()));
-    });
     Tensor lw = random_tensor({4, 3}, 3);
     lw.set_requires_grad(true);
-    err[r][1] = error_of([&] { matmul(random_tensor({1, 4}, 4), lw); });
-    err[r][2] = error_of([&] { mse_loss(random_tensor({1, 1}, 5), random_tensor({1, 1}, 6)); });
-    err[r][3] = error_of([&] { sum(w); });
+    err[r][0] = error_of([&] { matmul(random_tensor({1, 4}, 4), lw); });
+    err[r][1] = error_of([&] { mse_loss(random_tensor({1, 1}, 5), random_tensor({1, 1}, 6)); });
+    err[r][2] = error_of([&] { sum(w); });
   });
   for (int r = 0; r < 2; ++r) {
-    EXPECT_NE(err[r][0].find("deform_conv2d"), std::string::npos) << err[r][0];
+    EXPECT_NE(err[r][0].find("matmul"), std::string::npos) << err[r][0];
     EXPECT_NE(err[r][0].find("2 processes"), std::string::npos) << err[r][0];
-    EXPECT_NE(err[r][1].find("matmul"), std::string::npos) << err[r][1];
-    EXPECT_NE(err[r][2].find("mse_loss"), std::string::npos) << err[r][2];
-    EXPECT_NE(err[r][3].find("sum: its gradient sums"), std::string::npos) << err[r][3];
+    EXPECT_NE(err[r][1].find("mse_loss"), std::string::npos) << err[r][1];
+    EXPECT_NE(err[r][2].find("sum: its gradient sums"), std::string::npos) << err[r][2];
   }
 }
 
@@ -346,11 +458,13 @@ std::vector<double> losses(const std::string& metrics) {
   return out;
 }
 
-TEST(Shards, TrainingOnTwoRanksEndsWhereOneProcessEnds) {
-  const json config = load_config(testing::source_path("configs/hdc_seg.json"),
+// A short run of configs/NAME.json (3 steps of 4 images at 32x32, 2 shards, a validation at the end) in one
+// process and on two ranks: the same checkpoint tensors and logged losses / mIoU.
+void expect_seg_run_on_two_ranks_ends_where_one_process_ends(const std::string& name) {
+  const json config = load_config(testing::source_path("configs/" + name + ".json"),
                                   {"train.steps=3", "train.batch_size=4", "train.batch_shards=2", "train.val_every=3",
                                    "train.log_every=1", "data.image_size=32", "data.val_size=8"});
-  const std::string one_dir = testing::temp_dir("shards_one"), two_dir = testing::temp_dir("shards_two");
+  const std::string one_dir = testing::temp_dir(name + "_shards_one"), two_dir = testing::temp_dir(name + "_shards_two");
   run_training(*segmentation_training(config), TrainFlags{.runs_dir = one_dir});
   std::string err[2];
   json summary[2];
@@ -362,10 +476,31 @@ TEST(Shards, TrainingOnTwoRanksEndsWhereOneProcessEnds) {
   EXPECT_EQ(summary[0]["processes"], 2);
   EXPECT_EQ(summary[0]["batch_shards"], 2);
   for (const std::string f : {"model.safetensors", "optimizer.safetensors"})
-    EXPECT_TRUE(tensor_bytes(one_dir + "/hdc_seg/" + f) == tensor_bytes(two_dir + "/hdc_seg/" + f)) << f << " differs";
-  const auto l1 = losses(one_dir + "/hdc_seg/metrics.jsonl"), l2 = losses(two_dir + "/hdc_seg/metrics.jsonl");
+    EXPECT_TRUE(tensor_bytes(one_dir + "/" + name + "/" + f) == tensor_bytes(two_dir + "/" + name + "/" + f)) << f << " differs";
+  const auto l1 = losses(one_dir + "/" + name + "/metrics.jsonl"), l2 = losses(two_dir + "/" + name + "/metrics.jsonl");
   EXPECT_EQ(l1.size(), 5u);  // 3 log rows, the validation's loss and mIoU
   EXPECT_EQ(l1, l2);
+  // The offset statistics of deformable layers (none in other configs): of the global batch at a log step, of the
+  // last validation batch at a validation.
+  auto deform = [](const std::string& path) {
+    std::vector<std::string> out;
+    std::ifstream f(path);
+    for (std::string line; std::getline(f, line);) {
+      const json j = json::parse(line);
+      if (j.contains("deform")) out.push_back(j["deform"].dump());
+    }
+    return out;
+  };
+  const auto d1 = deform(one_dir + "/" + name + "/metrics.jsonl"), d2 = deform(two_dir + "/" + name + "/metrics.jsonl");
+  EXPECT_EQ(d1.size(), name == "deform_seg" ? 4u : 0u);
+  EXPECT_EQ(d1, d2);
+}
+
+TEST(Shards, TrainingOnTwoRanksEndsWhereOneProcessEnds) { expect_seg_run_on_two_ranks_ends_where_one_process_ends("hdc_seg"); }
+
+// Deformable v2 convs (their offset / mask predictors are conv2ds) between conv2ds and batch norms.
+TEST(Shards, DeformSegTrainingOnTwoRanksEndsWhereOneProcessEnds) {
+  expect_seg_run_on_two_ranks_ends_where_one_process_ends("deform_seg");
 }
 
 TEST(Shards, GanTrainingOnTwoRanksEndsWhereOneProcessEnds) {

@@ -212,7 +212,10 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
     if (done % plan.log_every == 0 || done == plan.steps) {
       json rec = {{"step", done}, {"split", "train"}};
       std::vector<std::string> extra;
-      task.log(done, rec, extra);
+      {
+        ShardScope scope(shards);  // the step's shards: statistics of the step's batch fold like its sums
+        task.log(done, rec, extra);
+      }
       rec["images_per_s"] = ips;
       rec["seconds"] = secs;
       if (comm) {  // data parallel: time inside the exchanges since the run started (waiting included), bytes sent

@@ -69,6 +69,23 @@ std::string printf_str(const char* fmt, double a, double b = 0, double c = 0) {
   return buf;
 }
 
+// Validation batches [val_first_batch(r), val_first_batch(r + 1)) of nbatch run on process r of P: rank 0 the
+// first ones (the picture's), also when there are fewer batches than processes.
+int64_t val_first_batch(int64_t nbatch, int64_t P, int64_t r) { return (nbatch * r + P - 1) / P; }
+
+// Rank `owner`'s `mine` on every process (a collective: every process calls it).
+std::string from_rank(ShardComm& comm, int64_t owner, const std::string& mine) {
+  const int64_t P = comm.size(), len = int64_t(mine.size());
+  std::vector<int64_t> lens(static_cast<size_t>(P));
+  comm.all_gather(&len, sizeof(int64_t), lens.data());
+  const int64_t width = *std::max_element(lens.begin(), lens.end());
+  std::string padded = mine;
+  padded.resize(static_cast<size_t>(width));
+  std::string all(static_cast<size_t>(P * width), '\0');
+  comm.all_gather(padded.data(), width, all.data());
+  return all.substr(static_cast<size_t>(owner * width), static_cast<size_t>(lens[size_t(owner)]));
+}
+
 // Validation: loss, metrics, and the picture of the first grid_images images (none when png_path is empty).
 // With several processes (comm), each takes a contiguous share of the batches; the per-batch losses and the
 // metric counts are gathered, so every process returns what one process computes (the losses added in batch
@@ -79,9 +96,7 @@ json validate(SegTask& t, const std::string& png_path, ShardComm* comm = nullptr
   SegMetrics metrics(t.val_set->num_classes());
   const int64_t n = t.val_set->size(), B = t.train.batch_size, nbatch = (n + B - 1) / B;
   const int64_t P = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
-  // Process r runs batches [bound(r), bound(r + 1)): rank 0 the first ones (the picture's), also when there are
-  // fewer batches than processes.
-  auto bound = [&](int64_t r) { return (nbatch * r + P - 1) / P; };
+  auto bound = [&](int64_t r) { return val_first_batch(nbatch, P, r); };
   const int64_t first = bound(rank), last = bound(rank + 1);
   std::vector<float> batch_loss(static_cast<size_t>(nbatch), 0.f);
   std::vector<std::vector<RgbImage>> rows;
@@ -209,7 +224,17 @@ class SegmentationTraining final : public TrainingTask {
     v.record = convlab::validate(t_, run_dir.empty() ? "" : run_dir + "/val_" + std::to_string(done) + ".png", comm());
     v.record["split"] = "val";
     const SegSample v0 = t_.val_set->get(0);  // offsets of the last validation batch
-    const std::string deform_val = log_deform_stats(*t_.model, {1, 3, v0.H, v0.W}, v.record);
+    json deform;
+    std::string deform_val = log_deform_stats(*t_.model, {1, 3, v0.H, v0.W}, deform);
+    if (comm() && comm()->size() > 1) {  // the last batch ran on one process: its statistics, on every process
+      const int64_t B = t_.train.batch_size, nbatch = (t_.val_set->size() + B - 1) / B, P = comm()->size();
+      int64_t owner = P - 1;  // the last process with a batch (rank 0 when there is none)
+      while (owner > 0 && val_first_batch(nbatch, P, owner) > nbatch - 1) --owner;
+      const json got = json::parse(from_rank(*comm(), owner, json{{"record", deform}, {"line", deform_val}}.dump()));
+      deform = got["record"];
+      deform_val = got["line"].get<std::string>();
+    }
+    if (deform.contains("deform")) v.record["deform"] = deform["deform"];
     v.lines.push_back("val step " + std::to_string(done) + ": " +
                       printf_str("loss %.4f mIoU %.2f%% pixel acc %.2f%%", v.record["loss"].get<double>(),
                                  100 * v.record["miou"].get<double>(), 100 * v.record["pixel_accuracy"].get<double>()));
