@@ -372,7 +372,9 @@ StudyResult compare_command(const CompareCommand& c) {
       fs::create_directories(runs_dir);
       fs::create_directories(pics);
       info.clear();
-      if (c.comm && c.comm->size() > 1) {  // distributed: this rank's share of the runs first (see CompareCommand)
+      if (c.comm && c.comm->size() > 1 && c.estimate_only) {  // nothing to train: rank 0 times the variants alone
+        if (c.comm->rank() != 0) return {};
+      } else if (c.comm && c.comm->size() > 1) {  // distributed: this rank's share of the runs first (see CompareCommand)
         const int64_t P = c.comm->size(), rank = c.comm->rank();
         // The runs still to train, as rank 0 sees the folders: every rank deals out the same list, and the
         // exchange makes sure no rank starts training before every rank has looked.
