@@ -6,7 +6,8 @@
 #      The same for 20 DCGAN iterations (configs/dcgan_mnist_ttur.json on the embedded shapes data).
 #   2. A global batch the ranks cannot split (15 over 2) is refused before training, naming both numbers.
 #   3. compare --quick over 2 ranks gives the results.json numbers of a serial compare.
-#   4. compare of one run with train.batch_shards=2 on 2 ranks: trained data-parallel, the serial numbers.
+#   4. compare of one run with train.batch_shards=2 on 2 ranks: trained data-parallel, the serial numbers; with
+#      it unset, one line says that a rank idles and how to use it.
 #   5. A rank killed mid-run: mpirun stops the other within a bounded time, the survivor says in one line which
 #      rank stopped answering, and the last checkpoint still loads. A rank that hangs (SIGSTOP): the other gives
 #      up after --exchange-timeout and says so.
@@ -115,6 +116,13 @@ PY
 grep -q "hdc_s0: trained by ranks 0-1 (data-parallel)" "$WORK/one.log" ||
   { cat "$WORK/one.log"; echo "FAIL: no line saying ranks 0-1 trained the run"; exit 1; }
 echo "ok: one compare run with train.batch_shards=2 trains on both ranks with the numbers of a serial compare"
+# The same run without train.batch_shards (S = 1): rank 1 idles, and rank 0 says so in one line with the remedy.
+sed 's/ "train.batch_shards=2",//' "$WORK/one_run.json" >"$WORK/one_s1.json"
+"${MPIRUN[@]}" "$BIN" compare "$WORK/one_s1.json" --out "$WORK/one_s1" >"$WORK/one_s1.log" 2>&1 ||
+  { cat "$WORK/one_s1.log"; echo "FAIL: mpirun -np 2 convlab compare (one run, S = 1) failed"; exit 1; }
+[ "$(grep -c 'idle (a run is split over processes only when its train.batch_shards is a multiple of their number: add e.g. "train.batch_shards=2" to the experiment.s "set")' "$WORK/one_s1.log")" = 1 ] ||
+  { cat "$WORK/one_s1.log"; echo "FAIL: no single line saying that rank 1 idles and how to use it"; exit 1; }
+echo "ok: with train.batch_shards unset the spare rank idles and rank 0 says so once"
 fi
 
 # Signal rank 1 once a checkpoint exists (run_and_signal NAME SIGNAL [train options]): mpirun must end the run

@@ -422,8 +422,8 @@ StudyResult compare_command(const CompareCommand& c) {
           CL_FAIL("compare " << e.file << ": stopped: another process failed (its message says why)");
         }
         if (rank != 0) return {};
-        say("compare " + e.name + ": " + std::to_string(todo.size()) + " runs trained over " + std::to_string(P) +
-            " processes\n");
+        say("compare " + e.name + ": " + std::to_string(todo.size()) + (todo.size() == 1 ? " run" : " runs") +
+            " trained over " + std::to_string(P) + " processes\n");
       }
     }
     for (size_t i = 0; i < e.variants.size(); ++i) {
