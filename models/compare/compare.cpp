@@ -363,6 +363,7 @@ StudyResult compare_command(const CompareCommand& c) {
   // 1. Resolve and check every variant before anything is written or trained.
   std::vector<json> cfgs, info;
   std::set<std::string> trained_now;  // distributed: the runs the ranks trained before rank 0 assembles the results
+  bool fresh = c.fresh;  // --fresh; false once the ranks of a distributed compare have retrained every run
   int64_t canvas = 0;  // the largest coverage window: every variant's map is drawn on it, at one scale
   for (size_t pass = 0; pass < 2; ++pass) {  // pass 0 checks; pass 1 (cheap: shape arithmetic) draws the coverage
     if (pass == 1) {
@@ -422,6 +423,7 @@ StudyResult compare_command(const CompareCommand& c) {
           CL_FAIL("compare " << e.file << ": stopped: another process failed (its message says why)");
         }
         if (rank != 0) return {};
+        fresh = false;
         say("compare " + e.name + ": " + std::to_string(todo.size()) + (todo.size() == 1 ? " run" : " runs") +
             " trained over " + std::to_string(P) + " processes\n");
       }
@@ -465,7 +467,7 @@ StudyResult compare_command(const CompareCommand& c) {
     const double per_run = step_s.back() * (double(steps) + double(steps / e.val_every) * double((val_size + B - 1) / B) / 3.0);
     for (int64_t seed : e.seeds) {
       const json cfg = with_seed(cfgs[i], e.variants[i], seed);
-      if (run_state(runs_dir / cfg["name"].get<std::string>(), cfg, c.fresh) != RunState::finished) estimate += per_run, ++todo;
+      if (run_state(runs_dir / cfg["name"].get<std::string>(), cfg, fresh) != RunState::finished) estimate += per_run, ++todo;
     }
   }
   say("compare " + e.name + (e.preset == "full" ? "" : " (" + e.preset + ")") + ": " + std::to_string(e.variants.size()) + " variants x " +
@@ -504,7 +506,7 @@ StudyResult compare_command(const CompareCommand& c) {
     for (size_t i = 0; i < e.variants.size(); ++i) {
       const json cfg = with_seed(cfgs[i], e.variants[i], seed);
       const fs::path d = runs_dir / cfg["name"].get<std::string>();
-      const RunState state = run_state(d, cfg, c.fresh);
+      const RunState state = run_state(d, cfg, fresh);
       const bool finished = state == RunState::finished, resume = state == RunState::resume;
       json timing;
       std::string tag = "[";  // appended piecewise: GCC 12's -Wrestrict misfires on "[" + std::string here at -O3
