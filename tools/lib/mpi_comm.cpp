@@ -108,18 +108,19 @@ void MpiComm::exchange(const void* mine, int64_t bytes, void* all, const char* d
   const double t0 = MPI_Wtime();
   constexpr int kTag = 14;
   std::vector<MPI_Request> reqs;  // receives first, in rank order (skipping this one), then the sends
-  std::vector<int> from;
+  std::vector<int> peer;          // the other process of each request
   reqs.reserve(2 * size_t(size_));
   int rc = MPI_SUCCESS;
   for (int r = 0; r < size_ && rc == MPI_SUCCESS; ++r)
     if (r != rank_) {
       reqs.emplace_back();
-      from.push_back(r);
+      peer.push_back(r);
       rc = MPI_Irecv(out + int64_t(r) * bytes, int(bytes), MPI_BYTE, r, kTag, h_->comm, &reqs.back());
     }
   for (int r = 0; r < size_ && rc == MPI_SUCCESS; ++r)
     if (r != rank_) {
       reqs.emplace_back();
+      peer.push_back(r);
       rc = MPI_Isend(mine, int(bytes), MPI_BYTE, r, kTag, h_->comm, &reqs.back());
     }
   double stop_seen = -1;  // when the launcher's SIGTERM was first seen here
@@ -150,13 +151,20 @@ void MpiComm::exchange(const void* mine, int64_t bytes, void* all, const char* d
     return;
   }
   lost_ = true;
+  // Who: the processes whose message has not arrived; when every message arrived, those that have not taken
+  // this one's (a large message waits for its receiver, which may have stopped right after sending).
+  std::vector<bool> pending(reqs.size(), false);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    int got = 0;
+    pending[i] = !(MPI_Test(&reqs[i], &got, MPI_STATUS_IGNORE) == MPI_SUCCESS && got);
+  }
+  const size_t receives = size_t(size_ - 1);
+  bool any_receive = false;
+  for (size_t i = 0; i < receives && i < reqs.size(); ++i) any_receive = any_receive || pending[i];
   std::ostringstream who;
   int missing = 0;
-  for (size_t i = 0; i < from.size(); ++i) {
-    int got = 0;
-    if (MPI_Test(&reqs[i], &got, MPI_STATUS_IGNORE) == MPI_SUCCESS && got) continue;
-    who << (missing++ ? ", " : "") << world_[size_t(from[i])];
-  }
+  for (size_t i = any_receive ? 0 : receives; i < (any_receive ? receives : reqs.size()) && i < reqs.size(); ++i)
+    if (pending[i]) who << (missing++ ? ", " : "") << world_[size_t(peer[i])];
   if (rc != MPI_SUCCESS) {
     char text[MPI_MAX_ERROR_STRING] = {};
     int len = 0;
@@ -164,7 +172,7 @@ void MpiComm::exchange(const void* mine, int64_t bytes, void* all, const char* d
     CL_FAIL("the exchange with " << (missing ? (missing > 1 ? "ranks " : "rank ") + who.str() : std::string("another rank"))
                                  << " failed " << during << " (" << text << ": a process died or its machine is unreachable)");
   }
-  if (missing == 0) who << "another rank";  // every message arrived, only a send is pending
+  if (missing == 0) who << "another rank";
   const std::string timeout_hint = why.rfind("did not", 0) == 0 ? "; --exchange-timeout sets the limit" : "";
   CL_FAIL((missing > 1 ? "ranks " : missing == 1 ? "rank " : "") << who.str() << " " << why << " " << during
           << (timeout_hint.empty() ? " (a process died or was killed)" : " (a process hangs or its machine froze" + timeout_hint + ")"));
