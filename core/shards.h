@@ -15,10 +15,11 @@
 // the identity: the ops compute exactly what they always did.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 namespace convlab {
 
-// How processes exchange shard partials (an MPI communicator in the CLI, models/train/mpi_comm.h).
+// How processes exchange shard partials (an MPI communicator in the CLI, tools/lib/mpi_comm.h).
 class ShardComm {
  public:
   virtual ~ShardComm() = default;
@@ -28,6 +29,15 @@ class ShardComm {
   virtual void all_gather(const void* mine, int64_t bytes, void* all) = 0;
   // True on every process when `mine` is true on any (agreeing on a stop, a failure).
   virtual bool any(bool mine) = 0;
+  // any() for a wait that includes the other processes' long work (a distributed compare waiting for the runs
+  // of the others): an implementation that gives up on a process after a time limit does not apply it here.
+  virtual bool any_unbounded(bool mine) { return any(mine); }
+  // The processes that pass the same color >= 0 form a new ShardComm, ranked as here; color < 0: this process
+  // joins none (null). Call on every process (a collective). Throws convlab::Error when this comm cannot split.
+  virtual std::unique_ptr<ShardComm> split(int color);
+  // True once an exchange was given up because a process stopped answering (its convlab::Error said which);
+  // no further exchange may be started.
+  virtual bool lost() const { return false; }
   // Totals since the start, for the training log: wall seconds spent inside exchanges (including waiting for
   // the slowest process) and bytes this process contributed.
   virtual double exchange_seconds() const { return 0; }

@@ -32,7 +32,10 @@ void SegMetrics::add_counts(const std::vector<int64_t>& v) {
   for (auto& b : bconf_)
     for (size_t i = 0; i < cc; ++i) b[i] += v[k++];
   for (auto& b : bclasses_)
-    for (size_t i = 0; i < b.size(); ++i) b[i] = b[i] || v[k++] != 0;
+    for (size_t i = 0; i < b.size(); ++i) {
+      const bool seen = v[k++] != 0;  // read every entry: `b[i] || v[k++]` would skip one when b[i] is set
+      b[i] = b[i] || seen;
+    }
 }
 
 void SegMetrics::add(const int32_t* pred, const int32_t* label, const int32_t* bucket, int64_t n) {

@@ -6,9 +6,13 @@
 #      The same for 20 DCGAN iterations (configs/dcgan_mnist_ttur.json on the embedded shapes data).
 #   2. A global batch the ranks cannot split (15 over 2) is refused before training, naming both numbers.
 #   3. compare --quick over 2 ranks gives the results.json numbers of a serial compare.
-#   4. A rank killed mid-run: mpirun stops the other within a bounded time and the last checkpoint still loads.
+#   4. compare of one run with train.batch_shards=2 on 2 ranks: trained data-parallel, the serial numbers; with
+#      it unset, one line says that a rank idles and how to use it.
+#   5. A rank killed mid-run: mpirun stops the other within a bounded time, the survivor says in one line which
+#      rank stopped answering, and the last checkpoint still loads. A rank that hangs (SIGSTOP): the other gives
+#      up after --exchange-timeout and says so.
 # Exit 77 (ctest: skipped) when mpirun is missing, saying so. A second argument --short (sanitizer builds) leaves
-# out 3.
+# out 3 and 4 (the distributed compares).
 set -euo pipefail
 BIN="$1"
 MODE="${2:-}"
@@ -61,7 +65,7 @@ echo "ok: an unsplittable batch is refused with one line naming both numbers"
 
 # A distributed compare --quick: the same results.json numbers as a serial one (timings aside).
 if [ "$MODE" = "--short" ]; then
-  echo "skipped in this build (--short): the distributed compare"
+  echo "skipped in this build (--short): the distributed compares"
 else
 EXP="$SRC/configs/experiments/gridding_vs_hdc.json"
 OMP_NUM_THREADS=2 "$BIN" compare "$EXP" --quick --out "$WORK/cmp_serial" -q >/dev/null
@@ -79,30 +83,88 @@ if a != b:
     print("differs in", [k for k in a if a[k] != b.get(k)]); sys.exit(1)
 PY
 echo "ok: compare --quick over 2 ranks writes the numbers of a serial compare"
+
+# One run on 2 ranks, train.batch_shards=2: the two ranks train it together (data-parallel), with the
+# results.json numbers of the serial compare.
+cat >"$WORK/one_run.json" <<EOF
+{"name": "one_run", "variants": [{"name": "hdc", "config": "$SRC/configs/hdc_seg.json"}], "seeds": [0],
+ "budgets": [6], "val_every": 6,
+ "set": ["data.image_size=32", "data.val_size=16", "train.batch_size=8", "train.batch_shards=2",
+         "schedule.warmup_steps=2", "train.grid_images=2", "train.log_every=3"]}
+EOF
+OMP_NUM_THREADS=2 "$BIN" compare "$WORK/one_run.json" --out "$WORK/one_serial" -q >/dev/null
+"${MPIRUN[@]}" "$BIN" compare "$WORK/one_run.json" --out "$WORK/one_dist" >"$WORK/one.log" 2>&1 ||
+  { cat "$WORK/one.log"; echo "FAIL: mpirun -np 2 convlab compare (one run) failed"; exit 1; }
+python3 - "$WORK/one_serial/results.json" "$WORK/one_dist/results.json" <<'PY' || { echo "FAIL: data-parallel compare run differs"; exit 1; }
+import json, sys
+CLOCK = {"timing", "step_seconds_probe", "wall_s", "cpu_s", "time", "out", "run_dir"}
+def strip(j):
+    if isinstance(j, dict): return {k: strip(v) for k, v in j.items() if k not in CLOCK}
+    if isinstance(j, list): return [strip(v) for v in j]
+    return j
+a, b = (strip(json.load(open(p))) for p in sys.argv[1:3])
+if a != b:
+    print("differs in", [k for k in a if a[k] != b.get(k)]); sys.exit(1)
+PY
+python3 - "$WORK/one_dist/runs/hdc_s0/summary.json" "$WORK/one_serial/runs/hdc_s0/summary.json" <<'PY' ||
+import json, sys
+d, s = (json.load(open(p)) for p in sys.argv[1:3])
+assert (d["processes"], d["batch_shards"], s["processes"], s["batch_shards"]) == (2, 2, 1, 2), (d, s)
+assert d["exchange_bytes_per_step"] > 0, d
+PY
+  { echo "FAIL: the run was not trained data-parallel on 2 processes"; exit 1; }
+grep -q "hdc_s0: trained by ranks 0-1 (data-parallel)" "$WORK/one.log" ||
+  { cat "$WORK/one.log"; echo "FAIL: no line saying ranks 0-1 trained the run"; exit 1; }
+echo "ok: one compare run with train.batch_shards=2 trains on both ranks with the numbers of a serial compare"
+# The same run without train.batch_shards (S = 1): rank 1 idles, and rank 0 says so in one line with the remedy.
+sed 's/ "train.batch_shards=2",//' "$WORK/one_run.json" >"$WORK/one_s1.json"
+"${MPIRUN[@]}" "$BIN" compare "$WORK/one_s1.json" --out "$WORK/one_s1" >"$WORK/one_s1.log" 2>&1 ||
+  { cat "$WORK/one_s1.log"; echo "FAIL: mpirun -np 2 convlab compare (one run, S = 1) failed"; exit 1; }
+[ "$(grep -c 'idle (a run is split over processes only when its train.batch_shards is a multiple of their number: add e.g. "train.batch_shards=2" to the experiment.s "set")' "$WORK/one_s1.log")" = 1 ] ||
+  { cat "$WORK/one_s1.log"; echo "FAIL: no single line saying that rank 1 idles and how to use it"; exit 1; }
+echo "ok: with train.batch_shards unset the spare rank idles and rank 0 says so once"
 fi
 
-# Kill rank 1 once a checkpoint exists; mpirun must end the run (non-zero) and the checkpoint must load.
-"${MPIRUN[@]}" "$BIN" train "$SRC/configs/hdc_seg.json" --set train.steps=400 --set train.checkpoint_every=2 \
-  --set train.val_every=400 --set train.batch_size=4 --set data.image_size=32 --runs "$WORK/kill" -q \
-  >"$WORK/kill.log" 2>&1 &
-MPI_PID=$!
-for _ in $(seq 1 600); do
-  [ -e "$WORK/kill/hdc_seg/model.safetensors" ] && break
-  sleep 0.1
-done
-[ -e "$WORK/kill/hdc_seg/model.safetensors" ] || { kill "$MPI_PID" 2>/dev/null; echo "FAIL: no checkpoint within 60 s"; exit 1; }
-RANK1=""
-for p in $(pgrep -f -- "--runs $WORK/kill"); do
-  [ "$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -c '^OMPI_COMM_WORLD_RANK=1$')" = 1 ] && RANK1=$p
-done
-[ -n "$RANK1" ] || { kill "$MPI_PID"; echo "FAIL: rank 1 not found"; exit 1; }
-kill -9 "$RANK1"
-T0=$(date +%s)
-STATUS=0
-for _ in $(seq 1 600); do kill -0 "$MPI_PID" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$MPI_PID" 2>/dev/null; then kill -9 "$MPI_PID"; echo "FAIL: the run went on 60 s after rank 1 died"; exit 1; fi
-wait "$MPI_PID" || STATUS=$?
-[ "$STATUS" != 0 ] || { echo "FAIL: mpirun exited 0 after a rank died"; exit 1; }
-"$BIN" eval --checkpoint "$WORK/kill/hdc_seg/model.safetensors" --set data.val_size=8 >/dev/null ||
-  { echo "FAIL: the last checkpoint does not load after the kill"; exit 1; }
-echo "ok: a killed rank stops the run in $(( $(date +%s) - T0 )) s (mpirun exit $STATUS) and the last checkpoint loads"
+# Signal rank 1 once a checkpoint exists (run_and_signal NAME SIGNAL [train options]): mpirun must end the run
+# (non-zero) within 60 s, rank 0 must say in one line what happened, and the last checkpoint must load.
+run_and_signal() {
+  local name="$1" sig="$2"
+  shift 2
+  "${MPIRUN[@]}" "$BIN" train "$SRC/configs/hdc_seg.json" --set train.steps=400 --set train.checkpoint_every=2 \
+    --set train.val_every=400 --set train.batch_size=4 --set data.image_size=32 --runs "$WORK/$name" -q "$@" \
+    >"$WORK/$name.log" 2>&1 &
+  local mpi_pid=$! rank1="" p
+  for _ in $(seq 1 600); do
+    [ -e "$WORK/$name/hdc_seg/model.safetensors" ] && break
+    sleep 0.1
+  done
+  [ -e "$WORK/$name/hdc_seg/model.safetensors" ] || { kill "$mpi_pid" 2>/dev/null; echo "FAIL: no checkpoint within 60 s"; exit 1; }
+  for p in $(pgrep -f -- "--runs $WORK/$name"); do
+    [ "$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -c '^OMPI_COMM_WORLD_RANK=1$')" = 1 ] && rank1=$p
+  done
+  [ -n "$rank1" ] || { kill "$mpi_pid"; echo "FAIL: rank 1 not found"; exit 1; }
+  kill "-$sig" "$rank1"
+  T0=$(date +%s)
+  STATUS=0
+  for _ in $(seq 1 600); do kill -0 "$mpi_pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$mpi_pid" 2>/dev/null; then kill -9 "$mpi_pid"; echo "FAIL: the run went on 60 s after SIG$sig to rank 1"; exit 1; fi
+  wait "$mpi_pid" || STATUS=$?
+  [ "$STATUS" != 0 ] || { echo "FAIL: mpirun exited 0 after SIG$sig to rank 1"; exit 1; }
+  "$BIN" eval --checkpoint "$WORK/$name/hdc_seg/model.safetensors" --set data.val_size=8 >/dev/null ||
+    { echo "FAIL: the last checkpoint does not load after SIG$sig to rank 1"; exit 1; }
+}
+STEP='stopped at step [0-9]+: rank 1'
+DURING='(during the gradient exchange|while the processes agreed on a stop)'
+KEPT='; the last good checkpoint \(step [0-9]+\) is kept in '
+
+# Rank 1 killed: mpirun sends rank 0 SIGTERM (and SIGKILL a second later); rank 0 names rank 1.
+run_and_signal kill KILL
+grep -Eq "^convlab: $STEP stopped answering $DURING \(a process died or was killed\)$KEPT" "$WORK/kill.log" ||
+  { cat "$WORK/kill.log"; echo "FAIL: rank 0 did not say that rank 1 stopped answering"; exit 1; }
+echo "ok: a killed rank stops the run in $(( $(date +%s) - T0 )) s (mpirun exit $STATUS), rank 0 says so, the last checkpoint loads"
+
+# Rank 1 hangs (stopped): rank 0 gives up after --exchange-timeout and names it; mpirun then ends rank 1.
+run_and_signal hang STOP --exchange-timeout 2
+grep -Eq "^convlab: $STEP did not answer for 2 s $DURING \(a process hangs or its machine froze; --exchange-timeout sets the limit\)$KEPT" "$WORK/hang.log" ||
+  { cat "$WORK/hang.log"; echo "FAIL: rank 0 did not say that rank 1 did not answer for 2 s"; exit 1; }
+echo "ok: a hung rank stops the run in $(( $(date +%s) - T0 )) s (mpirun exit $STATUS) with --exchange-timeout 2, rank 0 says so"

@@ -32,6 +32,7 @@
 #include "core/shards.h"
 #include "data/safetensors.h"
 #include "models/config.h"
+#include "models/metrics.h"
 #include "models/train/engine.h"
 #include "models/train/gan.h"
 #include "models/train/segmentation.h"
@@ -398,6 +399,24 @@ TEST(Shards, TwoRanksGiveTheBitsOfOneProcessThroughDeformConvV1AndV2) {
     expect_two_ranks_give_one_process(8, 4, [&](int64_t n0, int64_t n) { return run_deform(n0, n, 8, v2); });
     expect_two_ranks_give_one_process(2, 2, [&](int64_t n0, int64_t n) { return run_deform(n0, n, 2, v2); });
   }
+}
+
+// Split validation adds the processes' metric counts: the merge must give the counts of one process, also when
+// both halves saw the same class in the same object-size bucket (a merge that skipped entries once did not).
+TEST(Shards, MetricCountsOfTwoHalvesMergeIntoTheWholeSet) {
+  // 8 pixels, 3 classes; buckets 1 (small) and 2 (medium); class 1 is in bucket 2 in both halves.
+  const int32_t pred[8] = {0, 1, 1, 2, 1, 1, 0, 2}, label[8] = {0, 1, 2, 2, 1, 0, 1, 2};
+  const int32_t bucket[8] = {0, 2, 1, 1, 2, 0, 2, 1};
+  SegMetrics whole(3), first(3), second(3);
+  whole.add(pred, label, bucket, 8);
+  first.add(pred, label, bucket, 4);
+  second.add(pred + 4, label + 4, bucket + 4, 4);
+  SegMetrics merged(3);
+  merged.add_counts(first.counts());
+  merged.add_counts(second.counts());
+  EXPECT_EQ(merged.counts(), whole.counts());
+  const std::vector<std::string> names = {"background", "a", "b"};
+  EXPECT_EQ(merged.to_json(names).dump(), whole.to_json(names).dump());
 }
 
 TEST(Shards, FoldAddsTheShardsInOrderAndCutsTheBatch) {

@@ -1,10 +1,8 @@
 // tools/convlab.cpp: the one convlab executable. Each subcommand parses its options with CLI11 and calls
 // into the libraries; user errors (convlab::Error, bad options) print one line on stderr and exit 2.
 #include <CLI/CLI.hpp>
-#include <signal.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -25,26 +23,9 @@
 #include "tools/lib/study_cli.h"
 #include "tools/lib/compare_cli.h"
 #include "tools/lib/mpi_comm.h"
+#include "tools/lib/stop_signal.h"
 
 namespace {
-
-// train: the first SIGINT / SIGTERM only records its number; the loop polls it after every step and stops there,
-// writing a checkpoint. The handler then restores the default action, so a second signal ends the process at once.
-volatile std::sig_atomic_t g_stop_signal = 0;
-
-extern "C" void on_stop_signal(int sig) {
-  g_stop_signal = sig;
-  std::signal(sig, SIG_DFL);
-}
-
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART needed: the loop does no blocking reads
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
 
 int cmd_op(const std::string& case_path, const std::string& out_path, bool stats, int repeat) {
   using namespace convlab;
@@ -84,7 +65,7 @@ int report_exception(CLI::App& app) {
     std::string line = what;
     for (char& c : line)
       if (c == '\n' || c == '\r') c = ' ';  // one line, whatever the message holds
-    std::cerr << "convlab: " << line << suffix << "\n";
+    std::cerr << "convlab: " + line + suffix + "\n" << std::flush;  // one write: mpirun forwards it whole
   };
   try {
     throw;
@@ -180,6 +161,8 @@ int main(int argc, char** argv) {
   bool overwrite = false;
   train->add_flag("--overwrite", overwrite, "start over in a run folder that already holds a checkpoint (deletes it)");
   train->add_flag("--json", as_json, "print the summary as JSON");
+  double exchange_timeout = convlab::kDefaultExchangeTimeout;
+  convlab::add_exchange_timeout_option(*train, exchange_timeout);
   CLI::App* eval = app.add_subcommand("eval", "Evaluate a checkpoint on the validation set of its config (or a given one)");
   eval->add_option("config", config_path, "config file (default: the one stored in the checkpoint; must build the same network)");
   eval->add_option("--config", config_path, "the same as CONFIG (needed for a plain PyTorch state dict)");
@@ -211,13 +194,14 @@ int main(int argc, char** argv) {
       convlab::MpiSession* mpi = convlab::launched_session();
       const bool root = !mpi || mpi->rank() == 0;
       if (!root) quiet = true;
+      if (mpi) mpi->set_exchange_timeout(exchange_timeout);
       const auto cfg = convlab::load_config(config_path, sets);
       // Progress goes to stdout: a \r-updated bar on a terminal, a line per log step otherwise.
       const convlab::TrainFlags f{.runs_dir = runs_dir, .resume = resume, .quiet = quiet,
                                   .progress_bar = isatty(fileno(stdout)) != 0, .stop_after = stop_after,
                                   .overwrite = overwrite, .log = &std::cout,
-                                  .stop_requested = [] { return g_stop_signal != 0; }, .comm = mpi};
-      install_stop_handlers();
+                                  .stop_requested = [] { return convlab::stop_signal() != 0; }, .comm = mpi};
+      convlab::install_stop_handlers();
       const auto s = convlab::train_config(cfg, f);
       if (!root) return 0;
       const std::string stopped = s.value("stopped", "");
@@ -230,7 +214,7 @@ int main(int argc, char** argv) {
         else
           std::cout << "stopped at step " << step << " (no checkpoint: this task cannot resume)\n";
         std::cout << std::flush;
-        return stopped == "interrupted" ? 128 + int(g_stop_signal) : 0;
+        return stopped == "interrupted" ? 128 + convlab::stop_signal() : 0;
       }
       const std::string done = "done in " + std::to_string(int(s["train_seconds"].get<double>())) + " s";
       if (s["task"] == "segmentation")

@@ -10,10 +10,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
 #include <ostream>
 #include <memory>
+#include <numeric>
 #include <set>
+#include <sstream>
 
 #include "core/error.h"
 #include "data/json.h"
@@ -89,19 +92,79 @@ RunState run_state(const fs::path& d, const json& cfg, bool fresh) {
 }
 
 // Trains (or resumes) one run in runs_dir and writes its compare_timing.json (wall and CPU seconds, whether it
-// resumed, and the rank that trained it when rank >= 0); returns that timing. Not resumed: a checkpoint of another
-// config (or --fresh) is deleted, not refused.
-json train_run(const json& cfg, const fs::path& runs_dir, bool resume, int64_t rank) {
+// resumed, and in a distributed compare the rank that trained it and the processes it ran on); returns that
+// timing. `comm` (null: this process alone) trains it data-parallel: every process of it calls this, its rank 0
+// writes the files, and the CPU seconds are the processes' sum. Not resumed: a checkpoint of another config (or
+// --fresh) is deleted, not refused.
+json train_run(const json& cfg, const fs::path& runs_dir, bool resume, int64_t rank, ShardComm* comm = nullptr,
+               const std::function<bool()>& stop_requested = {}) {
   const fs::path d = runs_dir / cfg["name"].get<std::string>();
-  if (fs::exists(d / "summary.json")) fs::remove(d / "summary.json");
+  const bool writer = !comm || comm->rank() == 0;
+  if (writer && fs::exists(d / "summary.json")) fs::remove(d / "summary.json");
   const auto w0 = std::chrono::steady_clock::now();
   const double u0 = cpu_seconds();
-  train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = resume, .quiet = true, .overwrite = !resume});
+  const json summary = train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = resume, .quiet = true,
+                                                .overwrite = !resume, .stop_requested = stop_requested, .comm = comm});
+  if (summary.value("stopped", "") != "") {  // interrupted: not finished, so no summary.json (the next compare resumes it)
+    if (writer) fs::remove(d / "summary.json");
+    CL_FAIL("interrupted at step " << summary["completed_steps"].get<int64_t>()
+                                   << " (checkpoint written; the same command resumes the experiment)");
+  }
+  double cpu = cpu_seconds() - u0;
+  if (comm && comm->size() > 1) {
+    std::vector<double> all(size_t(comm->size()));
+    comm->all_gather(&cpu, sizeof cpu, all.data());
+    cpu = 0;
+    for (double v : all) cpu += v;
+  }
   json timing = {{"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count()},
-                 {"cpu_s", cpu_seconds() - u0}, {"resumed", resume}};
+                 {"cpu_s", cpu}, {"resumed", resume}};
   if (rank >= 0) timing["rank"] = rank;
-  write_file_atomic((d / "compare_timing.json").string(), timing.dump(2) + "\n");
+  if (rank >= 0) timing["processes"] = comm ? comm->size() : 1;
+  if (writer) write_file_atomic((d / "compare_timing.json").string(), timing.dump(2) + "\n");
   return timing;
+}
+
+// The shards a run's batch is cut into (train.batch_shards; unset: 1, in a serial and a distributed compare
+// alike, so a run's numbers never depend on how many processes ran the compare).
+int64_t run_shards(const json& cfg) {
+  int64_t s = 0;
+  if (cfg.contains("train") && cfg["train"].is_object() && cfg["train"].contains("batch_shards"))
+    json_to_int(cfg["train"]["batch_shards"], s);
+  return std::max<int64_t>(s, 1);
+}
+
+// How a distributed compare spreads `todo` runs over P processes: `per_run` processes train each run together
+// (data-parallel) when there are fewer runs than processes and every run's shard count allows it (the largest
+// divisor of them all that fits P / todo); else 1, and the runs are dealt out round-robin. `note`: one line for
+// the log when processes idle.
+struct RunPlan {
+  int64_t per_run = 1;
+  std::string note;
+};
+RunPlan plan_runs(const std::vector<json>& todo, int64_t P) {
+  RunPlan p;
+  const int64_t R = int64_t(todo.size());
+  if (R == 0 || R >= P) return p;
+  int64_t g = 0;  // the gcd of the runs' shard counts
+  for (const json& cfg : todo) g = std::gcd(g, run_shards(cfg));
+  for (int64_t d = P / R; d > 1; --d)
+    if (g % d == 0) {
+      p.per_run = d;
+      break;
+    }
+  const int64_t idle = P - R * p.per_run;
+  std::ostringstream s;
+  s << "compare: " << R << " run" << (R > 1 ? "s" : "") << " to train on " << P << " processes: ";
+  if (p.per_run > 1) s << p.per_run << " processes per run (data-parallel, train.batch_shards " << g << ")";
+  else s << "one process per run";
+  if (idle > 0 && p.per_run == 1 && P / R > 1)
+    s << ", " << idle << " idle (a run is split over processes only when its train.batch_shards is a multiple of "
+      << "their number: add e.g. \"train.batch_shards=" << P / R << "\" to the experiment's \"set\")";
+  else if (idle > 0)
+    s << ", " << idle << " idle";
+  p.note = s.str() + "\n";
+  return p;
 }
 
 // First place where two JSON values differ, as a path ("data.image_size"), or "" when equal.
@@ -299,6 +362,8 @@ StudyResult compare_command(const CompareCommand& c) {
 
   // 1. Resolve and check every variant before anything is written or trained.
   std::vector<json> cfgs, info;
+  std::set<std::string> trained_now;  // distributed: the runs the ranks trained before rank 0 assembles the results
+  bool fresh = c.fresh;  // --fresh; false once the ranks of a distributed compare have retrained every run
   int64_t canvas = 0;  // the largest coverage window: every variant's map is drawn on it, at one scale
   for (size_t pass = 0; pass < 2; ++pass) {  // pass 0 checks; pass 1 (cheap: shape arithmetic) draws the coverage
     if (pass == 1) {
@@ -308,31 +373,59 @@ StudyResult compare_command(const CompareCommand& c) {
       fs::create_directories(runs_dir);
       fs::create_directories(pics);
       info.clear();
-      if (c.comm && c.comm->size() > 1) {  // distributed: this rank's share of the runs first (see CompareCommand)
+      if (c.comm && c.comm->size() > 1 && c.estimate_only) {  // nothing to train: rank 0 times the variants alone
+        if (c.comm->rank() != 0) return {};
+      } else if (c.comm && c.comm->size() > 1) {  // distributed: this rank's share of the runs first (see CompareCommand)
         const int64_t P = c.comm->size(), rank = c.comm->rank();
+        // The runs still to train, as rank 0 sees the folders: every rank deals out the same list, and the
+        // exchange makes sure no rank starts training before every rank has looked.
+        std::vector<json> run_cfgs;
+        for (int64_t seed : e.seeds)
+          for (size_t i = 0; i < e.variants.size(); ++i) run_cfgs.push_back(with_seed(cfgs[i], e.variants[i], seed));
+        std::vector<char> state(run_cfgs.size()), states(run_cfgs.size() * size_t(P));
+        for (size_t k = 0; k < run_cfgs.size(); ++k)
+          state[k] = char(run_state(runs_dir / run_cfgs[k]["name"].get<std::string>(), run_cfgs[k], c.fresh));
+        c.comm->all_gather(state.data(), int64_t(state.size()), states.data());
+        std::vector<json> todo;
+        std::vector<bool> resume;
+        for (size_t k = 0; k < run_cfgs.size(); ++k)
+          if (RunState(states[k]) != RunState::finished) {
+            todo.push_back(run_cfgs[k]);
+            resume.push_back(RunState(states[k]) == RunState::resume);
+            trained_now.insert(run_cfgs[k]["name"].get<std::string>());
+          }
+        const RunPlan plan = plan_runs(todo, P);
+        say(plan.note);
+        const int64_t g = plan.per_run;
+        // Data-parallel: ranks [j*g, (j+1)*g) train run j together; the others idle.
+        std::unique_ptr<ShardComm> group;
+        if (g > 1) group = c.comm->split(rank < int64_t(todo.size()) * g ? int(rank / g) : -1);
         bool failed = false;
         std::string failure;
         try {
-          int64_t k = 0;
-          for (int64_t seed : e.seeds)
-            for (size_t i = 0; i < e.variants.size(); ++i, ++k) {
-              if (k % P != rank) continue;
-              const json cfg = with_seed(cfgs[i], e.variants[i], seed);
-              const fs::path d = runs_dir / cfg["name"].get<std::string>();
-              const RunState state = run_state(d, cfg, c.fresh);
-              if (state != RunState::finished) train_run(cfg, runs_dir, state == RunState::resume, rank);
+          for (size_t k = 0; k < todo.size(); ++k) {
+            if (g > 1 ? !group || int64_t(k) != rank / g : int64_t(k) % P != rank) continue;
+            try {
+              train_run(todo[k], runs_dir, resume[k], g > 1 ? rank - rank % g : rank, group.get(), c.stop_requested);
+            } catch (const Error& err) {
+              CL_FAIL("compare " << e.file << ": run " << todo[k]["name"].get<std::string>() << ": " << err.what());
             }
+          }
         } catch (const Error& err) {
+          // A process of this run's group stopped answering: mpirun is ending the job, nobody to agree with.
+          if (group && group->lost()) throw;
           failed = true;
           failure = err.what();
         }
-        if (c.comm->any(failed)) {  // every rank waits here for the others' runs
+        group.reset();
+        if (c.comm->any_unbounded(failed)) {  // every rank waits here for the others' runs
           CL_CHECK(!failed, failure);
           CL_FAIL("compare " << e.file << ": stopped: another process failed (its message says why)");
         }
         if (rank != 0) return {};
-        say("compare " + e.name + ": " + std::to_string(e.variants.size() * e.seeds.size()) + " runs trained over " +
-            std::to_string(P) + " processes\n");
+        fresh = false;
+        say("compare " + e.name + ": " + std::to_string(todo.size()) + (todo.size() == 1 ? " run" : " runs") +
+            " trained over " + std::to_string(P) + " processes\n");
       }
     }
     for (size_t i = 0; i < e.variants.size(); ++i) {
@@ -374,7 +467,7 @@ StudyResult compare_command(const CompareCommand& c) {
     const double per_run = step_s.back() * (double(steps) + double(steps / e.val_every) * double((val_size + B - 1) / B) / 3.0);
     for (int64_t seed : e.seeds) {
       const json cfg = with_seed(cfgs[i], e.variants[i], seed);
-      if (run_state(runs_dir / cfg["name"].get<std::string>(), cfg, c.fresh) != RunState::finished) estimate += per_run, ++todo;
+      if (run_state(runs_dir / cfg["name"].get<std::string>(), cfg, fresh) != RunState::finished) estimate += per_run, ++todo;
     }
   }
   say("compare " + e.name + (e.preset == "full" ? "" : " (" + e.preset + ")") + ": " + std::to_string(e.variants.size()) + " variants x " +
@@ -413,24 +506,28 @@ StudyResult compare_command(const CompareCommand& c) {
     for (size_t i = 0; i < e.variants.size(); ++i) {
       const json cfg = with_seed(cfgs[i], e.variants[i], seed);
       const fs::path d = runs_dir / cfg["name"].get<std::string>();
-      const RunState state = run_state(d, cfg, c.fresh);
+      const RunState state = run_state(d, cfg, fresh);
       const bool finished = state == RunState::finished, resume = state == RunState::resume;
       json timing;
       std::string tag = "[";  // appended piecewise: GCC 12's -Wrestrict misfires on "[" + std::string here at -O3
       tag += std::to_string(++k) + "/" + std::to_string(n_runs) + "] " + cfg["name"].get<std::string>();
       if (finished && fs::exists(d / "compare_timing.json")) {
         timing = json::parse(read_text_file((d / "compare_timing.json").string()));
-        // Trained just now by a rank of this distributed compare (its timing file names the rank): not skipped.
-        const bool by_rank = c.comm && c.comm->size() > 1 && timing.contains("rank");
+        // Trained just now by the ranks of this distributed compare: not skipped.
+        const bool by_rank = trained_now.count(cfg["name"].get<std::string>()) > 0;
         timing["skipped"] = !by_rank;
-        say(tag + (by_rank ? ": trained by rank " + timing["rank"].dump() + "\n" : ": finished earlier, not retrained\n"));
+        const int64_t procs = timing.value("processes", int64_t(1)), first = timing.value("rank", int64_t(0));
+        say(tag + (!by_rank ? ": finished earlier, not retrained\n"
+                   : procs > 1 ? ": trained by ranks " + std::to_string(first) + "-" + std::to_string(first + procs - 1) +
+                                     " (data-parallel)\n"
+                               : ": trained by rank " + std::to_string(first) + "\n"));
       } else if (finished) {  // finished, but its timing file was lost: the trainer's wall time is all there is
         timing = {{"wall_s", json::parse(read_text_file((d / "summary.json").string()))["train_seconds"]}, {"cpu_s", nullptr},
                   {"resumed", false}, {"skipped", true}};
         say(tag + ": finished earlier, not retrained\n");
       } else {
         say(tag + (resume ? ": resuming" : ": training") + "...");
-        timing = train_run(cfg, runs_dir, resume, -1);
+        timing = train_run(cfg, runs_dir, resume, -1, nullptr, c.stop_requested);
         timing["skipped"] = false;
       }
       json r = read_run_metrics(d.string(), e.budgets);

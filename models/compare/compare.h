@@ -10,6 +10,7 @@
 // command line (tools/lib/compare_cli.cpp) parses the flags and prints what compare_command returns.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <utility>
@@ -63,11 +64,17 @@ struct CompareCommand {
   bool fresh = false;      // retrain every run even when a finished one is on disk
   bool estimate_only = false;  // only time a few steps of each variant and return the estimate (trains nothing)
   std::ostream* log = nullptr;  // where progress lines go (the CLI: stdout, or stderr with --json); null: silent
-  // Several processes (mpirun): the runs are dealt out round-robin in seed-major order, each process trains its
-  // own in one process (a run's numbers do not depend on where it ran), then rank 0 assembles results.json and
-  // the reports from the run folders, exactly as a serial compare that finds them finished. The other ranks
-  // return an empty result. The output folder must be one the ranks share. Null: one process.
+  // Several processes (mpirun): the runs still to train are dealt out round-robin in seed-major order, each
+  // trained in one process; when there are fewer of them than processes and their train.batch_shards allow it,
+  // groups of processes (a divisor of the shard count) train one run each, data-parallel. A run's shard count
+  // is its config's train.batch_shards (unset: 1, as in a serial compare), never the number of processes, so
+  // its numbers do not depend on where or on how many processes it ran. Then rank 0 assembles results.json
+  // and the reports from the run folders, exactly as a serial compare that finds them finished. The other
+  // ranks return an empty result. The output folder must be one the ranks share. Null: one process.
   ShardComm* comm = nullptr;
+  // Polled after every training step (TrainFlags::stop_requested): true stops the run there with a checkpoint
+  // and the compare with convlab::Error (the same command resumes it). Empty: never asked.
+  std::function<bool()> stop_requested{};
 };
 
 // Runs (or resumes) the experiment. json = results.json, text = the table and the difference sentences.

@@ -198,89 +198,97 @@ json run_training(TrainingTask& task, const TrainFlags& flags) {
   bool bar_open = false;  // the bar is the last thing on its line
   task.set_comm(comm);
   task.begin();
-  for (; step < plan.steps; ++step) {
-    const int64_t done = step + 1;
-    StepGuard guard(ckpts, done);
-    {
-      ShardScope scope(shards);
-      task.step(step, guard);
-    }
-    completed = done;
-    const double secs = seconds();
-    const double ips = double((done - first) * B) / std::max(secs, 1e-9);
-    const double eta = double(plan.steps - done) * B / std::max(ips, 1e-9);
-    if (done % plan.log_every == 0 || done == plan.steps) {
-      json rec = {{"step", done}, {"split", "train"}};
-      std::vector<std::string> extra;
+  try {
+    for (; step < plan.steps; ++step) {
+      const int64_t done = step + 1;
+      StepGuard guard(ckpts, done);
       {
-        ShardScope scope(shards);  // the step's shards: statistics of the step's batch fold like its sums
-        task.log(done, rec, extra);
+        ShardScope scope(shards);
+        task.step(step, guard);
       }
-      rec["images_per_s"] = ips;
-      rec["seconds"] = secs;
-      if (comm) {  // data parallel: time inside the exchanges since the run started (waiting included), bytes sent
-        rec["exchange_seconds"] = comm->exchange_seconds();
-        rec["exchange_bytes"] = comm->exchange_bytes();
+      completed = done;
+      const double secs = seconds();
+      const double ips = double((done - first) * B) / std::max(secs, 1e-9);
+      const double eta = double(plan.steps - done) * B / std::max(ips, 1e-9);
+      if (done % plan.log_every == 0 || done == plan.steps) {
+        json rec = {{"step", done}, {"split", "train"}};
+        std::vector<std::string> extra;
+        {
+          ShardScope scope(shards);  // the step's shards: statistics of the step's batch fold like its sums
+          task.log(done, rec, extra);
+        }
+        rec["images_per_s"] = ips;
+        rec["seconds"] = secs;
+        if (comm) {  // data parallel: time inside the exchanges since the run started (waiting included), bytes sent
+          rec["exchange_seconds"] = comm->exchange_seconds();
+          rec["exchange_bytes"] = comm->exchange_bytes();
+        }
+        if (metrics) metrics->write(rec);
+        last_log = rec;
+        if (out && !bar) {
+          *out << "step " << done << "/" << plan.steps << " " << task.progress() << " " << rate_and_eta(ips, eta) << "\n";
+          for (const std::string& l : extra) *out << "  " << l << "\n";
+        }
       }
-      if (metrics) metrics->write(rec);
-      last_log = rec;
-      if (out && !bar) {
-        *out << "step " << done << "/" << plan.steps << " " << task.progress() << " " << rate_and_eta(ips, eta) << "\n";
-        for (const std::string& l : extra) *out << "  " << l << "\n";
+      if (bar) {
+        const int width = 24, filled = int(width * done / plan.steps);
+        *out << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << done << "/"
+             << plan.steps << " " << task.progress() << " " << rate_and_eta(ips, eta) << "   ";
+        bar_open = true;
       }
-    }
-    if (bar) {
-      const int width = 24, filled = int(width * done / plan.steps);
-      *out << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << done << "/"
-           << plan.steps << " " << task.progress() << " " << rate_and_eta(ips, eta) << "   ";
-      bar_open = true;
-    }
-    if (out) out->flush();
-    if (plan.validate_every > 0 && (done % plan.validate_every == 0 || done == plan.steps)) {
-      Validation v = task.validate(done, writer ? dir.string() : std::string());
-      if (!v.record.is_null()) {
-        v.record["step"] = done;
-        if (metrics) metrics->write(v.record);
-        last_val = v.record;
-        double value = 0;
-        if (validation_value(v.record, plan.best_metric, value) && value > best.value) {
-          best = {done, value};
-          if (writer) {
-            for (CheckpointFile& cf : task.checkpoint_files())
-              if (cf.name == plan.best_file) {
-                cf.metadata["step"] = std::to_string(done);
-                cf.metadata["best_metric"] = plan.best_metric;
-                cf.metadata["best_value"] = v.record[plan.best_metric].dump();
-                safetensors::save(best_path.string(), cf.tensors, cf.metadata);  // a temporary renamed over: atomic
-              }
+      if (out) out->flush();
+      if (plan.validate_every > 0 && (done % plan.validate_every == 0 || done == plan.steps)) {
+        Validation v = task.validate(done, writer ? dir.string() : std::string());
+        if (!v.record.is_null()) {
+          v.record["step"] = done;
+          if (metrics) metrics->write(v.record);
+          last_val = v.record;
+          double value = 0;
+          if (validation_value(v.record, plan.best_metric, value) && value > best.value) {
+            best = {done, value};
+            if (writer) {
+              for (CheckpointFile& cf : task.checkpoint_files())
+                if (cf.name == plan.best_file) {
+                  cf.metadata["step"] = std::to_string(done);
+                  cf.metadata["best_metric"] = plan.best_metric;
+                  cf.metadata["best_value"] = v.record[plan.best_metric].dump();
+                  safetensors::save(best_path.string(), cf.tensors, cf.metadata);  // a temporary renamed over: atomic
+                }
+            }
           }
         }
-      }
-      if (writer) write_run_pages(dir, task.name(), plan.best_metric, false);
-      if (out) {
-        for (const std::string& l : v.lines) {
-          *out << (bar_open ? "\n" : "") << l << "\n";
-          bar_open = false;
+        if (writer) write_run_pages(dir, task.name(), plan.best_metric, false);
+        if (out) {
+          for (const std::string& l : v.lines) {
+            *out << (bar_open ? "\n" : "") << l << "\n";
+            bar_open = false;
+          }
+          out->flush();
         }
-        out->flush();
       }
+      if (done < plan.steps) {
+        // Under data parallelism every process stops at the same step when any was asked to.
+        const bool asked = flags.stop_requested && flags.stop_requested();
+        if (done == flags.stop_after) stopped = "stop_after";
+        else if (comm ? comm->any(asked) : asked) stopped = "interrupted";
+      }
+      const bool stop = !stopped.empty();
+      // Written once the next step's losses are finite (models/checkpoint.h); the last step has none, so at once.
+      // A task that cannot resume keeps no checkpoint of an interrupted run (it restarts from scratch anyway).
+      if (!writer) {
+      } else if (done == plan.steps || (stop && plan.resumable)) {
+        ckpts.save(done, task.checkpoint_files());  // refuses non-finite weights, statistics or state
+      } else if (plan.checkpoint_every > 0 && done % plan.checkpoint_every == 0) {
+        ckpts.defer(done, task.checkpoint_files());
+      }
+      if (stop) break;
     }
-    if (done < plan.steps) {
-      // Under data parallelism every process stops at the same step when any was asked to.
-      const bool asked = flags.stop_requested && flags.stop_requested();
-      if (done == flags.stop_after) stopped = "stop_after";
-      else if (comm ? comm->any(asked) : asked) stopped = "interrupted";
-    }
-    const bool stop = !stopped.empty();
-    // Written once the next step's losses are finite (models/checkpoint.h); the last step has none, so at once.
-    // A task that cannot resume keeps no checkpoint of an interrupted run (it restarts from scratch anyway).
-    if (!writer) {
-    } else if (done == plan.steps || (stop && plan.resumable)) {
-      ckpts.save(done, task.checkpoint_files());  // refuses non-finite weights, statistics or state
-    } else if (plan.checkpoint_every > 0 && done % plan.checkpoint_every == 0) {
-      ckpts.defer(done, task.checkpoint_files());
-    }
-    if (stop) break;
+  } catch (const Error& e) {
+    // A process of the run stopped answering (died, was killed, hangs): one line saying where, and what is kept.
+    // The checkpoint deferred after the last step is not written: its next step never checked its losses.
+    if (!comm || !comm->lost()) throw;
+    if (out && bar_open) *out << "\n" << std::flush;
+    CL_FAIL("stopped at step " << step + 1 << ": " << e.what() << "; " << ckpts.kept());
   }
   if (out && bar_open) *out << "\n" << std::flush;
   const double secs = seconds();

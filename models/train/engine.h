@@ -136,6 +136,9 @@ class TrainingTask {
 // best_metric and a validation gave it) is {"step", "metric", "value", "file": "best.safetensors"}. On --resume
 // the best so far is read back from the validation lines of metrics.jsonl kept up to the checkpoint's step. With a log stream, --resume
 // prints "resuming from step K".
+// Data parallel: when an exchange gives up on a process (ShardComm::lost(): it died, was killed or hangs), throws
+// convlab::Error "stopped at step K: <the comm's message naming the rank>; <the last good checkpoint kept>"
+// without writing a checkpoint.
 nlohmann::json run_training(TrainingTask& task, const TrainFlags& flags);
 
 // "1m05s" / "4.2s": the ETA and durations of log lines.

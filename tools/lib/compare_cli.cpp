@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "models/compare/compare.h"
 #include "tools/lib/mpi_comm.h"
+#include "tools/lib/stop_signal.h"
 
 namespace convlab {
 
@@ -29,10 +30,18 @@ void register_compare_command(CLI::App& app) {
                 "only time three training steps of each variant and print how long the experiment would take (trains nothing)");
   sub->add_flag("-q,--quiet", c->quiet, "no progress lines");
   sub->add_flag("--json", *as_json, "print results.json (progress goes to stderr)");
-  sub->callback([c, as_json] {
+  auto exchange_timeout = std::make_shared<double>(kDefaultExchangeTimeout);
+  add_exchange_timeout_option(*sub, *exchange_timeout);
+  sub->callback([c, as_json, exchange_timeout] {
     c->log = *as_json ? &std::cerr : &std::cout;  // --json: stdout holds only the JSON
     // Under mpirun the runs are spread over the ranks; rank 0 alone prints and writes the reports.
-    c->comm = launched_session();
+    MpiSession* mpi = launched_session();
+    c->comm = mpi;
+    if (mpi) {  // a stop (mpirun ending the job, a signal to a rank) ends a run after its step, with a checkpoint
+      mpi->set_exchange_timeout(*exchange_timeout);
+      install_stop_handlers();
+      c->stop_requested = [] { return stop_signal() != 0; };
+    }
     const bool root = !c->comm || c->comm->rank() == 0;
     if (!root) c->log = nullptr;
     StudyResult r;
