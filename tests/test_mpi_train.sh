@@ -63,15 +63,9 @@ grep -q "convlab: train.batch_size: a global batch of 15 cannot be split evenly 
 [ ! -e "$WORK/bad/hdc_seg/model.safetensors" ] || { echo "FAIL: a refused run wrote a checkpoint"; exit 1; }
 echo "ok: an unsplittable batch is refused with one line naming both numbers"
 
-# A distributed compare --quick: the same results.json numbers as a serial one (timings aside).
-if [ "$MODE" = "--short" ]; then
-  echo "skipped in this build (--short): the distributed compares"
-else
-EXP="$SRC/configs/experiments/gridding_vs_hdc.json"
-OMP_NUM_THREADS=2 "$BIN" compare "$EXP" --quick --out "$WORK/cmp_serial" -q >/dev/null
-"${MPIRUN[@]}" "$BIN" compare "$EXP" --quick --out "$WORK/cmp_dist" -q >"$WORK/cmp.log" 2>&1 ||
-  { cat "$WORK/cmp.log"; echo "FAIL: mpirun -np 2 convlab compare failed"; exit 1; }
-python3 - "$WORK/cmp_serial/results.json" "$WORK/cmp_dist/results.json" <<'PY' || { echo "FAIL: distributed compare differs"; exit 1; }
+# results.json of two compares: the same numbers, clock fields left out
+same_results() {
+  python3 - "$1" "$2" <<'PY'
 import json, sys
 CLOCK = {"timing", "step_seconds_probe", "wall_s", "cpu_s", "time", "out", "run_dir"}
 def strip(j):
@@ -82,6 +76,17 @@ a, b = (strip(json.load(open(p))) for p in sys.argv[1:3])
 if a != b:
     print("differs in", [k for k in a if a[k] != b.get(k)]); sys.exit(1)
 PY
+}
+
+# A distributed compare --quick: the same results.json numbers as a serial one (timings aside).
+if [ "$MODE" = "--short" ]; then
+  echo "skipped in this build (--short): the distributed compares"
+else
+EXP="$SRC/configs/experiments/gridding_vs_hdc.json"
+OMP_NUM_THREADS=2 "$BIN" compare "$EXP" --quick --out "$WORK/cmp_serial" -q >/dev/null
+"${MPIRUN[@]}" "$BIN" compare "$EXP" --quick --out "$WORK/cmp_dist" -q >"$WORK/cmp.log" 2>&1 ||
+  { cat "$WORK/cmp.log"; echo "FAIL: mpirun -np 2 convlab compare failed"; exit 1; }
+same_results "$WORK/cmp_serial/results.json" "$WORK/cmp_dist/results.json" || { echo "FAIL: distributed compare differs"; exit 1; }
 echo "ok: compare --quick over 2 ranks writes the numbers of a serial compare"
 
 # One run on 2 ranks, train.batch_shards=2: the two ranks train it together (data-parallel), with the
@@ -95,17 +100,7 @@ EOF
 OMP_NUM_THREADS=2 "$BIN" compare "$WORK/one_run.json" --out "$WORK/one_serial" -q >/dev/null
 "${MPIRUN[@]}" "$BIN" compare "$WORK/one_run.json" --out "$WORK/one_dist" >"$WORK/one.log" 2>&1 ||
   { cat "$WORK/one.log"; echo "FAIL: mpirun -np 2 convlab compare (one run) failed"; exit 1; }
-python3 - "$WORK/one_serial/results.json" "$WORK/one_dist/results.json" <<'PY' || { echo "FAIL: data-parallel compare run differs"; exit 1; }
-import json, sys
-CLOCK = {"timing", "step_seconds_probe", "wall_s", "cpu_s", "time", "out", "run_dir"}
-def strip(j):
-    if isinstance(j, dict): return {k: strip(v) for k, v in j.items() if k not in CLOCK}
-    if isinstance(j, list): return [strip(v) for v in j]
-    return j
-a, b = (strip(json.load(open(p))) for p in sys.argv[1:3])
-if a != b:
-    print("differs in", [k for k in a if a[k] != b.get(k)]); sys.exit(1)
-PY
+same_results "$WORK/one_serial/results.json" "$WORK/one_dist/results.json" || { echo "FAIL: data-parallel compare run differs"; exit 1; }
 python3 - "$WORK/one_dist/runs/hdc_s0/summary.json" "$WORK/one_serial/runs/hdc_s0/summary.json" <<'PY' ||
 import json, sys
 d, s = (json.load(open(p)) for p in sys.argv[1:3])

@@ -182,23 +182,19 @@ void MpiComm::all_gather(const void* mine, int64_t bytes, void* all) {
   exchange(mine, bytes, all, "during the gradient exchange", true);
 }
 
-bool MpiComm::any(bool mine) {
+// Whether any process passed true: one int per process gathered, bounded by --exchange-timeout or not.
+bool MpiComm::gather_any(bool mine, const char* during, bool bounded) {
   const int in = mine ? 1 : 0;
   std::vector<int> all(size_t(size_), 0);
-  exchange(&in, sizeof in, all.data(), "while the processes agreed on a stop", true);
+  exchange(&in, sizeof in, all.data(), during, bounded);
   for (int v : all)
     if (v) return true;
   return false;
 }
 
-bool MpiComm::any_unbounded(bool mine) {
-  const int in = mine ? 1 : 0;
-  std::vector<int> all(size_t(size_), 0);
-  exchange(&in, sizeof in, all.data(), "while waiting for the other processes", false);
-  for (int v : all)
-    if (v) return true;
-  return false;
-}
+bool MpiComm::any(bool mine) { return gather_any(mine, "while the processes agreed on a stop", true); }
+
+bool MpiComm::any_unbounded(bool mine) { return gather_any(mine, "while waiting for the other processes", false); }
 
 #else
 

@@ -64,6 +64,7 @@ class MpiComm : public ShardComm {
 
  private:
   void exchange(const void* mine, int64_t bytes, void* all, const char* during, bool bounded);
+  bool gather_any(bool mine, const char* during, bool bounded);
   int rank_ = 0, size_ = 1;
   std::vector<int> world_;  // the MPI_COMM_WORLD rank of each rank here (for messages)
   double seconds_ = 0, timeout_ = kDefaultExchangeTimeout;
