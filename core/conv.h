@@ -72,7 +72,11 @@ class Im2colPacker : public BPacker {
   // transposed: op(B) = cols^T [nn*HWo, K] (the weight gradient's dy x cols^T) instead of cols.
   Im2colPacker(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, bool transposed = false);
   void pack(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const override;
+  // Bordered, not transposed, and output rows of at least kMinInPlaceRun columns: the GEMM reads the rows of
+  // the bordered buffer in place (one run per output row) instead of packing them.
+  const InPlace* in_place() const override { return in_place_.base ? &in_place_ : nullptr; }
   bool bordered() const { return padded_ != nullptr; }
+  static constexpr int64_t kMinInPlaceRun = 16;
 
  private:
   void pack_bordered(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const;
@@ -83,6 +87,8 @@ class Im2colPacker : public BPacker {
   const float* padded_ = nullptr;  // [nn, C/G, Hp, sW * ceil(Wp / sW)] (bordered path), or null
   std::vector<int64_t> row_off_;   // [K]: offset of cols row r = (c, kh, kw) in padded_
   std::vector<int64_t> col_off_;   // [nn*HWo]: offset of cols column j = (image, oh, ow) in padded_
+  std::vector<int64_t> run_off_;   // [nn*H_out]: offset of output row (image, oh) in padded_ (in place)
+  InPlace in_place_{};
 };
 
 // y [N, C_out, H_out, W_out] = conv(x, w) + b (b may be null). Overwrites y.

@@ -258,16 +258,18 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 
 // Multiplies a packed A block (mcur rows) by a packed B block (ncur columns) into C, tile by tile; edge
 // tiles get the kernel of their own size. (Inlining the full-tile kernel here measured no faster.)
+// The micro-kernel for an r x (nv lanes) tile of `tile`'s target, packed or indirect B.
+MicroKernel select_for(const Tile& tile, int r, int nv, bool ind) {
+#ifdef CONVLAB_GEMM_AVX512
+  if (tile.lane == kLane512) return select_kernel_512(r, nv, ind);
+#endif
+  return select_kernel(r, nv, active_isa() == Isa::scalar, ind);
+}
+
 void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, const float* pa, const float* pb,
                   float* c, int64_t ldc, float beta) {
   const int mr = tile.mr, nr = tile.nr();
-  const bool scalar = active_isa() == Isa::scalar;
-  auto select = [&](int r, int nv) {
-#ifdef CONVLAB_GEMM_AVX512
-    if (tile.lane == kLane512) return select_kernel_512(r, nv);
-#endif
-    return select_kernel(r, nv, scalar);
-  };
+  auto select = [&](int r, int nv) { return select_for(tile, r, nv, false); };
   const MicroKernel full = select(mr, tile.nv);
   for (int64_t j = 0; j < ncur; j += nr) {
     const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
@@ -275,27 +277,56 @@ void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, cons
     for (int64_t i = 0; i < mcur; i += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
       const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select(rows, nv);
-      kern(kc, pa + i * kc, pb + j * kc, c + i * ldc + j, ldc, beta, n_valid);
+      kern(kc, pa + i * kc, pb + j * kc, nullptr, c + i * ldc + j, ldc, beta, n_valid);
     }
   }
+}
+
+// The macro kernel on B read in place (BPacker::InPlace): column tiles cut at run boundaries, the micro-kernels
+// given row k's offset instead of a packed panel. Rows [k0, k0 + kc) of B, rows [0, mcur) of the packed A block.
+void macro_kernel_in_place(const Tile& tile, int64_t mcur, int64_t N, int64_t k0, int64_t kc, const float* pa,
+                           const BPacker::InPlace& b, float* c, int64_t ldc, float beta) {
+  const int mr = tile.mr, nr = tile.nr();
+  const MicroKernel full = select_for(tile, mr, tile.nv, true);
+  const int64_t runs = N / b.run_len;
+  const int64_t* off = b.row_off + k0;
+  for (int64_t r = 0; r < runs; ++r)
+    for (int64_t t = 0; t < b.run_len; t += nr) {
+      const int n_valid = static_cast<int>(std::min<int64_t>(nr, b.run_len - t));
+      const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
+      const float* src = b.base + b.run_off[r] + t;
+      float* cj = c + r * b.run_len + t;
+      for (int64_t i = 0; i < mcur; i += mr) {
+        const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
+        const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, true);
+        kern(kc, pa + i * kc, src, off, cj + i * ldc, ldc, beta, n_valid);
+      }
+    }
+}
+
+// Cheapest tile of a target for covering M x N (edges included).
+template <size_t S>
+Tile cheapest_tile(const Tile (&tiles)[S], int64_t M, int64_t N) {
+  Tile best = tiles[0];
+  for (const Tile& t : tiles)
+    if (tile_cost(t, M, N) < tile_cost(best, M, N)) best = t;
+  return best;
 }
 
 void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                   int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
                   const BPacker* packer = nullptr) {
-  Tile tile = kTiles[0];
-  for (const Tile& t : kTiles)
-    if (tile_cost(t, M, N) < tile_cost(tile, M, N)) tile = t;
-  // K blocking comes from the AVX2 tile model on every target: it decides where C = acc + C splits each
-  // element's sum, so it must not depend on the target for the results to be the same bits.
+  Tile tile = cheapest_tile(kTiles, M, N);
+  // K blocking comes from the AVX2 tile model on the whole N on every target and both ways of reading B: it
+  // decides where C = acc + C splits each element's sum, so it must not depend on either for the same bits.
   const int64_t kc_max = kL1PanelFloats / tile.nr();
   const int64_t kc = ceil_div(K, ceil_div(K, kc_max));
+  const BPacker::InPlace* in_place = packer ? packer->in_place() : nullptr;
+  // Read in place, the tiles only need to cover one run.
+  const int64_t tile_n = in_place ? in_place->run_len : N;
+  if (in_place) tile = cheapest_tile(kTiles, M, tile_n);
 #ifdef CONVLAB_GEMM_AVX512
-  if (active_isa() == Isa::avx512) {
-    tile = kTiles512[0];
-    for (const Tile& t : kTiles512)
-      if (tile_cost(t, M, N) < tile_cost(tile, M, N)) tile = t;
-  }
+  if (active_isa() == Isa::avx512) tile = cheapest_tile(kTiles512, M, tile_n);
 #endif
   const int mr = tile.mr, nr = tile.nr();
   const bool simd = active_isa() != Isa::scalar;
@@ -317,6 +348,10 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
         const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
         const float* src = trans_a ? A + p0 * lda + (i0 + i) : A + (i0 + i) * lda + p0;
         pack_a_panel(trans_a, src, lda, rows, kcur, alpha, pa + i * kcur, simd);
+      }
+      if (in_place) {
+        macro_kernel_in_place(tile, mcur, N, p0, kcur, pa, *in_place, C + i0 * ldc, ldc, beta_p);
+        continue;
       }
       for (int64_t j0 = 0; j0 < N; j0 += nc) {
         const int64_t ncur = std::min(nc, N - j0);

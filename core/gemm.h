@@ -27,6 +27,20 @@ void sgemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 struct BPacker {
   virtual ~BPacker() = default;
   virtual void pack(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const = 0;
+
+  // B read in place instead of packed (an indirect convolution): op(B)[k][r * run_len + t] =
+  // base[row_off[k] + run_off[r] + t] for the N / run_len runs r and t < run_len, and every row k readable
+  // 15 floats past each run's end (the kernels load whole vectors and drop the extra lanes). The GEMM then
+  // cuts its column tiles at run boundaries; each C element is still one FMA chain over the same K blocks,
+  // so the bits are those of the packed path. A packer that cannot, or whose runs are too short to pay,
+  // returns null.
+  struct InPlace {
+    const float* base;
+    const int64_t* row_off;  // [K]
+    const int64_t* run_off;  // [N / run_len]
+    int64_t run_len;
+  };
+  virtual const InPlace* in_place() const { return nullptr; }
 };
 
 // Packs a stored block the way the GEMM packs B (op(B) = src [kc, n] with leading dimension ldb, or src^T

@@ -1,9 +1,12 @@
 // core/gemm_kernel.h: register-tile micro-kernels for core/gemm.cpp (internal, not part of the API).
 //
 // A micro-kernel multiplies one packed A micro-panel (kc steps of R floats: column k of R rows of op(A))
-// by one packed B micro-panel (kc steps of 8*NV floats: row k of 8*NV columns of op(B), zero padded) and
-// writes C = acc + beta * C for an R x n_valid tile (n_valid <= 8*NV). alpha is already folded into the
-// packed A. beta == 0 stores without reading C, so NaN/garbage in C never leaks into the result.
+// by one B micro-panel (kc steps of 8*NV floats: row k of 8*NV columns of op(B)) and writes
+// C = acc + beta * C for an R x n_valid tile (n_valid <= 8*NV). alpha is already folded into the packed A.
+// beta == 0 stores without reading C, so NaN/garbage in C never leaks into the result.
+// B comes one of two ways (template parameter Ind): packed (Ind = false: row k at b + k*8*NV, aligned, zero
+// padded), or read in place (Ind = true, an indirect convolution: row k at b + off[k], unaligned, and the
+// floats past n_valid are whatever the source holds there: they only reach accumulator lanes never stored).
 //
 // AVX2/FMA: accumulators live in R*NV ymm registers. With 16 ymm registers, R*NV + NV + 1 <= 16 bounds
 // the tile: 6x16 (12 acc + 2 B + 1 broadcast) and 4x24 (12 + 3 + 1) are the two full shapes used.
@@ -48,9 +51,10 @@ inline void store_tile_scalar(const float* tmp, float* c, int64_t ldc, float bet
 
 #ifdef CONVLAB_GEMM_AVX2
 
-template <int R, int NV>
+template <int R, int NV, bool Ind>
 CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b,
-                                      float* __restrict c, int64_t ldc, float beta, int n_valid) {
+                                      const int64_t* __restrict off, float* __restrict c, int64_t ldc, float beta,
+                                      int n_valid) {
   static_assert(R * NV + NV + 1 <= 16, "tile does not fit the 16 ymm registers");
   __m256 acc[R][NV];
 #pragma GCC unroll 8
@@ -70,9 +74,15 @@ CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, con
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     __m256 bv[NV];
+    if constexpr (Ind) {
+      const float* bk = b + off[k];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + v * kLane);
-    b += NV * kLane;
+      for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(bk + v * kLane);
+    } else {
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + v * kLane);
+      b += NV * kLane;
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 av = _mm256_broadcast_ss(a + r);
@@ -111,50 +121,55 @@ CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, con
 #endif
 
 // Scalar target: the same packed layout and the same FMA chain per element, in plain C++.
-template <int R, int NV>
-void micro_kernel_scalar(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
-                         int64_t ldc, float beta, int n_valid) {
+template <int R, int NV, bool Ind>
+void micro_kernel_scalar(int64_t kc, const float* __restrict a, const float* __restrict b,
+                         const int64_t* __restrict off, float* __restrict c, int64_t ldc, float beta, int n_valid) {
   constexpr int W = NV * kLane;
   float acc[R * W] = {};
+  const int cols = Ind ? n_valid : W;  // read in place, only the valid columns are touched
   for (int64_t k = 0; k < kc; ++k) {
+    const float* bk = Ind ? b + off[k] : b;
     for (int r = 0; r < R; ++r) {
       const float ar = a[r];
-      for (int j = 0; j < W; ++j) acc[r * W + j] = std::fma(ar, b[j], acc[r * W + j]);
+      for (int j = 0; j < cols; ++j) acc[r * W + j] = std::fma(ar, bk[j], acc[r * W + j]);
     }
     a += R;
-    b += W;
+    if constexpr (!Ind) b += W;
   }
   store_tile_scalar<R, W>(acc, c, ldc, beta, n_valid);
 }
 
-using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, float, int);
+// (kc, packed A, B, B row offsets (indirect kernels only, else null), C, ldc, beta, n_valid)
+using MicroKernel = void (*)(int64_t, const float*, const float*, const int64_t*, float*, int64_t, float, int);
 
 // select_kernel(R, NV) -> micro_kernel<R, NV>; shapes that would spill (R*NV + NV + 1 > 16) are never
 // dispatched and stay null.
 constexpr int kMaxR = 8;  // the AVX-512 tiles are up to 8 rows high; the AVX2 ones up to 6
 constexpr int kMaxNV = 3;
 
-template <int R, int NV, bool Scalar>
+template <int R, int NV, bool Scalar, bool Ind>
 constexpr MicroKernel kernel_or_null() {
   if constexpr (R * NV + NV + 1 > 16) return nullptr;
 #ifdef CONVLAB_GEMM_AVX2
-  else if constexpr (!Scalar) return &micro_kernel<R, NV>;
+  else if constexpr (!Scalar) return &micro_kernel<R, NV, Ind>;
 #endif
-  else return &micro_kernel_scalar<R, NV>;
+  else return &micro_kernel_scalar<R, NV, Ind>;
 }
 
-template <int R, bool Scalar>
-constexpr MicroKernel kKernelRow[kMaxNV] = {kernel_or_null<R, 1, Scalar>(), kernel_or_null<R, 2, Scalar>(),
-                                            kernel_or_null<R, 3, Scalar>()};
+template <int R, bool Scalar, bool Ind>
+constexpr MicroKernel kKernelRow[kMaxNV] = {kernel_or_null<R, 1, Scalar, Ind>(), kernel_or_null<R, 2, Scalar, Ind>(),
+                                            kernel_or_null<R, 3, Scalar, Ind>()};
 
-// The 8-lane kernels: AVX2, or the scalar target's twins.
-inline MicroKernel select_kernel(int r, int nv, bool scalar) {
-  static constexpr const MicroKernel* rows[2][kMaxR] = {
-      {kKernelRow<1, false>, kKernelRow<2, false>, kKernelRow<3, false>, kKernelRow<4, false>,
-       kKernelRow<5, false>, kKernelRow<6, false>, kKernelRow<7, false>, kKernelRow<8, false>},
-      {kKernelRow<1, true>, kKernelRow<2, true>, kKernelRow<3, true>, kKernelRow<4, true>, kKernelRow<5, true>,
-       kKernelRow<6, true>, kKernelRow<7, true>, kKernelRow<8, true>}};
-  return rows[scalar ? 1 : 0][r - 1][nv - 1];
+template <bool Scalar, bool Ind>
+constexpr const MicroKernel* kKernelRows[kMaxR] = {
+    kKernelRow<1, Scalar, Ind>, kKernelRow<2, Scalar, Ind>, kKernelRow<3, Scalar, Ind>, kKernelRow<4, Scalar, Ind>,
+    kKernelRow<5, Scalar, Ind>, kKernelRow<6, Scalar, Ind>, kKernelRow<7, Scalar, Ind>, kKernelRow<8, Scalar, Ind>};
+
+// The 8-lane kernels: AVX2, or the scalar target's twins; packed or indirect B.
+inline MicroKernel select_kernel(int r, int nv, bool scalar, bool ind) {
+  static constexpr const MicroKernel* const* rows[2][2] = {{kKernelRows<false, false>, kKernelRows<false, true>},
+                                                           {kKernelRows<true, false>, kKernelRows<true, true>}};
+  return rows[scalar ? 1 : 0][ind ? 1 : 0][r - 1][nv - 1];
 }
 
 // ---- AVX-512 (F): the same contract with 16-float zmm lanes and 32 registers ----
@@ -169,10 +184,12 @@ inline MicroKernel select_kernel(int r, int nv, bool scalar) {
 constexpr int kLane512 = 16;
 constexpr int kMaxNV512 = 4;
 
-template <int R, int NV>
+template <int R, int NV, bool Ind>
 __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, const float* __restrict a,
-                                                                  const float* __restrict b, float* __restrict c,
-                                                                  int64_t ldc, float beta, int n_valid) {
+                                                                  const float* __restrict b,
+                                                                  const int64_t* __restrict off,
+                                                                  float* __restrict c, int64_t ldc, float beta,
+                                                                  int n_valid) {
   static_assert(R * NV + NV + 1 <= 32, "tile does not fit the 32 zmm registers");
   __m512 acc[R][NV];
 #pragma GCC unroll 8
@@ -188,9 +205,15 @@ __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, co
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     __m512 bv[NV];
+    if constexpr (Ind) {
+      const float* bk = b + off[k];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + v * kLane512);
-    b += NV * kLane512;
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(bk + v * kLane512);
+    } else {
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + v * kLane512);
+      b += NV * kLane512;
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
@@ -215,21 +238,23 @@ __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, co
   }
 }
 
-template <int R, int NV>
+template <int R, int NV, bool Ind>
 constexpr MicroKernel kernel_512_or_null() {
-  if constexpr (R * NV + NV + 1 <= 32) return &micro_kernel_512<R, NV>;
+  if constexpr (R * NV + NV + 1 <= 32) return &micro_kernel_512<R, NV, Ind>;
   else return nullptr;
 }
 
-template <int R>
-constexpr MicroKernel kKernelRow512[kMaxNV512] = {kernel_512_or_null<R, 1>(), kernel_512_or_null<R, 2>(),
-                                                  kernel_512_or_null<R, 3>(), kernel_512_or_null<R, 4>()};
+template <int R, bool Ind>
+constexpr MicroKernel kKernelRow512[kMaxNV512] = {kernel_512_or_null<R, 1, Ind>(), kernel_512_or_null<R, 2, Ind>(),
+                                                  kernel_512_or_null<R, 3, Ind>(), kernel_512_or_null<R, 4, Ind>()};
 
-inline MicroKernel select_kernel_512(int r, int nv) {
-  static constexpr const MicroKernel* rows[kMaxR] = {kKernelRow512<1>, kKernelRow512<2>, kKernelRow512<3>,
-                                                     kKernelRow512<4>, kKernelRow512<5>, kKernelRow512<6>,
-                                                     kKernelRow512<7>, kKernelRow512<8>};
-  return rows[r - 1][nv - 1];
+template <bool Ind>
+constexpr const MicroKernel* kKernelRows512[kMaxR] = {kKernelRow512<1, Ind>, kKernelRow512<2, Ind>, kKernelRow512<3, Ind>,
+                                                      kKernelRow512<4, Ind>, kKernelRow512<5, Ind>, kKernelRow512<6, Ind>,
+                                                      kKernelRow512<7, Ind>, kKernelRow512<8, Ind>};
+
+inline MicroKernel select_kernel_512(int r, int nv, bool ind) {
+  return (ind ? kKernelRows512<true> : kKernelRows512<false>)[r - 1][nv - 1];
 }
 #endif
 

@@ -167,7 +167,7 @@ namespace {
 // The bordered copy of a block's input is used up to this many floats (16 MB per thread); past it (paddings
 // far wider than the image) the rows are walked with their bounds instead.
 constexpr double kMaxBorderedFloats = double(int64_t(1) << 22);
-constexpr int64_t kRunSlack = 8;
+constexpr int64_t kRunSlack = 16;  // copy_runs' ymm tails and the in-place GEMM's zmm tails
 }  // namespace
 
 Im2colPacker::Im2colPacker(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, bool transposed)
@@ -205,6 +205,13 @@ Im2colPacker::Im2colPacker(const float* x, const ConvDims& d, int64_t n0, int64_
     for (int64_t r = 0; r < K; ++r)
       row_off_[size_t(r)] = r / T * plane + r % T / d.kW * d.dH * Wr + at(r % d.kW * d.dW);
     const int64_t HWo = d.hw_out();
+    if (!transposed && d.W_out >= kMinInPlaceRun) {  // the GEMM reads the buffer in place, output row by row
+      run_off_.resize(size_t(nn * d.H_out));
+      for (int64_t i = 0; i < nn; ++i)
+        for (int64_t oh = 0; oh < d.H_out; ++oh) run_off_[size_t(i * d.H_out + oh)] = i * image + oh * d.sH * Wr;
+      in_place_ = {p, row_off_.data(), run_off_.data(), d.W_out};
+      return;
+    }
     col_off_.resize(size_t(nn * HWo));
     for (int64_t i = 0; i < nn; ++i)
       for (int64_t oh = 0; oh < d.H_out; ++oh)
@@ -314,11 +321,60 @@ void copy_runs(const float* base, const std::vector<Run>& runs, int64_t width, b
   for (const Run& r : runs) std::copy_n(base + r.off, r.len, out + r.at);
 }
 
+// out[(run.at + t) * w + c] = src[c][run.off + t] for c < 8 (zero for c >= cols): 8 cols rows of a pixel chunk
+// written as 8 columns of a transposed panel (rows w floats apart, out 32-byte aligned).
+void transpose_runs_scalar(const float* const* src, int cols, const Run& r, int64_t t0, int64_t w, float* out) {
+  for (int64_t t = t0; t < r.len; ++t)
+    for (int c = 0; c < 8; ++c) out[(r.at + t) * w + c] = c < cols ? src[c][r.off + t] : 0.f;
+}
+
+#ifdef CONVLAB_COPY_AVX2
+__attribute__((target("avx2"))) void transpose_runs_avx2(const float* const* src, int cols,
+                                                         const std::vector<Run>& runs, int64_t w, float* out) {
+  for (const Run& r : runs) {
+    int64_t t = 0;
+    for (; t + 8 <= r.len; t += 8) {
+      __m256 v[8];
+      for (int c = 0; c < 8; ++c) v[c] = c < cols ? _mm256_loadu_ps(src[c] + r.off + t) : _mm256_setzero_ps();
+      const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+      const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+      const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+      const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* o = out + (r.at + t) * w;
+      _mm256_store_ps(o, _mm256_permute2f128_ps(s0, s4, 0x20));
+      _mm256_store_ps(o + w, _mm256_permute2f128_ps(s1, s5, 0x20));
+      _mm256_store_ps(o + 2 * w, _mm256_permute2f128_ps(s2, s6, 0x20));
+      _mm256_store_ps(o + 3 * w, _mm256_permute2f128_ps(s3, s7, 0x20));
+      _mm256_store_ps(o + 4 * w, _mm256_permute2f128_ps(s0, s4, 0x31));
+      _mm256_store_ps(o + 5 * w, _mm256_permute2f128_ps(s1, s5, 0x31));
+      _mm256_store_ps(o + 6 * w, _mm256_permute2f128_ps(s2, s6, 0x31));
+      _mm256_store_ps(o + 7 * w, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
+    transpose_runs_scalar(src, cols, r, t, w, out);
+  }
+}
+#endif
+
+// A copy: every target gives the same bits.
+void transpose_runs(const float* const* src, int cols, const std::vector<Run>& runs, int64_t w, bool simd, float* out) {
+#ifdef CONVLAB_COPY_AVX2
+  if (simd) return transpose_runs_avx2(src, cols, runs, w, out);
+#else
+  (void)simd;
+#endif
+  for (const Run& r : runs) transpose_runs_scalar(src, cols, r, 0, w, out);
+}
+
 }  // namespace
 
-// Bordered path: non-transposed, each panel's columns become runs once and are copied for every row straight
-// into the panel; transposed, the rows' pixel range becomes runs once, every requested cols row is copied
-// into a small stage [n, kc] and the GEMM's packer transposes it.
+// Bordered path (when the GEMM does not read the buffer in place): non-transposed, each panel's columns become
+// runs once and are copied for every row straight into the panel; transposed, the chunk's pixel range becomes
+// runs once and 8 cols rows at a time are transposed from the buffer into 8 panel columns (output rows shorter
+// than kMinInPlaceRun: copied into a stage the GEMM's packer transposes).
 void Im2colPacker::pack_bordered(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const {
   thread_local std::vector<Run> runs;
   const bool simd = active_isa() != Isa::scalar;
@@ -336,11 +392,27 @@ void Im2colPacker::pack_bordered(int64_t k0, int64_t kc, int64_t j0, int64_t n, 
     }
     return;
   }
-  thread_local std::vector<float> stage;
-  stage.resize(size_t(kc * n));
   make_runs(col_off_.data() + k0, kc, runs);
-  for (int64_t c = 0; c < n; ++c) copy_runs(padded_ + row_off_[size_t(j0 + c)], runs, (n - c) * kc, simd, stage.data() + c * kc);
-  sgemm_pack_b(true, stage.data(), kc, n, nr, lane, kc, dst);
+  if (d_.W_out < kMinInPlaceRun) {  // short runs: copied into a stage [n, kc] that the GEMM's packer transposes
+    thread_local std::vector<float> stage;
+    stage.resize(size_t(kc * n));
+    for (int64_t c = 0; c < n; ++c)
+      copy_runs(padded_ + row_off_[size_t(j0 + c)], runs, (n - c) * kc, simd, stage.data() + c * kc);
+    return sgemm_pack_b(true, stage.data(), kc, n, nr, lane, kc, dst);
+  }
+  // op(B)[k][c] = cols[j0 + c][k0 + k]: 8 cols rows (8 panel columns) at a time, each pixel run read as 8-float
+  // vectors from the bordered buffer and transposed 8 x 8 straight into the panel rows.
+  for (int64_t p0 = 0; p0 < n; p0 += nr) {
+    const int64_t cnt = std::min<int64_t>(nr, n - p0);
+    const int64_t w = cnt == nr ? nr : (cnt + lane - 1) / lane * lane;
+    float* panel = dst + p0 * kc;
+    for (int64_t g = 0; g < w; g += 8) {
+      const int cols = int(std::clamp<int64_t>(cnt - g, 0, 8));
+      const float* src[8];
+      for (int c = 0; c < 8; ++c) src[c] = c < cols ? padded_ + row_off_[size_t(j0 + p0 + g + c)] : nullptr;
+      transpose_runs(src, cols, runs, w, simd, panel + g);
+    }
+  }
 }
 
 // Walked path: the block is staged in a per-thread buffer (kc x n floats, L2-sized by the GEMM's blocking) as
