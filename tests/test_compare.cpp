@@ -51,8 +51,8 @@ TEST(CompareQuick, ShippedExperimentTrainsEveryVariantAndWritesReports) {
                         "settings", "artefact_rates", "artefact_metric", "preset", "label"})
     EXPECT_TRUE(res.contains(k)) << k;
   // Both regimes: the shipped networks (3x3 stem) and the _img variants (1x1 stem: the stack starts at the image).
-  const std::vector<std::string> names = {"plain", "gridding", "hdc", "rfmatched", "downup",
-                                          "plain_img", "gridding_img", "hdc_img", "rfmatched_img"};
+  const std::vector<std::string> names = {"plain",        "gridding", "hdc",          "rfmatched",
+                                          "downup",       "gridding_img", "hdc_img", "rfmatched_img"};
   ASSERT_EQ(res["variants"].size(), names.size());
   const size_t seeds = res["seeds"].size();
   EXPECT_GE(seeds, 2u);
