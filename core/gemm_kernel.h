@@ -126,12 +126,11 @@ void micro_kernel_scalar(int64_t kc, const float* __restrict a, const float* __r
                          const int64_t* __restrict off, float* __restrict c, int64_t ldc, float beta, int n_valid) {
   constexpr int W = NV * kLane;
   float acc[R * W] = {};
-  const int cols = Ind ? n_valid : W;  // read in place, only the valid columns are touched
   for (int64_t k = 0; k < kc; ++k) {
     const float* bk = Ind ? b + off[k] : b;
     for (int r = 0; r < R; ++r) {
       const float ar = a[r];
-      for (int j = 0; j < cols; ++j) acc[r * W + j] = std::fma(ar, bk[j], acc[r * W + j]);
+      for (int j = 0; j < W; ++j) acc[r * W + j] = std::fma(ar, bk[j], acc[r * W + j]);
     }
     a += R;
     if constexpr (!Ind) b += W;
