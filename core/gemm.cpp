@@ -259,17 +259,17 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 // Multiplies a packed A block (mcur rows) by a packed B block (ncur columns) into C, tile by tile; edge
 // tiles get the kernel of their own size. (Inlining the full-tile kernel here measured no faster.)
 // The micro-kernel for an r x (nv lanes) tile of `tile`'s target, packed or indirect B.
-MicroKernel select_for(const Tile& tile, int r, int nv, bool ind) {
+MicroKernel select_for(const Tile& tile, int r, int nv, BMode mode) {
 #ifdef CONVLAB_GEMM_AVX512
-  if (tile.lane == kLane512) return select_kernel_512(r, nv, ind);
+  if (tile.lane == kLane512) return select_kernel_512(r, nv, mode);
 #endif
-  return select_kernel(r, nv, active_isa() == Isa::scalar, ind);
+  return select_kernel(r, nv, active_isa() == Isa::scalar, mode);
 }
 
 void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, const float* pa, const float* pb,
                   float* c, int64_t ldc, float beta) {
   const int mr = tile.mr, nr = tile.nr();
-  auto select = [&](int r, int nv) { return select_for(tile, r, nv, false); };
+  auto select = [&](int r, int nv) { return select_for(tile, r, nv, kPacked); };
   const MicroKernel full = select(mr, tile.nv);
   for (int64_t j = 0; j < ncur; j += nr) {
     const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
@@ -287,18 +287,19 @@ void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, cons
 void macro_kernel_in_place(const Tile& tile, int64_t mcur, int64_t N, int64_t k0, int64_t kc, const float* pa,
                            const BPacker::InPlace& b, float* c, int64_t ldc, float beta) {
   const int mr = tile.mr, nr = tile.nr();
-  const MicroKernel full = select_for(tile, mr, tile.nv, true);
+  const MicroKernel full = select_for(tile, mr, tile.nv, kInPlace);
   const int64_t runs = N / b.run_len;
   const int64_t* off = b.row_off + k0;
   for (int64_t r = 0; r < runs; ++r)
     for (int64_t t = 0; t < b.run_len; t += nr) {
       const int n_valid = static_cast<int>(std::min<int64_t>(nr, b.run_len - t));
       const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
+      const BMode mode = n_valid == nv * tile.lane ? kInPlace : kInPlaceTail;  // edge: last vector masked
       const float* src = b.base + b.run_off[r] + t;
       float* cj = c + r * b.run_len + t;
       for (int64_t i = 0; i < mcur; i += mr) {
         const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
-        const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, true);
+        const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, mode);
         kern(kc, pa + i * kc, src, off, cj + i * ldc, ldc, beta, n_valid);
       }
     }

@@ -29,8 +29,8 @@ struct BPacker {
   virtual void pack(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const = 0;
 
   // B read in place instead of packed (an indirect convolution): op(B)[k][r * run_len + t] =
-  // base[row_off[k] + run_off[r] + t] for the N / run_len runs r and t < run_len, and every row k readable
-  // 15 floats past each run's end (the kernels load whole vectors and drop the extra lanes). The GEMM then
+  // base[row_off[k] + run_off[r] + t] for the N / run_len runs r and t < run_len (nothing past a run's last
+  // column is read: edge tiles load their last vector masked). The GEMM then
   // cuts its column tiles at run boundaries; each C element is still one FMA chain over the same K blocks,
   // so the bits are those of the packed path. A packer that cannot, or whose runs are too short to pay,
   // returns null.

@@ -4,9 +4,10 @@
 // by one B micro-panel (kc steps of 8*NV floats: row k of 8*NV columns of op(B)) and writes
 // C = acc + beta * C for an R x n_valid tile (n_valid <= 8*NV). alpha is already folded into the packed A.
 // beta == 0 stores without reading C, so NaN/garbage in C never leaks into the result.
-// B comes one of two ways (template parameter Ind): packed (Ind = false: row k at b + k*8*NV, aligned, zero
-// padded), or read in place (Ind = true, an indirect convolution: row k at b + off[k], unaligned, and the
-// floats past n_valid are whatever the source holds there: they only reach accumulator lanes never stored).
+// B comes one of two ways (template parameter Mode): packed (kPacked: row k at b + k*8*NV, aligned, zero padded),
+// or read in place (an indirect convolution: row k at b + off[k], unaligned). In place, a tile whose n_valid
+// fills its NV vectors reads them whole (kInPlace); an edge tile (kInPlaceTail) loads its last vector masked,
+// so nothing past column n_valid - 1 of a row is read (the lanes past it stay zero and are never stored).
 //
 // AVX2/FMA: accumulators live in R*NV ymm registers. With 16 ymm registers, R*NV + NV + 1 <= 16 bounds
 // the tile: 6x16 (12 acc + 2 B + 1 broadcast) and 4x24 (12 + 3 + 1) are the two full shapes used.
@@ -33,6 +34,8 @@
 
 namespace convlab::gemm_detail {
 
+enum BMode : int { kPacked = 0, kInPlace = 1, kInPlaceTail = 2 };
+
 constexpr int kLane = 8;  // floats per ymm register; packed B panels are multiples of this wide
 
 // Stores an R x n_valid tile held in tmp (row stride W) into C with beta (edge tiles, scalar path).
@@ -51,7 +54,7 @@ inline void store_tile_scalar(const float* tmp, float* c, int64_t ldc, float bet
 
 #ifdef CONVLAB_GEMM_AVX2
 
-template <int R, int NV, bool Ind>
+template <int R, int NV, int Mode>
 CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b,
                                       const int64_t* __restrict off, float* __restrict c, int64_t ldc, float beta,
                                       int n_valid) {
@@ -71,13 +74,18 @@ CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, con
     _mm_prefetch(row + (kLane * NV - 1) * sizeof(float), _MM_HINT_T0);
   }
 
+  // kInPlaceTail: lanes of the last vector below n_valid - (NV-1)*8 are loaded
+  const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(n_valid - (NV - 1) * kLane),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     __m256 bv[NV];
-    if constexpr (Ind) {
+    if constexpr (Mode != kPacked) {
       const float* bk = b + off[k];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(bk + v * kLane);
+      for (int v = 0; v < NV; ++v)
+        bv[v] = Mode == kInPlaceTail && v == NV - 1 ? _mm256_maskload_ps(bk + v * kLane, tail)
+                                                     : _mm256_loadu_ps(bk + v * kLane);
     } else {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + v * kLane);
@@ -121,19 +129,20 @@ CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, con
 #endif
 
 // Scalar target: the same packed layout and the same FMA chain per element, in plain C++.
-template <int R, int NV, bool Ind>
+template <int R, int NV, int Mode>
 void micro_kernel_scalar(int64_t kc, const float* __restrict a, const float* __restrict b,
                          const int64_t* __restrict off, float* __restrict c, int64_t ldc, float beta, int n_valid) {
   constexpr int W = NV * kLane;
   float acc[R * W] = {};
+  const int cols = Mode == kInPlaceTail ? n_valid : W;
   for (int64_t k = 0; k < kc; ++k) {
-    const float* bk = Ind ? b + off[k] : b;
+    const float* bk = Mode != kPacked ? b + off[k] : b;
     for (int r = 0; r < R; ++r) {
       const float ar = a[r];
-      for (int j = 0; j < W; ++j) acc[r * W + j] = std::fma(ar, bk[j], acc[r * W + j]);
+      for (int j = 0; j < cols; ++j) acc[r * W + j] = std::fma(ar, bk[j], acc[r * W + j]);
     }
     a += R;
-    if constexpr (!Ind) b += W;
+    if constexpr (Mode == kPacked) b += W;
   }
   store_tile_scalar<R, W>(acc, c, ldc, beta, n_valid);
 }
@@ -146,29 +155,30 @@ using MicroKernel = void (*)(int64_t, const float*, const float*, const int64_t*
 constexpr int kMaxR = 8;  // the AVX-512 tiles are up to 8 rows high; the AVX2 ones up to 6
 constexpr int kMaxNV = 3;
 
-template <int R, int NV, bool Scalar, bool Ind>
+template <int R, int NV, bool Scalar, int Mode>
 constexpr MicroKernel kernel_or_null() {
   if constexpr (R * NV + NV + 1 > 16) return nullptr;
 #ifdef CONVLAB_GEMM_AVX2
-  else if constexpr (!Scalar) return &micro_kernel<R, NV, Ind>;
+  else if constexpr (!Scalar) return &micro_kernel<R, NV, Mode>;
 #endif
-  else return &micro_kernel_scalar<R, NV, Ind>;
+  else return &micro_kernel_scalar<R, NV, Mode>;
 }
 
-template <int R, bool Scalar, bool Ind>
-constexpr MicroKernel kKernelRow[kMaxNV] = {kernel_or_null<R, 1, Scalar, Ind>(), kernel_or_null<R, 2, Scalar, Ind>(),
-                                            kernel_or_null<R, 3, Scalar, Ind>()};
+template <int R, bool Scalar, int Mode>
+constexpr MicroKernel kKernelRow[kMaxNV] = {kernel_or_null<R, 1, Scalar, Mode>(), kernel_or_null<R, 2, Scalar, Mode>(),
+                                            kernel_or_null<R, 3, Scalar, Mode>()};
 
-template <bool Scalar, bool Ind>
+template <bool Scalar, int Mode>
 constexpr const MicroKernel* kKernelRows[kMaxR] = {
-    kKernelRow<1, Scalar, Ind>, kKernelRow<2, Scalar, Ind>, kKernelRow<3, Scalar, Ind>, kKernelRow<4, Scalar, Ind>,
-    kKernelRow<5, Scalar, Ind>, kKernelRow<6, Scalar, Ind>, kKernelRow<7, Scalar, Ind>, kKernelRow<8, Scalar, Ind>};
+    kKernelRow<1, Scalar, Mode>, kKernelRow<2, Scalar, Mode>, kKernelRow<3, Scalar, Mode>, kKernelRow<4, Scalar, Mode>,
+    kKernelRow<5, Scalar, Mode>, kKernelRow<6, Scalar, Mode>, kKernelRow<7, Scalar, Mode>, kKernelRow<8, Scalar, Mode>};
 
-// The 8-lane kernels: AVX2, or the scalar target's twins; packed or indirect B.
-inline MicroKernel select_kernel(int r, int nv, bool scalar, bool ind) {
-  static constexpr const MicroKernel* const* rows[2][2] = {{kKernelRows<false, false>, kKernelRows<false, true>},
-                                                           {kKernelRows<true, false>, kKernelRows<true, true>}};
-  return rows[scalar ? 1 : 0][ind ? 1 : 0][r - 1][nv - 1];
+// The 8-lane kernels: AVX2, or the scalar target's twins; B packed or read in place (BMode).
+inline MicroKernel select_kernel(int r, int nv, bool scalar, BMode mode) {
+  static constexpr const MicroKernel* const* rows[2][3] = {
+      {kKernelRows<false, kPacked>, kKernelRows<false, kInPlace>, kKernelRows<false, kInPlaceTail>},
+      {kKernelRows<true, kPacked>, kKernelRows<true, kInPlace>, kKernelRows<true, kInPlaceTail>}};
+  return rows[scalar ? 1 : 0][mode][r - 1][nv - 1];
 }
 
 // ---- AVX-512 (F): the same contract with 16-float zmm lanes and 32 registers ----
@@ -183,7 +193,7 @@ inline MicroKernel select_kernel(int r, int nv, bool scalar, bool ind) {
 constexpr int kLane512 = 16;
 constexpr int kMaxNV512 = 4;
 
-template <int R, int NV, bool Ind>
+template <int R, int NV, int Mode>
 __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, const float* __restrict a,
                                                                   const float* __restrict b,
                                                                   const int64_t* __restrict off,
@@ -201,13 +211,17 @@ __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, co
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) _mm_prefetch(row + v * kLane512 * sizeof(float), _MM_HINT_T0);
   }
+  const int last = n_valid - (NV - 1) * kLane512;  // kInPlaceTail: valid lanes of the last vector
+  const __mmask16 tail = last >= kLane512 ? __mmask16(0xFFFF) : __mmask16((1u << (last > 0 ? last : 0)) - 1u);
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     __m512 bv[NV];
-    if constexpr (Ind) {
+    if constexpr (Mode != kPacked) {
       const float* bk = b + off[k];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(bk + v * kLane512);
+      for (int v = 0; v < NV; ++v)
+        bv[v] = Mode == kInPlaceTail && v == NV - 1 ? _mm512_maskz_loadu_ps(tail, bk + v * kLane512)
+                                                     : _mm512_loadu_ps(bk + v * kLane512);
     } else {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + v * kLane512);
@@ -237,23 +251,25 @@ __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, co
   }
 }
 
-template <int R, int NV, bool Ind>
+template <int R, int NV, int Mode>
 constexpr MicroKernel kernel_512_or_null() {
-  if constexpr (R * NV + NV + 1 <= 32) return &micro_kernel_512<R, NV, Ind>;
+  if constexpr (R * NV + NV + 1 <= 32) return &micro_kernel_512<R, NV, Mode>;
   else return nullptr;
 }
 
-template <int R, bool Ind>
-constexpr MicroKernel kKernelRow512[kMaxNV512] = {kernel_512_or_null<R, 1, Ind>(), kernel_512_or_null<R, 2, Ind>(),
-                                                  kernel_512_or_null<R, 3, Ind>(), kernel_512_or_null<R, 4, Ind>()};
+template <int R, int Mode>
+constexpr MicroKernel kKernelRow512[kMaxNV512] = {kernel_512_or_null<R, 1, Mode>(), kernel_512_or_null<R, 2, Mode>(),
+                                                  kernel_512_or_null<R, 3, Mode>(), kernel_512_or_null<R, 4, Mode>()};
 
-template <bool Ind>
-constexpr const MicroKernel* kKernelRows512[kMaxR] = {kKernelRow512<1, Ind>, kKernelRow512<2, Ind>, kKernelRow512<3, Ind>,
-                                                      kKernelRow512<4, Ind>, kKernelRow512<5, Ind>, kKernelRow512<6, Ind>,
-                                                      kKernelRow512<7, Ind>, kKernelRow512<8, Ind>};
+template <int Mode>
+constexpr const MicroKernel* kKernelRows512[kMaxR] = {kKernelRow512<1, Mode>, kKernelRow512<2, Mode>, kKernelRow512<3, Mode>,
+                                                      kKernelRow512<4, Mode>, kKernelRow512<5, Mode>, kKernelRow512<6, Mode>,
+                                                      kKernelRow512<7, Mode>, kKernelRow512<8, Mode>};
 
-inline MicroKernel select_kernel_512(int r, int nv, bool ind) {
-  return (ind ? kKernelRows512<true> : kKernelRows512<false>)[r - 1][nv - 1];
+inline MicroKernel select_kernel_512(int r, int nv, BMode mode) {
+  static constexpr const MicroKernel* const* rows[3] = {kKernelRows512<kPacked>, kKernelRows512<kInPlace>,
+                                                        kKernelRows512<kInPlaceTail>};
+  return rows[mode][r - 1][nv - 1];
 }
 #endif
 

@@ -167,7 +167,7 @@ namespace {
 // The bordered copy of a block's input is used up to this many floats (16 MB per thread); past it (paddings
 // far wider than the image) the rows are walked with their bounds instead.
 constexpr double kMaxBorderedFloats = double(int64_t(1) << 22);
-constexpr int64_t kRunSlack = 16;  // copy_runs' ymm tails and the in-place GEMM's zmm tails
+constexpr int64_t kRunSlack = 8;  // copy_runs reads whole ymm vectors past a run
 }  // namespace
 
 Im2colPacker::Im2colPacker(const float* x, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, bool transposed)
