@@ -64,9 +64,11 @@ struct PackRow {
 
 // Two ways to read the matrix: normally the block's input is first copied once into a zero-bordered buffer
 // [nn, C/G, H + 2pH, W + 2pW] (a per-thread workspace; rows phase-split by the stride, see im2col.cpp), where
-// cols[r][j] = padded[row_off[r] + col_off[j]] with no bounds test: a panel row is a few contiguous runs (one
-// per output row) copied straight into the GEMM's panel. When that buffer would be large (a padding much wider
-// than the image) the rows are walked with their bounds instead (PackRow).
+// cols[r][j] = padded[row_off[r] + col_off[j]] with no bounds test. With output rows of at least
+// kMinInPlaceRun columns the GEMM reads that buffer in place (in_place(): no packing at all; the weight
+// gradient's cols^T is transposed from it 8 x 8 into the panels); with shorter rows a panel row is a few
+// contiguous runs (one per output row) copied into the GEMM's panel. When the buffer would be large (a padding
+// much wider than the image) the rows are walked with their bounds instead (PackRow).
 class Im2colPacker : public BPacker {
  public:
   // transposed: op(B) = cols^T [nn*HWo, K] (the weight gradient's dy x cols^T) instead of cols.

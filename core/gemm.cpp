@@ -10,6 +10,9 @@
 // ic is outside jc so that for the conv shapes (M <= a few hundred) A is packed once per K chunk and B is
 // packed exactly once; a problem with M > mc re-packs B per M block, which is cheap next to its compute.
 // Sizes are balanced (equal blocks) and depend only on M, N, K and the tile shape: never on threads.
+// A B operand given by a packer that offers it in place (BPacker::InPlace, the conv's zero-bordered input) is
+// not packed: jc/jr become runs (output rows) cut into nr-wide tiles, and the micro-kernels read row k of the
+// tile at base + row_off[k] (an indirect convolution). kc is the packed path's, so the bits are too.
 #include "core/gemm.h"
 
 #include <Eigen/Core>
