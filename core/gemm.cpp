@@ -259,8 +259,6 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   }
 }
 
-// Multiplies a packed A block (mcur rows) by a packed B block (ncur columns) into C, tile by tile; edge
-// tiles get the kernel of their own size. (Inlining the full-tile kernel here measured no faster.)
 // The micro-kernel for an r x (nv lanes) tile of `tile`'s target, packed or indirect B.
 MicroKernel select_for(const Tile& tile, int r, int nv, BMode mode) {
 #ifdef CONVLAB_GEMM_AVX512
@@ -269,6 +267,8 @@ MicroKernel select_for(const Tile& tile, int r, int nv, BMode mode) {
   return select_kernel(r, nv, active_isa() == Isa::scalar, mode);
 }
 
+// Multiplies a packed A block (mcur rows) by a packed B block (ncur columns) into C, tile by tile; edge
+// tiles get the kernel of their own size. (Inlining the full-tile kernel here measured no faster.)
 void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, const float* pa, const float* pb,
                   float* c, int64_t ldc, float beta) {
   const int mr = tile.mr, nr = tile.nr();
