@@ -9,6 +9,7 @@
 
 #include "core/conv.h"
 #include "core/cpu.h"
+#include "core/gemm_kernel.h"
 #include "core/workspace.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -329,30 +330,16 @@ void transpose_runs_scalar(const float* const* src, int cols, const Run& r, int6
 }
 
 #ifdef CONVLAB_COPY_AVX2
-__attribute__((target("avx2"))) void transpose_runs_avx2(const float* const* src, int cols,
-                                                         const std::vector<Run>& runs, int64_t w, float* out) {
+CONVLAB_AVX2_TARGET void transpose_runs_avx2(const float* const* src, int cols, const std::vector<Run>& runs,
+                                             int64_t w, float* out) {
   for (const Run& r : runs) {
     int64_t t = 0;
     for (; t + 8 <= r.len; t += 8) {
       __m256 v[8];
       for (int c = 0; c < 8; ++c) v[c] = c < cols ? _mm256_loadu_ps(src[c] + r.off + t) : _mm256_setzero_ps();
-      const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-      const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-      const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-      const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-      const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      gemm_detail::transpose8(v);
       float* o = out + (r.at + t) * w;
-      _mm256_store_ps(o, _mm256_permute2f128_ps(s0, s4, 0x20));
-      _mm256_store_ps(o + w, _mm256_permute2f128_ps(s1, s5, 0x20));
-      _mm256_store_ps(o + 2 * w, _mm256_permute2f128_ps(s2, s6, 0x20));
-      _mm256_store_ps(o + 3 * w, _mm256_permute2f128_ps(s3, s7, 0x20));
-      _mm256_store_ps(o + 4 * w, _mm256_permute2f128_ps(s0, s4, 0x31));
-      _mm256_store_ps(o + 5 * w, _mm256_permute2f128_ps(s1, s5, 0x31));
-      _mm256_store_ps(o + 6 * w, _mm256_permute2f128_ps(s2, s6, 0x31));
-      _mm256_store_ps(o + 7 * w, _mm256_permute2f128_ps(s3, s7, 0x31));
+      for (int i = 0; i < 8; ++i) _mm256_store_ps(o + i * w, v[i]);
     }
     transpose_runs_scalar(src, cols, r, t, w, out);
   }
