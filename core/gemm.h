@@ -30,11 +30,9 @@ struct BPacker {
 
   // B read in place instead of packed (an indirect convolution): op(B)[k][r * run_len + t] =
   // base[row_off[k] + run_off[r] + t] for the N / run_len runs r and t < run_len (nothing past a run's last
-  // column is read: edge tiles load their last vector masked). The GEMM then
-  // cuts its column tiles at run boundaries (and never calls pack()); each C element is still one FMA chain over
-  // the same K blocks,
-  // so the bits are those of the packed path. A packer that cannot, or whose runs are too short to pay,
-  // returns null.
+  // column is read: edge tiles load their last vector masked). The GEMM then cuts its column tiles at run
+  // boundaries and never calls pack(); each C element is still one FMA chain over the same K blocks, so the bits
+  // are those of the packed path. A packer that cannot, or whose runs are too short to pay, returns null.
   struct InPlace {
     const float* base;
     const int64_t* row_off;  // [K]
