@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "tests/testing.h"
 #include "models/compare/compare.h"
+#include "models/compare/compare_runs.h"
 #include "data/files.h"
 #include "data/png.h"
 
@@ -96,8 +97,11 @@ TEST(CompareQuick, ShippedExperimentTrainsEveryVariantAndWritesReports) {
           EXPECT_TRUE(sh >= 0 && sh <= 1) << name << " " << kind << " r=" << rate << ": " << sh;
         }
     }
-    for (const char* p : {"coverage", "erf_initial", "erf_trained", "artefact"})
+    // Every picture the report shows is in pictures/: report.md reads without the run folders.
+    for (const char* p : {"coverage", "erf_initial", "erf_trained", "artefact", "predictions"}) {
+      EXPECT_EQ(v["pictures"][p].get<std::string>().rfind("pictures/", 0), 0u) << name << " " << p;
       EXPECT_TRUE(fs::exists(out / v["pictures"][p].get<std::string>())) << name << " " << p;
+    }
     EXPECT_NE(md.find("| " + name + " | "), std::string::npos) << name;  // a table row
     // The convergence check: per-seed gains over the last fifth and a verdict.
     const json& cv = v["convergence"];
@@ -151,6 +155,14 @@ TEST(CompareQuick, ShippedExperimentTrainsEveryVariantAndWritesReports) {
   EXPECT_NE(md.find("Rule: "), std::string::npos);
   EXPECT_NE(md.find("Convergence (mean validation mIoU gain from step 30 to step 40"), std::string::npos);
   EXPECT_NE(md.find("## Gridding artefacts"), std::string::npos);
+  EXPECT_EQ(md.find("](runs/"), std::string::npos);
+  // The Time section sums what every run cost, whichever invocation trained it.
+  double runs_cpu = 0;
+  for (const json& v : res["variants"])
+    for (const json& run : v["runs"]) runs_cpu += run["timing"]["cpu_s"].get<double>();
+  EXPECT_EQ(res["timing"]["runs_timed"], int64_t(names.size() * seeds));
+  EXPECT_NEAR(res["timing"]["runs_cpu_s"].get<double>(), runs_cpu, 1e-9 * runs_cpu);
+  EXPECT_NE(md.find("All " + std::to_string(names.size() * seeds) + " runs: "), std::string::npos);
   // Self-contained HTML: inline pictures and curves, nothing fetched; each picture kind is one row of variants.
   EXPECT_EQ(html.find("src=\"http"), std::string::npos);
   EXPECT_EQ(html.find("href=\"http"), std::string::npos);
@@ -177,6 +189,7 @@ TEST(CompareQuick, ShippedExperimentTrainsEveryVariantAndWritesReports) {
   // A second invocation trains nothing and reports the same numbers.
   const StudyResult again = compare_command({.experiment = file, .quick = true, .out = out.string(), .quiet = true});
   EXPECT_EQ(again.json["timing"]["runs_trained"], 0);
+  EXPECT_EQ(again.json["timing"]["runs_cpu_s"], res["timing"]["runs_cpu_s"]);  // reused runs keep their cost
   EXPECT_EQ(again.json["variants"][2]["summary"], res["variants"][2]["summary"]);
   EXPECT_EQ(again.json["variants"][6]["artefacts"], res["variants"][6]["artefacts"]);
   fs::remove_all(out);
@@ -378,6 +391,61 @@ TEST(CompareStats, PairedRuleIsTheNinetyFiveCentConfidenceInterval) {
   s = paired_stats({2.0});  // one seed: no spread, never "exceeds"
   EXPECT_FALSE(s.exceeds);
   EXPECT_EQ(s.n, 1);
+}
+
+// A distributed compare deals its runs out so that the processes finish close together: in the given (seed-major)
+// order, each run to the process with the least work so far.
+TEST(CompareRuns, DealGivesEachRunToTheLeastLoadedProcess) {
+  using compare_detail::deal_runs;
+  EXPECT_EQ(deal_runs({1, 1, 1, 1, 1}, 2), (std::vector<int64_t>{0, 1, 0, 1, 0}));  // equal costs: round-robin
+  EXPECT_EQ(deal_runs({1, 1, 1}, 1), (std::vector<int64_t>{0, 0, 0}));
+  // A half-trained run first and a cheap variant (the study's downup) among full ones: round-robin would leave one
+  // process 4 units behind the other; the deal keeps them within one run.
+  const std::vector<double> cost = {0.5, 1, 1, 0.5, 1, 1, 0.5, 1, 1, 0.5};
+  const std::vector<int64_t> owner = deal_runs(cost, 2);
+  double load[2] = {0, 0};
+  for (size_t k = 0; k < cost.size(); ++k) load[owner[k]] += cost[k];
+  EXPECT_LE(std::abs(load[0] - load[1]), 1.0);
+  EXPECT_EQ(owner[0], 0);
+  EXPECT_EQ(owner[1], 1);
+  EXPECT_EQ(owner[2], 0);  // process 0 had 0.5, process 1 had 1
+  EXPECT_EQ(deal_runs({}, 3).size(), 0u);
+  EXPECT_THROW(deal_runs({1}, 0), Error);
+}
+
+// An interrupted run's time is kept (compare_timing.json, "partial") and the invocation that resumes it adds its
+// own: the report's time is the run's whole cost, and its parts are counted.
+TEST(CompareRuns, ResumedRunTimeIsTheSumOfItsParts) {
+  const fs::path dir = temp_dir("parts");
+  const std::string hdc = testing::source_path("configs/hdc_seg.json");
+  const fs::path file = dir / "exp.json";
+  std::ofstream(file) << R"({"name": "parts", "budgets": [20], "val_every": 10, "seeds": [0], "set": ["data.image_size=32",
+      "data.val_size=16", "train.batch_size=4", "model.layers[0].out_channels=8", "model.layers[3].out_channels=8",
+      "model.layers[6].out_channels=8", "model.layers[9].out_channels=8", "model.layers[12].out_channels=8",
+      "model.layers[15].out_channels=8"], "variants": [)" + variant("hdc", hdc) + "]}";
+  const fs::path out = dir / "out", timing = out / "runs" / "hdc_s0" / "compare_timing.json";
+  int polls = 0;
+  try {
+    compare_command({.experiment = file.string(), .out = out.string(), .quiet = true, .stop_requested = [&] { return ++polls == 13; }});
+    ADD_FAILURE() << "not interrupted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("interrupted at step 13"), std::string::npos) << e.what();
+  }
+  const json part = json::parse(slurp(timing));
+  EXPECT_TRUE(part["partial"].get<bool>());
+  EXPECT_EQ(part["parts"], 1);
+  const double cpu1 = part["cpu_s"];
+  EXPECT_GT(cpu1, 0);
+  const StudyResult r = compare_command({.experiment = file.string(), .out = out.string(), .quiet = true});
+  const json& t = r.json["variants"][0]["runs"][0]["timing"];
+  EXPECT_TRUE(t["resumed"].get<bool>());
+  EXPECT_EQ(t["parts"], 2);
+  EXPECT_TRUE(t["whole"].get<bool>());
+  EXPECT_GT(t["cpu_s"].get<double>(), cpu1);
+  EXPECT_FALSE(t.contains("partial"));
+  EXPECT_EQ(r.json["timing"]["runs_at_variant_mean"], 0);
+  EXPECT_DOUBLE_EQ(r.json["timing"]["runs_cpu_s"].get<double>(), t["cpu_s"].get<double>());
+  fs::remove_all(dir);
 }
 
 }  // namespace

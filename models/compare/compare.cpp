@@ -4,7 +4,6 @@
 // the per-variant summaries and paired differences and writes results.json, report.md and report.html
 // (each through a temp file and a rename: a report on disk is always complete).
 
-#include <time.h>
 
 #include <chrono>
 #include <cmath>
@@ -13,32 +12,24 @@
 #include <functional>
 #include <iomanip>
 #include <ostream>
-#include <memory>
-#include <numeric>
 #include <set>
 #include <sstream>
 
 #include "core/error.h"
 #include "data/json.h"
-#include "models/checkpoint.h"
 #include "models/config.h"
 #include "models/seg_task.h"
 #include "data/files.h"
 #include "models/compare/compare.h"
-#include "models/train/segmentation.h"
+#include "models/compare/compare_runs.h"
 
 namespace convlab {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
+using namespace compare_detail;
 
 namespace {
-
-double cpu_seconds() {  // CPU time of the whole process (all threads)
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
 
 std::string minutes(double s) {
   char buf[32];
@@ -46,8 +37,6 @@ std::string minutes(double s) {
   else std::snprintf(buf, sizeof buf, "%.0f s", s);
   return buf;
 }
-
-std::string run_name(const CompareVariant& v, int64_t seed) { return v.name + "_s" + std::to_string(seed); }
 
 // The variant's config with the experiment's and its own overrides, and the keys compare controls.
 json resolve(const Experiment& e, const CompareVariant& v) {
@@ -68,103 +57,6 @@ json resolve(const Experiment& e, const CompareVariant& v) {
     CL_FAIL("compare " << e.file << ": variant '" << v.name << "' (" << v.config << "): " << err.what());
   }
   return cfg;
-}
-
-json with_seed(json cfg, const CompareVariant& v, int64_t seed) {
-  cfg["seed"] = seed;
-  cfg["name"] = run_name(v, seed);
-  return cfg;
-}
-
-// What to do with a run folder: reuse it (finished with this config), resume it (checkpoint of this
-// config, no summary) or train from scratch (absent, another config, or --fresh).
-enum class RunState { train, resume, finished };
-RunState run_state(const fs::path& d, const json& cfg, bool fresh) {
-  if (fresh || !fs::exists(d / "config.json")) return RunState::train;
-  try {
-    if (json::parse(read_text_file((d / "config.json").string())) != cfg) return RunState::train;
-  } catch (const std::exception&) {
-    return RunState::train;
-  }
-  if (fs::exists(d / "summary.json")) return RunState::finished;
-  const bool ckpt = RunCheckpoints(d.string(), {"model.safetensors", "optimizer.safetensors"}).exists();
-  return ckpt ? RunState::resume : RunState::train;
-}
-
-// Trains (or resumes) one run in runs_dir and writes its compare_timing.json (wall and CPU seconds, whether it
-// resumed, and in a distributed compare the rank that trained it and the processes it ran on); returns that
-// timing. `comm` (null: this process alone) trains it data-parallel: every process of it calls this, its rank 0
-// writes the files, and the CPU seconds are the processes' sum. Not resumed: a checkpoint of another config (or
-// --fresh) is deleted, not refused.
-json train_run(const json& cfg, const fs::path& runs_dir, bool resume, int64_t rank, ShardComm* comm = nullptr,
-               const std::function<bool()>& stop_requested = {}) {
-  const fs::path d = runs_dir / cfg["name"].get<std::string>();
-  const bool writer = !comm || comm->rank() == 0;
-  if (writer && fs::exists(d / "summary.json")) fs::remove(d / "summary.json");
-  const auto w0 = std::chrono::steady_clock::now();
-  const double u0 = cpu_seconds();
-  const json summary = train_segmentation(cfg, {.runs_dir = runs_dir.string(), .resume = resume, .quiet = true,
-                                                .overwrite = !resume, .stop_requested = stop_requested, .comm = comm});
-  if (summary.value("stopped", "") != "") {  // interrupted: not finished, so no summary.json (the next compare resumes it)
-    if (writer) fs::remove(d / "summary.json");
-    CL_FAIL("interrupted at step " << summary["completed_steps"].get<int64_t>()
-                                   << " (checkpoint written; the same command resumes the experiment)");
-  }
-  double cpu = cpu_seconds() - u0;
-  if (comm && comm->size() > 1) {
-    std::vector<double> all(size_t(comm->size()));
-    comm->all_gather(&cpu, sizeof cpu, all.data());
-    cpu = 0;
-    for (double v : all) cpu += v;
-  }
-  json timing = {{"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count()},
-                 {"cpu_s", cpu}, {"resumed", resume}};
-  if (rank >= 0) timing["rank"] = rank;
-  if (rank >= 0) timing["processes"] = comm ? comm->size() : 1;
-  if (writer) write_file_atomic((d / "compare_timing.json").string(), timing.dump(2) + "\n");
-  return timing;
-}
-
-// The shards a run's batch is cut into (train.batch_shards; unset: 1, in a serial and a distributed compare
-// alike, so a run's numbers never depend on how many processes ran the compare).
-int64_t run_shards(const json& cfg) {
-  int64_t s = 0;
-  if (cfg.contains("train") && cfg["train"].is_object() && cfg["train"].contains("batch_shards"))
-    json_to_int(cfg["train"]["batch_shards"], s);
-  return std::max<int64_t>(s, 1);
-}
-
-// How a distributed compare spreads `todo` runs over P processes: `per_run` processes train each run together
-// (data-parallel) when there are fewer runs than processes and every run's shard count allows it (the largest
-// divisor of them all that fits P / todo); else 1, and the runs are dealt out round-robin. `note`: one line for
-// the log when processes idle.
-struct RunPlan {
-  int64_t per_run = 1;
-  std::string note;
-};
-RunPlan plan_runs(const std::vector<json>& todo, int64_t P) {
-  RunPlan p;
-  const int64_t R = int64_t(todo.size());
-  if (R == 0 || R >= P) return p;
-  int64_t g = 0;  // the gcd of the runs' shard counts
-  for (const json& cfg : todo) g = std::gcd(g, run_shards(cfg));
-  for (int64_t d = P / R; d > 1; --d)
-    if (g % d == 0) {
-      p.per_run = d;
-      break;
-    }
-  const int64_t idle = P - R * p.per_run;
-  std::ostringstream s;
-  s << "compare: " << R << " run" << (R > 1 ? "s" : "") << " to train on " << P << " processes: ";
-  if (p.per_run > 1) s << p.per_run << " processes per run (data-parallel, train.batch_shards " << g << ")";
-  else s << "one process per run";
-  if (idle > 0 && p.per_run == 1 && P / R > 1)
-    s << ", " << idle << " idle (a run is split over processes only when its train.batch_shards is a multiple of "
-      << "their number: add e.g. \"train.batch_shards=" << P / R << "\" to the experiment's \"set\")";
-  else if (idle > 0)
-    s << ", " << idle << " idle";
-  p.note = s.str() + "\n";
-  return p;
 }
 
 // First place where two JSON values differ, as a path ("data.image_size"), or "" when equal.
@@ -354,7 +246,7 @@ StudyResult compare_command(const CompareCommand& c) {
   const double cpu0 = cpu_seconds();
   CL_CHECK(!c.quick || c.budget == "full", "compare: --quick and --budget " << c.budget << " exclude each other");
   const Experiment e = load_experiment(c.experiment, c.quick ? "quick" : c.budget);
-  auto say = [&](const std::string& s) {
+  const std::function<void(const std::string&)> say = [&](const std::string& s) {
     if (!c.quiet && c.log) *c.log << s << std::flush;
   };
   const fs::path out = c.out.empty() ? fs::path("runs") / "compare" / (e.name + (e.preset == "full" ? "" : "-" + e.preset)) : fs::path(c.out);
@@ -363,6 +255,10 @@ StudyResult compare_command(const CompareCommand& c) {
   // 1. Resolve and check every variant before anything is written or trained.
   std::vector<json> cfgs, info;
   std::set<std::string> trained_now;  // distributed: the runs the ranks trained before rank 0 assembles the results
+  std::vector<double> step_s;  // seconds per training step of each variant, probed here and now
+  auto probe_all = [&] {
+    for (size_t i = step_s.size(); i < cfgs.size(); ++i) step_s.push_back(probe_step_seconds(cfgs[i]));
+  };
   bool fresh = c.fresh;  // --fresh; false once the ranks of a distributed compare have retrained every run
   int64_t canvas = 0;  // the largest coverage window: every variant's map is drawn on it, at one scale
   for (size_t pass = 0; pass < 2; ++pass) {  // pass 0 checks; pass 1 (cheap: shape arithmetic) draws the coverage
@@ -376,56 +272,10 @@ StudyResult compare_command(const CompareCommand& c) {
       if (c.comm && c.comm->size() > 1 && c.estimate_only) {  // nothing to train: rank 0 times the variants alone
         if (c.comm->rank() != 0) return {};
       } else if (c.comm && c.comm->size() > 1) {  // distributed: this rank's share of the runs first (see CompareCommand)
-        const int64_t P = c.comm->size(), rank = c.comm->rank();
-        // The runs still to train, as rank 0 sees the folders: every rank deals out the same list, and the
-        // exchange makes sure no rank starts training before every rank has looked.
-        std::vector<json> run_cfgs;
-        for (int64_t seed : e.seeds)
-          for (size_t i = 0; i < e.variants.size(); ++i) run_cfgs.push_back(with_seed(cfgs[i], e.variants[i], seed));
-        std::vector<char> state(run_cfgs.size()), states(run_cfgs.size() * size_t(P));
-        for (size_t k = 0; k < run_cfgs.size(); ++k)
-          state[k] = char(run_state(runs_dir / run_cfgs[k]["name"].get<std::string>(), run_cfgs[k], c.fresh));
-        c.comm->all_gather(state.data(), int64_t(state.size()), states.data());
-        std::vector<json> todo;
-        std::vector<bool> resume;
-        for (size_t k = 0; k < run_cfgs.size(); ++k)
-          if (RunState(states[k]) != RunState::finished) {
-            todo.push_back(run_cfgs[k]);
-            resume.push_back(RunState(states[k]) == RunState::resume);
-            trained_now.insert(run_cfgs[k]["name"].get<std::string>());
-          }
-        const RunPlan plan = plan_runs(todo, P);
-        say(plan.note);
-        const int64_t g = plan.per_run;
-        // Data-parallel: ranks [j*g, (j+1)*g) train run j together; the others idle.
-        std::unique_ptr<ShardComm> group;
-        if (g > 1) group = c.comm->split(rank < int64_t(todo.size()) * g ? int(rank / g) : -1);
-        bool failed = false;
-        std::string failure;
-        try {
-          for (size_t k = 0; k < todo.size(); ++k) {
-            if (g > 1 ? !group || int64_t(k) != rank / g : int64_t(k) % P != rank) continue;
-            try {
-              train_run(todo[k], runs_dir, resume[k], g > 1 ? rank - rank % g : rank, group.get(), c.stop_requested);
-            } catch (const Error& err) {
-              CL_FAIL("compare " << e.file << ": run " << todo[k]["name"].get<std::string>() << ": " << err.what());
-            }
-          }
-        } catch (const Error& err) {
-          // A process of this run's group stopped answering: mpirun is ending the job, nobody to agree with.
-          if (group && group->lost()) throw;
-          failed = true;
-          failure = err.what();
-        }
-        group.reset();
-        if (c.comm->any_unbounded(failed)) {  // every rank waits here for the others' runs
-          CL_CHECK(!failed, failure);
-          CL_FAIL("compare " << e.file << ": stopped: another process failed (its message says why)");
-        }
-        if (rank != 0) return {};
+        if (c.comm->rank() == 0) probe_all();  // what each run costs, for dealing them out
+        trained_now = train_distributed(e, cfgs, c, runs_dir, step_s, say);
+        if (c.comm->rank() != 0) return {};
         fresh = false;
-        say("compare " + e.name + ": " + std::to_string(todo.size()) + (todo.size() == 1 ? " run" : " runs") +
-            " trained over " + std::to_string(P) + " processes\n");
       }
     }
     for (size_t i = 0; i < e.variants.size(); ++i) {
@@ -452,9 +302,8 @@ StudyResult compare_command(const CompareCommand& c) {
   const int64_t steps = e.budgets.back(), n_runs = int64_t(e.variants.size() * e.seeds.size());
   double estimate = 0;
   int64_t todo = 0;
-  std::vector<double> step_s;
+  probe_all();
   for (size_t i = 0; i < e.variants.size(); ++i) {
-    step_s.push_back(probe_step_seconds(cfgs[i]));
     // Validated by the probe's task build above; a section may still be absent (defaults), so read safely.
     const auto key = [&](const char* sec, const char* k, int64_t dflt) {
       const json& c = cfgs[i];
@@ -464,7 +313,7 @@ StudyResult compare_command(const CompareCommand& c) {
     };
     const int64_t val_size = key("data", "val_size", 256), B = key("train", "batch_size", 16);
     // A validation pass is forward-only: about a third of a training step per batch.
-    const double per_run = step_s.back() * (double(steps) + double(steps / e.val_every) * double((val_size + B - 1) / B) / 3.0);
+    const double per_run = step_s[i] * (double(steps) + double(steps / e.val_every) * double((val_size + B - 1) / B) / 3.0);
     for (int64_t seed : e.seeds) {
       const json cfg = with_seed(cfgs[i], e.variants[i], seed);
       if (run_state(runs_dir / cfg["name"].get<std::string>(), cfg, fresh) != RunState::finished) estimate += per_run, ++todo;
@@ -557,6 +406,10 @@ StudyResult compare_command(const CompareCommand& c) {
       }
       r["artefacts"] = art;
       r["run_dir"] = fs::relative(d, out).string();
+      // Whole: the timing covers all of the run's training (not resumed, or every part timed: "parts" >= 1).
+      timing["whole"] = timing["cpu_s"].is_number() && timing["wall_s"].is_number() &&
+                        (timing.contains("parts") && timing["parts"].is_number_integer() ? timing["parts"].get<int64_t>() >= 1
+                                                                                         : !timing.value("resumed", false));
       r["timing"] = timing;
       variants[i]["runs"].push_back(r);
     }
@@ -574,10 +427,15 @@ StudyResult compare_command(const CompareCommand& c) {
     v["erf_initial"] = variant_erf(cfgs[i], fl, "", (pics / (n + "_erf_initial.png")).string());
     v["erf_trained"] = variant_erf(with_seed(cfgs[i], e.variants[i], e.seeds.front()), fl, (first / "model.safetensors").string(),
                                    (pics / (n + "_erf_trained.png")).string());
-    const fs::path val_png = first / ("val_" + std::to_string(steps) + ".png");
+    // The first run's predictions, copied next to the other pictures: report.md and pictures/ read without runs/.
+    const fs::path val_png = first / ("val_" + std::to_string(steps) + ".png"), pred_png = pics / (n + "_predictions.png");
+    std::error_code ec;
+    if (fs::exists(val_png)) fs::copy_file(val_png, pred_png, fs::copy_options::overwrite_existing, ec);
+    else fs::remove(pred_png, ec);
+    CL_CHECK(!ec, "compare: cannot copy " << val_png.string() << " to " << pred_png.string() << ": " << ec.message());
     v["pictures"] = {{"coverage", "pictures/" + n + "_coverage.png"}, {"erf_initial", "pictures/" + n + "_erf_initial.png"},
                      {"erf_trained", "pictures/" + n + "_erf_trained.png"}, {"artefact", "pictures/" + n + "_artefact.png"},
-                     {"predictions", fs::exists(val_png) ? json(fs::relative(val_png, out).string()) : json(nullptr)}};
+                     {"predictions", fs::exists(val_png) ? json("pictures/" + n + "_predictions.png") : json(nullptr)}};
   }
   json pairs = json::array();
   for (const auto& [a, b] : e.pairs) {
@@ -587,6 +445,23 @@ StudyResult compare_command(const CompareCommand& c) {
   }
 
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  // What all the runs cost when they were trained (whichever invocations, machines and processes): the sum of
+  // the runs timed whole; a run resumed after an untimed part counts at its variant's mean whole run.
+  double runs_wall = 0, runs_cpu = 0;
+  int64_t timed = 0, stood_in = 0;
+  for (const json& v : variants) {
+    double vw = 0, vc = 0;
+    int64_t n = 0;
+    for (const json& r : v["runs"])
+      if (r["timing"]["whole"].get<bool>()) vw += r["timing"]["wall_s"].get<double>(), vc += r["timing"]["cpu_s"].get<double>(), ++n;
+    for (const json& r : v["runs"]) {
+      if (r["timing"]["whole"].get<bool>()) {
+        runs_wall += r["timing"]["wall_s"].get<double>(), runs_cpu += r["timing"]["cpu_s"].get<double>(), ++timed;
+      } else if (n > 0) {
+        runs_wall += vw / double(n), runs_cpu += vc / double(n), ++timed, ++stood_in;
+      }
+    }
+  }
   json res = {{"experiment", e.name}, {"description", e.description}, {"file", fs::path(e.file).filename().string()}, {"quick", e.quick},
               {"preset", e.preset}, {"label", e.label}, {"settings", settings_of(e, cfgs.front())}, {"artefact_rates", rates},
               {"converged_gain", e.converged_gain},
@@ -602,7 +477,8 @@ StudyResult compare_command(const CompareCommand& c) {
                           "set; each network's weights are drawn from that same seed"},
               {"variants", variants}, {"pairs", pairs},
               {"timing", {{"estimated_s", estimate}, {"wall_s", wall}, {"cpu_s", cpu_seconds() - cpu0},
-                          {"runs_trained", todo}, {"runs", n_runs}}}};
+                          {"runs_trained", todo}, {"runs", n_runs}, {"runs_timed", timed}, {"runs_wall_s", runs_wall},
+                          {"runs_cpu_s", runs_cpu}, {"runs_at_variant_mean", stood_in}}}};
   write_file_atomic((out / "curves_miou.svg").string(), compare_svg(res, "miou"));
   write_file_atomic((out / "curves_loss.svg").string(), compare_svg(res, "loss"));
   write_file_atomic((out / "results.json").string(), res.dump(2) + "\n");

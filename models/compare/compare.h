@@ -64,8 +64,8 @@ struct CompareCommand {
   bool fresh = false;      // retrain every run even when a finished one is on disk
   bool estimate_only = false;  // only time a few steps of each variant and return the estimate (trains nothing)
   std::ostream* log = nullptr;  // where progress lines go (the CLI: stdout, or stderr with --json); null: silent
-  // Several processes (mpirun): the runs still to train are dealt out round-robin in seed-major order, each
-  // trained in one process; when there are fewer of them than processes and their train.batch_shards allow it,
+  // Several processes (mpirun): the runs still to train are dealt out in seed-major order, each to the process
+  // with the least work so far (compare_runs.h: deal_runs), each trained in one process; when there are fewer of them than processes and their train.batch_shards allow it,
   // groups of processes (a divisor of the shard count) train one run each, data-parallel. A run's shard count
   // is its config's train.batch_shards (unset: 1, as in a serial compare), never the number of processes, so
   // its numbers do not depend on where or on how many processes it ran. Then rank 0 assembles results.json

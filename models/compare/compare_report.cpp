@@ -38,11 +38,12 @@ std::string mean_sd(const json& s, const std::string& pm = " ± ") {
   return num(s["mean"], 1) + (s["sd"].is_number() ? pm + num(s["sd"], 1) : "");
 }
 
+// Mean over the runs timed whole (a run resumed after an untimed part is left out: its time is a part's).
 std::string time_per_run(const json& v, const char* key) {
   double sum = 0;
   int64_t n = 0;
   for (const json& r : v["runs"])
-    if (r.contains("timing") && r["timing"].is_object() && r["timing"].contains(key) && r["timing"][key].is_number())
+    if (r.contains("timing") && r["timing"].is_object() && r["timing"].value("whole", false) && r["timing"][key].is_number())
       sum += r["timing"][key].get<double>(), ++n;
   return n ? num(sum / double(n), sum / double(n) < 10 ? 1 : 0) + " s" : "n/a";
 }
@@ -52,6 +53,26 @@ std::string holes(const json& cov) {
 }
 
 std::string holes_or_dash(const json& v, const char* key) { return v.contains(key) ? holes(v[key]) : "n/a"; }
+
+// The Time section's text: what all the runs cost when they were trained (summed over their compare_timing.json,
+// whichever invocations trained them), then this invocation.
+std::string time_text(const json& res) {
+  const json& tm = res["timing"];
+  std::string t;
+  const int64_t timed = tm.value("runs_timed", int64_t(0));
+  if (timed > 0 && tm["runs_cpu_s"].is_number()) {
+    const double cpu = tm["runs_cpu_s"].get<double>();
+    const int64_t mean = tm.value("runs_at_variant_mean", int64_t(0));
+    t += "All " + std::to_string(timed) + " runs: " + num(cpu, 0) + " CPU-s of training and validation (" + num(cpu / 3600, 1) +
+         " CPU-hours; " + num(tm["runs_wall_s"].get<double>(), 0) + " s of run wall time summed" +
+         (mean > 0 ? "; " + std::to_string(mean) + " of them resumed after an interruption that was not timed, counted at their variant's mean run"
+                   : "") + "). ";
+  }
+  t += "This invocation: " + num(tm["wall_s"], 0) + " s wall, " + num(tm["cpu_s"], 0) + " s CPU (" +
+       std::to_string(tm["runs_trained"].get<int64_t>()) + " of " + std::to_string(tm["runs"].get<int64_t>()) +
+       " runs trained; runs finished earlier are reused); estimated beforehand: " + num(tm["estimated_s"], 0) + " s.";
+  return t;
+}
 
 // "+0.3 (yes)" / "+4.1 (NO)": the mean mIoU gain over the last fifth of the schedule and the verdict.
 std::string gain_cell(const json& v) {
@@ -328,9 +349,7 @@ std::string compare_text(const json& res) {
   t += format_table(artefact_table(res, " +- "));
   t += "\npaired differences in points (" + res["rule"].get<std::string>() + "):\n";
   t += format_table(pair_table(res));
-  const json& tm = res["timing"];
-  t += "time: " + num(tm["wall_s"], 0) + " s wall, " + num(tm["cpu_s"], 0) + " s CPU (" + std::to_string(tm["runs_trained"].get<int64_t>()) +
-       " of " + std::to_string(tm["runs"].get<int64_t>()) + " runs trained now; estimated " + num(tm["estimated_s"], 0) + " s)\n";
+  t += "time: " + time_text(res) + "\n";
   return t;
 }
 
@@ -401,10 +420,7 @@ std::string compare_markdown(const json& res) {
     if (line.empty()) continue;
     m += "**" + std::string(pr.title) + ".**\n\n" + line + "\n\n";
   }
-  const json& tm = res["timing"];
-  m += "## Time\n\n" + num(tm["wall_s"], 0) + " s wall, " + num(tm["cpu_s"], 0) + " s CPU for this invocation (" +
-       std::to_string(tm["runs_trained"].get<int64_t>()) + " of " + std::to_string(tm["runs"].get<int64_t>()) +
-       " runs trained; runs finished earlier are reused); estimated beforehand: " + num(tm["estimated_s"], 0) + " s.\n";
+  m += "## Time\n\n" + time_text(res) + "\n";
   return m;
 }
 
@@ -452,10 +468,7 @@ std::string compare_html(const json& res, const std::string& dir) {
                "\"><figcaption><b>" + esc(v["name"]) + "</b> " + esc(picture_caption(v, pr.key)) + "</figcaption></figure>\n";
     if (!row.empty()) h += "<h3>" + esc(pr.title) + "</h3>\n<div class=\"row\">\n" + row + "</div>\n";
   }
-  const json& tm = res["timing"];
-  h += "<h2>Time</h2>\n<p>" + num(tm["wall_s"], 0) + " s wall, " + num(tm["cpu_s"], 0) + " s CPU for this invocation (" +
-       std::to_string(tm["runs_trained"].get<int64_t>()) + " of " + std::to_string(tm["runs"].get<int64_t>()) +
-       " runs trained); estimated beforehand: " + num(tm["estimated_s"], 0) + " s.</p>\n</body></html>\n";
+  h += "<h2>Time</h2>\n<p>" + esc(time_text(res)) + "</p>\n</body></html>\n";
   return h;
 }
 
