@@ -4,14 +4,16 @@
 // learning curves, coverage and ERF pictures). The experiment format is documented in docs/compare.md.
 //
 // Files: compare_experiment.cpp (reading and checking the experiment file), compare.cpp (resolving configs,
-// training, summaries and paired differences), compare_analysis.cpp (parameters, coverage, ERF,
-// step-time probe, run metrics, the paired statistics), compare_report.cpp (text, markdown, HTML, SVG).
+// the steps of a compare, results.json), compare_runs.cpp (training the runs; under mpirun, dealing them out),
+// compare_analysis.cpp (parameters, coverage, ERF, step-time probe, run metrics, summaries, the paired
+// statistics), compare_report.cpp (text, markdown, HTML, SVG).
 // Every user error throws convlab::Error with one line naming the file and the key; the CLI exits 2. The
 // command line (tools/lib/compare_cli.cpp) parses the flags and prints what compare_command returns.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -127,6 +129,17 @@ nlohmann::json run_artefacts(const nlohmann::json& config, const std::string& ch
 // Convergence of one variant from its runs' curves: the mIoU gain from the last validation at or before 80%
 // of the last budget to the last budget, per seed and its mean; converged when the mean gain < `threshold`.
 nlohmann::json convergence(const nlohmann::json& runs, int64_t last_budget, double threshold);
+// Summaries over a variant's runs (results.json "runs" entries): mean and sample sd over seeds of every metric at
+// every budget (null values left out), and of the artefact shares per kind and rate.
+nlohmann::json summarise(const nlohmann::json& runs, const std::vector<int64_t>& budgets);
+nlohmann::json artefact_summary(const nlohmann::json& runs, const std::vector<int64_t>& rates);
+// One paired difference a - b over the seeds both have, with its sentence: `metric` is a key of
+// run["at"][budget] (IoUs in %), or "artefact": the class probabilities' grid-energy share at `rate` of the
+// final weights, in % (budget = the last one). `variants`: results.json's variants, each with its "runs".
+nlohmann::json pair_result(const nlohmann::json& variants, const std::string& a, const std::string& b, int64_t budget,
+                           const std::string& metric, int64_t rate = 0);
+// Dilation rates > 1 of every layer in a config's model (nested "layers" lists included).
+void collect_rates(const nlohmann::json& layers, std::set<int64_t>& out);
 // A run folder's metrics.jsonl: {"at": {"<budget>": metrics in %}, "curve": [[step, mIoU %, val loss]],
 // "loss": [[step, loss_avg]]}; throws when a budget has no validation line.
 nlohmann::json read_run_metrics(const std::string& run_dir, const std::vector<int64_t>& budgets);

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <set>
 #include <fstream>
 #include <map>
 
@@ -304,6 +306,124 @@ json read_run_metrics(const std::string& run_dir, const std::vector<int64_t>& bu
   for (int64_t b : budgets)
     CL_CHECK(out["at"].contains(std::to_string(b)), "compare: " << path << " has no validation at step " << b);
   for (const auto& [step, l] : loss) out["loss"].push_back({step, l});
+  return out;
+}
+
+// Mean and sample sd over seeds of every metric at every budget; null values are left out.
+json summarise(const json& runs, const std::vector<int64_t>& budgets) {
+  json out = json::object();
+  for (int64_t b : budgets) {
+    const std::string k = std::to_string(b);
+    json per = json::object();
+    for (const char* m : {"miou", "pixel_accuracy", "large", "medium", "small", "thin", "line"}) {
+      std::vector<double> v;
+      for (const json& r : runs)
+        if (r["at"][k][m].is_number()) v.push_back(r["at"][k][m]);
+      double mean = 0, ss = 0;
+      for (double x : v) mean += x;
+      mean = v.empty() ? NAN : mean / double(v.size());
+      for (double x : v) ss += (x - mean) * (x - mean);
+      per[m] = {{"mean", v.empty() ? json(nullptr) : json(mean)},
+                {"sd", v.size() < 2 ? json(nullptr) : json(std::sqrt(ss / double(v.size() - 1)))}, {"n", v.size()}};
+    }
+    out[k] = per;
+  }
+  return out;
+}
+
+namespace {
+std::string signed_pts(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.2f", v);
+  return buf;
+}
+}  // namespace
+
+// metric: a key of run["at"][budget] (IoUs in %), or "artefact": the class probabilities' grid-energy share at
+// `rate` of the final weights, in % (budget = the last one).
+json pair_result(const json& variants, const std::string& a, const std::string& b, int64_t budget,
+                 const std::string& metric, int64_t rate) {
+  auto runs_of = [&](const std::string& n) -> const json& {
+    size_t i = 0;
+    while (i + 1 < variants.size() && variants[i]["name"] != n) ++i;  // names were checked by load_experiment
+    return variants[i]["runs"];
+  };
+  const json &ra = runs_of(a), &rb = runs_of(b);
+  const std::string k = std::to_string(budget);
+  std::vector<double> d;
+  json seeds = json::array();
+  auto value = [&](const json& run) -> json {
+    if (metric != "artefact") return run["at"][k][metric];
+    const json& v = run["artefacts"]["probs"][std::to_string(rate)];
+    return v.is_number() ? json(100.0 * v.get<double>()) : json();
+  };
+  for (size_t i = 0; i < ra.size(); ++i) {
+    const json x = value(ra[i]), y = value(rb[i]);
+    if (x.is_number() && y.is_number()) d.push_back(x.get<double>() - y.get<double>()), seeds.push_back(ra[i]["seed"]);
+  }
+  const PairedStats s = paired_stats(d);
+  const std::string label = metric == "miou"       ? "mIoU"
+                            : metric == "thin"     ? "thin-structure IoU"
+                            : metric == "artefact" ? "grid-energy share of the class probabilities at period " + std::to_string(rate) + " (%)"
+                                                   : metric + "-object IoU";
+  std::string sentence = a + " - " + b + " after " + std::to_string(budget) + " steps, " + label + ": ";
+  if (s.n == 0) {
+    sentence += "no values (no such pixels in the validation set, or no run has them).";
+  } else if (s.n >= 2 && s.sd == 0 && s.mean == 0) {
+    sentence += "identical on all " + std::to_string(s.n) + " seeds (+0.00 points): no difference.";
+  } else {
+    sentence += signed_pts(s.mean) + " points";
+    if (s.n >= 2) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, " (sd %.2f over %lld seeds, %s higher on %lld/%lld; 95%% CI [%+.2f, %+.2f])", s.sd,
+                    (long long)s.n, a.c_str(), (long long)s.a_higher, (long long)s.n, s.mean - s.half_width, s.mean + s.half_width);
+      sentence += buf;
+      sentence += s.exceeds ? ": exceeds the seed-to-seed spread." : ": within the seed-to-seed spread (not distinguishable from noise).";
+    } else {
+      sentence += " (one seed: the seed-to-seed spread cannot be estimated).";
+    }
+  }
+  return {{"a", a}, {"b", b}, {"budget", budget}, {"metric", metric}, {"rate", rate ? json(rate) : json(nullptr)},
+          {"seeds", seeds}, {"diffs", d}, {"n", s.n},
+          {"mean", s.n ? json(s.mean) : json(nullptr)}, {"sd", s.n >= 2 ? json(s.sd) : json(nullptr)},
+          {"ci95", s.n >= 2 ? json({s.mean - s.half_width, s.mean + s.half_width}) : json(nullptr)},
+          {"a_higher", s.a_higher}, {"b_higher", s.b_higher}, {"exceeds", s.n >= 2 ? json(s.exceeds) : json(nullptr)},
+          {"sentence", sentence}};
+}
+
+// Dilation rates > 1 of every layer in a config's model (nested "layers" lists included).
+void collect_rates(const json& layers, std::set<int64_t>& out) {
+  if (!layers.is_array()) return;
+  for (const json& l : layers) {
+    if (!l.is_object()) continue;
+    if (l.contains("dilation")) {
+      const json& d = l["dilation"];
+      if (d.is_number_integer() && d.get<int64_t>() > 1) out.insert(d.get<int64_t>());
+      if (d.is_array())
+        for (const json& x : d)
+          if (x.is_number_integer() && x.get<int64_t>() > 1) out.insert(x.get<int64_t>());
+    }
+    if (l.contains("layers")) collect_rates(l["layers"], out);
+  }
+}
+
+// Mean and sample sd over runs of run["artefacts"][kind][rate].
+json artefact_summary(const json& runs, const std::vector<int64_t>& rates) {
+  json out = json::object();
+  for (const char* kind : {"probs", "features"}) {
+    json per = json::object();
+    for (int64_t r : rates) {
+      std::vector<double> v;
+      for (const json& run : runs) v.push_back(run["artefacts"][kind][std::to_string(r)].get<double>());
+      double mean = 0, ss = 0;
+      for (double x : v) mean += x;
+      mean /= double(v.size());
+      for (double x : v) ss += (x - mean) * (x - mean);
+      per[std::to_string(r)] = {{"mean", mean}, {"sd", v.size() < 2 ? json(nullptr) : json(std::sqrt(ss / double(v.size() - 1)))},
+                                {"n", v.size()}};
+    }
+    out[kind] = per;
+  }
   return out;
 }
 
