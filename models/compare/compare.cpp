@@ -260,7 +260,12 @@ StudyResult compare_command(const CompareCommand& c) {
         say(tag + ": finished earlier, not retrained\n");
       } else {
         say(tag + (resume ? ": resuming" : ": training") + "...");
-        timing = train_run(cfg, runs_dir, resume, -1, nullptr, c.stop_requested);
+        try {
+          timing = train_run(cfg, runs_dir, resume, -1, nullptr, c.stop_requested);
+        } catch (const Error& err) {
+          say("\n");
+          CL_FAIL("compare " << e.file << ": run " << cfg["name"].get<std::string>() << ": " << err.what());
+        }
         timing["skipped"] = false;
       }
       json r = read_run_metrics(d.string(), e.budgets);

@@ -63,7 +63,7 @@ std::string time_text(const json& res) {
   if (timed > 0 && tm["runs_cpu_s"].is_number()) {
     const double cpu = tm["runs_cpu_s"].get<double>();
     const int64_t mean = tm.value("runs_at_variant_mean", int64_t(0));
-    t += "All " + std::to_string(timed) + " runs: " + num(cpu, 0) + " CPU-s of training and validation (" + num(cpu / 3600, 1) +
+    t += (timed == 1 ? std::string("The run: ") : "All " + std::to_string(timed) + " runs: ") + num(cpu, 0) + " CPU-s of training and validation (" + num(cpu / 3600, 1) +
          " CPU-hours; " + num(tm["runs_wall_s"].get<double>(), 0) + " s of run wall time summed" +
          (mean > 0 ? "; " + std::to_string(mean) + " of them resumed after an interruption that was not timed, counted at their variant's mean run"
                    : "") + "). ";

@@ -37,11 +37,11 @@ void register_compare_command(CLI::App& app) {
     // Under mpirun the runs are spread over the ranks; rank 0 alone prints and writes the reports.
     MpiSession* mpi = launched_session();
     c->comm = mpi;
-    if (mpi) {  // a stop (mpirun ending the job, a signal to a rank) ends a run after its step, with a checkpoint
-      mpi->set_exchange_timeout(*exchange_timeout);
-      install_stop_handlers();
-      c->stop_requested = [] { return stop_signal() != 0; };
-    }
+    if (mpi) mpi->set_exchange_timeout(*exchange_timeout);
+    // A stop (Ctrl-C, mpirun ending the job, a signal to a rank) ends the run in training after its step, with a
+    // checkpoint and its time so far: the same command resumes it. A second Ctrl-C kills at once.
+    install_stop_handlers();
+    c->stop_requested = [] { return stop_signal() != 0; };
     const bool root = !c->comm || c->comm->rank() == 0;
     if (!root) c->log = nullptr;
     StudyResult r;
