@@ -26,12 +26,6 @@ std::string num(double v, int digits) {
   return buf;
 }
 
-std::string signed_num(const json& v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%+.2f", v.get<double>());
-  return buf;
-}
-
 // "31.2 ± 2.1" from {"mean", "sd"} (sd omitted with one seed), "n/a" without values.
 std::string mean_sd(const json& s, const std::string& pm = " ± ") {
   if (!s["mean"].is_number()) return "n/a";
@@ -83,9 +77,11 @@ std::string gain_cell(const json& v) {
   return buf;
 }
 
+// A grid-energy share (a fraction in results.json) shown in %, three decimals: the shares of trained nets are
+// hundredths of a percent, so a fraction's four decimals hid their differences and spreads.
 std::string share_cell(const json& s, const std::string& pm) {
   if (!s.is_object() || !s["mean"].is_number()) return "n/a";
-  return num(s["mean"], 4) + (s["sd"].is_number() ? pm + num(s["sd"], 4) : "");
+  return num(100 * s["mean"].get<double>(), 3) + (s["sd"].is_number() ? pm + num(100 * s["sd"].get<double>(), 3) : "");
 }
 
 std::string headline_rate(const json& res) {
@@ -99,7 +95,7 @@ std::vector<std::vector<std::string>> main_table(const json& res, const std::str
   std::vector<std::string> head = {"variant", "params", "RF", "holes at stack input", "holes at image"};
   for (const json& b : res["budgets"]) head.push_back("mIoU @" + std::to_string(b.get<int64_t>()));
   for (const char* m : {"large", "small", "thin"}) head.push_back(std::string(m) + " @" + last);
-  head.insert(head.end(), {"gain in last fifth (converged?)", "grid energy r=" + r + ": probs", "grid energy r=" + r + ": features",
+  head.insert(head.end(), {"gain in last fifth (converged?)", "grid energy r=" + r + ": probs (%)", "grid energy r=" + r + ": features (%)",
                            "wall / run", "CPU / run"});
   std::vector<std::vector<std::string>> rows = {head};
   for (const json& v : res["variants"]) {
@@ -122,7 +118,7 @@ std::vector<std::vector<std::string>> main_table(const json& res, const std::str
 std::vector<std::vector<std::string>> artefact_table(const json& res, const std::string& pm) {
   std::vector<std::string> head = {"variant"};
   for (const char* kind : {"probs", "features"})
-    for (const json& r : res["artefact_rates"]) head.push_back(std::string(kind) + " r=" + std::to_string(r.get<int64_t>()));
+    for (const json& r : res["artefact_rates"]) head.push_back(std::string(kind) + " r=" + std::to_string(r.get<int64_t>()) + " (%)");
   head.push_back("most affected image (r=" + headline_rate(res) + ", first seed)");
   std::vector<std::vector<std::string>> rows = {head};
   for (const json& v : res["variants"]) {
@@ -130,7 +126,7 @@ std::vector<std::vector<std::string>> artefact_table(const json& res, const std:
     for (const char* kind : {"probs", "features"})
       for (const json& r : res["artefact_rates"]) row.push_back(share_cell(v["artefacts"][kind][std::to_string(r.get<int64_t>())], pm));
     const json& w = v["artefacts"]["worst"];
-    row.push_back("#" + std::to_string(w["image"].get<int64_t>()) + ": " + num(w["share"], 3) +
+    row.push_back("#" + std::to_string(w["image"].get<int64_t>()) + ": " + num(100 * w["share"].get<double>(), 2) + "%" +
                   (w.contains("class") ? " (" + w["class"].get<std::string>() + ")" : ""));
     rows.push_back(row);
   }
@@ -163,9 +159,12 @@ std::vector<std::vector<std::string>> pair_table(const json& res) {
     if (n == 0) {
       row.insert(row.end(), {"n/a", "n/a", "n/a", "no values"});
     } else {
-      char ci[64] = "n/a (1 seed)";
-      if (p["ci95"].is_array()) std::snprintf(ci, sizeof ci, "[%+.2f, %+.2f]", p["ci95"][0].get<double>(), p["ci95"][1].get<double>());
-      row.push_back(signed_num(p["mean"]));
+      // Grid-energy shares (in %) are hundredths of a percent: four decimals, so their differences and CIs read.
+      const int d = p["metric"] == "artefact" ? 4 : 2;
+      char ci[96] = "n/a (1 seed)", mean[48];
+      if (p["ci95"].is_array()) std::snprintf(ci, sizeof ci, "[%+.*f, %+.*f]", d, p["ci95"][0].get<double>(), d, p["ci95"][1].get<double>());
+      std::snprintf(mean, sizeof mean, "%+.*f", d, p["mean"].get<double>());
+      row.push_back(mean);
       row.push_back(ci);
       row.push_back(std::to_string(p["a_higher"].get<int64_t>()) + "/" + std::to_string(n));
       const bool same = p["mean"].get<double>() == 0 && p["sd"].is_number() && p["sd"].get<double>() == 0;
@@ -345,7 +344,7 @@ std::string compare_text(const json& res) {
   t += settings_line(res, false) + "\n";
   t += format_table(main_table(res, " +- "));
   t += convergence_line(res) + "\n";
-  t += "\ngridding artefacts (" + res["artefact_metric"].get<std::string>() + "):\n";
+  t += "\ngridding artefacts, in % (" + res["artefact_metric"].get<std::string>() + "):\n";
   t += format_table(artefact_table(res, " +- "));
   t += "\npaired differences in points (" + res["rule"].get<std::string>() + "):\n";
   t += format_table(pair_table(res));
@@ -374,7 +373,7 @@ std::string picture_caption(const json& v, const std::string& key) {
   if (key == "erf_trained") return erf_caption(v["erf_trained"]);
   if (key == "artefact" && v.contains("artefacts")) {
     const json& w = v["artefacts"]["worst"];
-    return "image #" + std::to_string(w["image"].get<int64_t>()) + ", share " + num(w["share"], 3) + " at r=" +
+    return "image #" + std::to_string(w["image"].get<int64_t>()) + ", share " + num(100 * w["share"].get<double>(), 2) + "% at r=" +
            std::to_string(w["rate"].get<int64_t>()) + (w.contains("class") ? ", class " + w["class"].get<std::string>() : "");
   }
   return "";
@@ -395,9 +394,9 @@ std::string compare_markdown(const json& res) {
   m += "RF: theoretical receptive field of the whole net (px). Holes: pixels inside the centre output's receptive field "
        "that no path reaches (exact coverage map), at the input of the studied stack and at the image. large / small: mIoU "
        "over pixels of large / small objects; thin: the 1 px lines. Gain in the last fifth: mean validation mIoU gain over "
-       "the last fifth of the schedule (converged when below the threshold). Grid energy: the gridding-artefact share (below). "
+       "the last fifth of the schedule (converged when below the threshold). Grid energy: the gridding-artefact share in % (below). "
        "Time: wall and CPU seconds per run (training and validation).\n\n" + convergence_line(res) + "\n\n";
-  m += "## Gridding artefacts\n\nMetric: " + res["artefact_metric"].get<std::string>() + ". Mean ± sd over seeds.\n\n" +
+  m += "## Gridding artefacts\n\nMetric: " + res["artefact_metric"].get<std::string>() + ". Shown in % (100 = a pure pattern), mean ± sd over seeds.\n\n" +
        md_table(artefact_table(res, " ± ")) + "\n";
   for (const json& b : res["budgets"])
     m += "### After " + std::to_string(b.get<int64_t>()) + " steps\n\n" + md_table(budget_table(res, b, " ± ")) + "\n";
@@ -440,7 +439,7 @@ std::string compare_html(const json& res, const std::string& dir) {
        "(learning speed).</p>\n";
   h += "<h2>Results (IoU in %, mean ± sd over seeds)</h2>\n" + html_table(main_table(res, " ± "));
   h += "<p>" + esc(convergence_line(res)) + "</p>\n";
-  h += "<h2>Gridding artefacts</h2>\n<p>Metric: " + esc(res["artefact_metric"]) + ".</p>\n" + html_table(artefact_table(res, " ± "));
+  h += "<h2>Gridding artefacts</h2>\n<p>Metric: " + esc(res["artefact_metric"]) + ". Shown in % (100 = a pure pattern), mean ± sd over seeds.</p>\n" + html_table(artefact_table(res, " ± "));
   for (const json& b : res["budgets"])
     h += "<h3>After " + std::to_string(b.get<int64_t>()) + " steps</h3>\n" + html_table(budget_table(res, b, " ± "));
   h += "<h2>Paired differences (points)</h2>\n<p>Rule: " + esc(res["rule"]) + ". Coloured rows exceed the spread (green: a "
