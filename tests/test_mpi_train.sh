@@ -87,6 +87,8 @@ OMP_NUM_THREADS=2 "$BIN" compare "$EXP" --quick --out "$WORK/cmp_serial" -q >/de
 "${MPIRUN[@]}" "$BIN" compare "$EXP" --quick --out "$WORK/cmp_dist" -q >"$WORK/cmp.log" 2>&1 ||
   { cat "$WORK/cmp.log"; echo "FAIL: mpirun -np 2 convlab compare failed"; exit 1; }
 same_results "$WORK/cmp_serial/results.json" "$WORK/cmp_dist/results.json" || { echo "FAIL: distributed compare differs"; exit 1; }
+python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["timing"]; sys.exit(t["runs_trained"] != t["runs"])' "$WORK/cmp_dist/results.json" ||
+  { echo "FAIL: the distributed compare's results.json does not count the runs its ranks trained"; exit 1; }
 echo "ok: compare --quick over 2 ranks writes the numbers of a serial compare"
 
 # One run on 2 ranks, train.batch_shards=2: the two ranks train it together (data-parallel), with the

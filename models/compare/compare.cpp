@@ -366,7 +366,7 @@ StudyResult compare_command(const CompareCommand& c) {
                           "set; each network's weights are drawn from that same seed"},
               {"variants", variants}, {"pairs", pairs},
               {"timing", {{"estimated_s", estimate}, {"wall_s", wall}, {"cpu_s", cpu_seconds() - cpu0},
-                          {"runs_trained", todo}, {"runs", n_runs}, {"runs_timed", timed}, {"runs_wall_s", runs_wall},
+                          {"runs_trained", todo + int64_t(trained_now.size())}, {"runs", n_runs}, {"runs_timed", timed}, {"runs_wall_s", runs_wall},
                           {"runs_cpu_s", runs_cpu}, {"runs_at_variant_mean", stood_in}}}};
   write_file_atomic((out / "curves_miou.svg").string(), compare_svg(res, "miou"));
   write_file_atomic((out / "curves_loss.svg").string(), compare_svg(res, "loss"));
