@@ -4,7 +4,6 @@
 // the per-variant summaries and paired differences and writes results.json, report.md and report.html
 // (each through a temp file and a rename: a report on disk is always complete).
 
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
