@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/conv2d_short.h"
 #include "core/gemm.h"
 #include "core/ops.h"
 #include "core/shards.h"
@@ -180,7 +181,9 @@ void forward_gemm(const float* x, const float* w, const float* b, const ConvDims
     // nn == 1: straight into y; else into a block matrix scattered (added) to the images afterwards.
     float* yg = nn == 1 ? y + (n0 * d.C_out + g * Mg) * HWo : workspace(2, Mg * L);
     const float beta = accumulate && nn == 1 ? 1.f : 0.f;
-    if (direct) {  // x itself is the cols matrix (nb = 1)
+    if (!whole && short_rows_forward_applies(d, nn)) {  // short output rows: pixels as the GEMM's rows (conv2d_short.h)
+      short_rows_forward(x, w, d, n0, nn, g, y, accumulate);
+    } else if (direct) {  // x itself is the cols matrix (nb = 1)
       job_gemm(whole, false, false, Mg, L, K, w + g * Mg * K, K, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L,
                beta, yg, L);
     } else if (whole) {  // one job: the GEMM itself is split over the threads, from stored columns
@@ -190,7 +193,7 @@ void forward_gemm(const float* x, const float* w, const float* b, const ConvDims
     } else {  // the columns are packed straight from x, block by block (Im2colPacker)
       sgemm_packer(false, Mg, L, K, w + g * Mg * K, K, Im2colPacker(x, d, n0, nn, g), beta, yg, L);
     }
-    if (nn > 1) scatter_block(yg, d, n0, nn, g, y, accumulate);
+    if (nn > 1 && (whole || !short_rows_forward_applies(d, nn))) scatter_block(yg, d, n0, nn, g, y, accumulate);
     if (b) {
       for (int64_t i = 0; i < nn; ++i)
         for (int64_t m = 0; m < Mg; ++m) {
@@ -297,6 +300,10 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
       const int64_t n0 = ib.first(j / d.G), g = j % d.G, nn = ib.size(j / d.G), L = nn * HWo;
+      if (!whole && short_rows_dx_applies(d, nn)) {  // dy read in place, dcols added to dx as they come
+        short_rows_input_grad(dy, w, d, n0, nn, g, dx);
+        continue;
+      }
       const float* dyg = block_dy(n0, nn, g);
       if (direct) {
         float* dxg = dx + (n0 * d.C_in + g * Cg) * d.H * d.W;
@@ -319,6 +326,8 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
     float* partial = shared_workspace(0, chunks * wsize);
     const int64_t jobs = chunks * d.G;
     const bool whole = split_gemm_inside(jobs);  // core/conv.h
+    // Short output rows: each group's partial is kept transposed, [K, Mg] (conv2d_short.h).
+    const bool transposed = !whole && short_rows_dw_applies(d, ib.nb);
 #pragma omp parallel for schedule(static) if (jobs > 1)
     for (int64_t j = 0; j < jobs; ++j) {
       const int64_t c = j / d.G, g = j % d.G;
@@ -329,7 +338,9 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
         const int64_t n0 = ib.first(bl), nn = ib.size(bl), L = nn * HWo;
         const float* dyg = block_dy(n0, nn, g);
         const float beta = bl == b0 ? 0.f : 1.f;
-        if (direct) {
+        if (transposed) {
+          short_rows_weight_grad(x, dyg, d, n0, nn, g, beta, pw);
+        } else if (direct) {
           job_gemm(whole, false, true, Mg, K, L, dyg, L, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L, beta, pw, K);
         } else if (whole) {
           float* cols = workspace(0, K * L);
@@ -340,17 +351,33 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
         }
       }
     }
+    float* sum = shared_workspace(1, wsize);  // the chunks summed in order, in the partials' layout
     if (sharded) {
-      float* folded = shared_workspace(1, wsize);
-      fold_shards(partial, wsize, folded);
-      for (int64_t i = 0; i < wsize; ++i) dw[i] += folded[i];
-      return;
-    }
+      fold_shards(partial, wsize, sum);
+    } else {  // s = ((0 + p_0) + p_1) + ... per element, chunk by chunk over contiguous ranges (vectorises)
+      constexpr int64_t kRange = 4096;
 #pragma omp parallel for schedule(static) if (wsize > 16384)
-    for (int64_t i = 0; i < wsize; ++i) {
-      float s = 0.f;
-      for (int64_t c = 0; c < chunks; ++c) s += partial[c * wsize + i];
-      dw[i] += s;
+      for (int64_t r0 = 0; r0 < wsize; r0 += kRange) {
+        const int64_t r1 = std::min(wsize, r0 + kRange);
+        for (int64_t i = r0; i < r1; ++i) sum[i] = 0.f + partial[i];
+        for (int64_t c = 1; c < chunks; ++c)
+          for (int64_t i = r0; i < r1; ++i) sum[i] += partial[c * wsize + i];
+      }
+    }
+    if (!transposed) {
+#pragma omp parallel for schedule(static) if (wsize > 16384)
+      for (int64_t i = 0; i < wsize; ++i) dw[i] += sum[i];
+    } else {  // dw (g, m, k) += sum (g, k, m): 16 x 16 tiles of each group's transpose
+      const int64_t tiles_m = (Mg + 15) / 16, tiles = d.G * tiles_m * ((K + 15) / 16);
+#pragma omp parallel for schedule(static) if (wsize > 16384)
+      for (int64_t t = 0; t < tiles; ++t) {
+        const int64_t g = t / (tiles_m * ((K + 15) / 16)), rest = t % (tiles_m * ((K + 15) / 16));
+        const int64_t m0 = rest % tiles_m * 16, k0 = rest / tiles_m * 16;
+        const float* src = sum + g * K * Mg;
+        float* dst = dw + g * Mg * K;
+        for (int64_t m = m0; m < std::min(Mg, m0 + 16); ++m)
+          for (int64_t k = k0; k < std::min(K, k0 + 16); ++k) dst[m * K + k] += src[k * Mg + m];
+      }
     }
   }
 }

@@ -23,7 +23,7 @@
 #include <new>
 
 #include "core/cpu.h"
-#include "core/gemm_kernel.h"
+#include "core/gemm_internal.h"
 
 namespace convlab {
 namespace {
@@ -35,63 +35,6 @@ using MutMap = Eigen::Map<RowMat, Eigen::Unaligned, Eigen::OuterStride<>>;
 namespace gemm_detail {
 namespace {
 
-constexpr int64_t kL1PanelFloats = 5 * 1024;    // 20 KiB for the B micro-panel: kc = this / nr
-constexpr int64_t kABlockFloats = 48 * 1024;    // 192 KiB packed A block in L2
-constexpr int64_t kBBlockFloats = 32 * 1024;    // 128 KiB packed B block in L2
-constexpr int64_t kMaxKc = kL1PanelFloats / 16;  // the narrowest full panel (16) gets the deepest kc
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// Register tile of the full micro-kernel: mr rows x (lane * nv) columns (lane: 8 floats AVX2, 16 AVX-512).
-struct Tile {
-  int mr;
-  int nv;
-  int lane = kLane;
-  int nr() const { return nv * lane; }
-};
-constexpr Tile kTiles[] = {{4, 3}, {6, 2}};  // on a cost tie the first wins: 4x24 measured faster
-// AVX-512: 24 accumulators of the 32 zmm registers; mr <= 8 keeps pack_a_panel's 8-row transposes.
-constexpr Tile kTiles512[] = {{8, 3, 16}, {6, 4, 16}};
-
-// Cycles per k step of an r x (lane*nv) tile: FMA throughput (2/cycle) or latency (4 cycles per chain).
-double tile_cycles(int r, int nv) { return std::max(4.0, 0.5 * r * nv); }
-
-// Modelled cost of covering M x N with a tile shape, edges included; the cheapest shape wins.
-double tile_cost(const Tile& t, int64_t M, int64_t N) {
-  const int64_t full_m = M / t.mr, full_n = N / t.nr();
-  const int rem_m = static_cast<int>(M % t.mr);
-  const int rem_nv = static_cast<int>(ceil_div(N % t.nr(), t.lane));
-  double row_full = full_n * tile_cycles(t.mr, t.nv);
-  double row_rem = rem_m ? full_n * tile_cycles(rem_m, t.nv) : 0;
-  if (rem_nv) {
-    row_full += tile_cycles(t.mr, rem_nv);
-    if (rem_m) row_rem += tile_cycles(rem_m, rem_nv);
-  }
-  return full_m * row_full + row_rem;
-}
-
-// Thread-local packing buffer, sized once for the largest block any call can ask for and reused after.
-struct PackBuffer {
-  float* data = nullptr;
-  int64_t cap = 0;
-  PackBuffer() = default;
-  PackBuffer(const PackBuffer&) = delete;
-  PackBuffer& operator=(const PackBuffer&) = delete;
-  ~PackBuffer() { std::free(data); }
-  float* get(int64_t floats, int64_t reserve) {
-    if (floats > cap) {
-      std::free(data);
-      cap = std::max(floats, reserve);
-      data = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(round_up(cap * 4, 64))));
-      if (!data) {
-        cap = 0;
-        throw std::bad_alloc();
-      }
-    }
-    return data;
-  }
-};
 thread_local PackBuffer tl_pack_a, tl_pack_b;
 
 // Slack after a packed A block: the AVX2 packer writes whole 8-float rows that overlap the next panel.
@@ -184,6 +127,8 @@ void pack_b_full(const float* src, int64_t ldb, int64_t n, int64_t kc, float* ds
   pack_b_rows<NR>(src, ldb, n, kc, dst);
 }
 
+}  // namespace
+
 // Packs columns [0, n) x k [0, kc) of op(B) (src points at op(B)[0][0]) into consecutive micro-panels of
 // width nr (the last one w = round_up(n mod nr, lane) wide, zero padded): dst[k * w + c] = op(B)[k][c].
 void pack_b_block(bool trans, const float* src, int64_t ldb, int64_t n, int nr, int lane, int64_t kc, float* dst,
@@ -247,6 +192,8 @@ MicroKernel select_for(const Tile& tile, int r, int nv, BMode mode) {
   return select_kernel(r, nv, active_isa() == Isa::scalar, mode);
 }
 
+namespace {
+
 // Multiplies a packed A block (mcur rows) by a packed B block (ncur columns) into C, tile by tile; edge
 // tiles get the kernel of their own size. (Inlining the full-tile kernel here measured no faster.)
 void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, const float* pa, const float* pb,
@@ -260,7 +207,7 @@ void macro_kernel(const Tile& tile, int64_t mcur, int64_t ncur, int64_t kc, cons
     for (int64_t i = 0; i < mcur; i += mr) {
       const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
       const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select(rows, nv);
-      kern(kc, pa + i * kc, pb + j * kc, nullptr, c + i * ldc + j, ldc, beta, n_valid);
+      kern(kc, pa + i * kc, nullptr, pb + j * kc, nullptr, c + i * ldc + j, ldc, beta, n_valid);
     }
   }
 }
@@ -283,18 +230,9 @@ void macro_kernel_in_place(const Tile& tile, int64_t mcur, int64_t N, int64_t k0
       for (int64_t i = 0; i < mcur; i += mr) {
         const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - i));
         const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, mode);
-        kern(kc, pa + i * kc, src, off, cj + i * ldc, ldc, beta, n_valid);
+        kern(kc, pa + i * kc, nullptr, src, off, cj + i * ldc, ldc, beta, n_valid);
       }
     }
-}
-
-// Cheapest tile of a target for covering M x N (edges included).
-template <size_t S>
-Tile cheapest_tile(const Tile (&tiles)[S], int64_t M, int64_t N) {
-  Tile best = tiles[0];
-  for (const Tile& t : tiles)
-    if (tile_cost(t, M, N) < tile_cost(best, M, N)) best = t;
-  return best;
 }
 
 void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -303,8 +241,7 @@ void sgemm_packed(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   Tile tile = cheapest_tile(kTiles, M, N);
   // K blocking comes from the AVX2 tile model on the whole N on every target and both ways of reading B: it
   // decides where C = acc + C splits each element's sum, so it must not depend on either for the same bits.
-  const int64_t kc_max = kL1PanelFloats / tile.nr();
-  const int64_t kc = ceil_div(K, ceil_div(K, kc_max));
+  const int64_t kc = k_block(M, N, K);
   const BPacker::InPlace* in_place = packer ? packer->in_place() : nullptr;
   // Read in place, the tiles only need to cover one run.
   const int64_t tile_n = in_place ? in_place->run_len : N;

@@ -51,6 +51,32 @@ void sgemm_pack_b(bool trans, const float* src, int64_t ldb, int64_t n, int nr, 
 void sgemm_packer(bool trans_a, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BPacker& b,
                   float beta, float* C, int64_t ldc);
 
+// C[M,N] = A x op(B) + beta * C with A read in place, never packed: A[i][k] = a[a_off[i] + k_off[k]] (a conv's
+// zero-bordered input, with a pixel and a tap offset table; or dy, see core/conv2d_short.cpp). kc: the K block,
+// given by the caller so that each C element is the FMA chain of the transposed problem it stands for
+// (C^T = op(B)^T A^T through sgemm on stored operands blocks K the same way: gemm_k_block(N, M, K)).
+void sgemm_indirect_a(int64_t M, int64_t N, int64_t K, const float* a, const int64_t* a_off, const int64_t* k_off,
+                      bool trans_b, const float* B, int64_t ldb, int64_t kc, float beta, float* C, int64_t ldc);
+
+// The K block sgemm() uses for C[M,N] = A[M,K] B[K,N]: each element's FMA chain restarts from 0 every kc terms
+// and is added to C.
+int64_t gemm_k_block(int64_t M, int64_t N, int64_t K);
+
+// A x op(B) (A read in place as above, one K block: every element one FMA chain over all K, from 0), computed a
+// tile at a time and handed to sink.rows(i0, rows, j0, n, t, ldt) instead of stored: t[r * ldt + q] is element
+// (i0 + r, j0 + q). Within a column panel the row tiles come in descending order (the last rows first). When
+// `group` divides the panel width, panels are cut so that columns [g * group, (g + 1) * group) share one (a conv's
+// taps of one input channel) and the panels come one after the other; else each row tile comes with all N
+// columns at once. A sink that adds rows into an image in that order reproduces col2im's order of additions
+// for every element (core/conv2d_short.cpp).
+struct RowSink {
+  virtual ~RowSink() = default;
+  virtual void rows(int64_t i0, int rows, int64_t j0, int64_t n, const float* t, int64_t ldt) const = 0;
+};
+void sgemm_indirect_a_rows(int64_t M, int64_t N, int64_t K, const float* a, const int64_t* a_off,
+                           const int64_t* k_off, bool trans_b, const float* B, int64_t ldb, int64_t group,
+                           const RowSink& sink);
+
 void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                      int64_t ldc);

@@ -8,6 +8,8 @@
 // or read in place (an indirect convolution: row k at b + off[k], unaligned). In place, a tile whose n_valid
 // fills its NV vectors reads them whole (kInPlace); an edge tile (kInPlaceTail) loads its last vector masked,
 // so nothing past column n_valid - 1 of a row is read (the lanes past it stay zero and are never stored).
+// kIndirectA: B packed, and A read in place instead of packed (core/gemm_indirect.cpp): element (r, k) of the
+// tile's A rows is a[a_off[r] + off[k]], broadcast straight from where it lives (a conv's bordered input, dy).
 //
 // AVX2/FMA: accumulators live in R*NV ymm registers. With 16 ymm registers, R*NV + NV + 1 <= 16 bounds
 // the tile: 6x16 (12 acc + 2 B + 1 broadcast) and 4x24 (12 + 3 + 1) are the two full shapes used.
@@ -34,7 +36,7 @@
 
 namespace convlab::gemm_detail {
 
-enum BMode : int { kPacked = 0, kInPlace = 1, kInPlaceTail = 2 };
+enum BMode : int { kPacked = 0, kInPlace = 1, kInPlaceTail = 2, kIndirectA = 3 };
 
 constexpr int kLane = 8;  // floats per ymm register; packed B panels are multiples of this wide
 
@@ -78,9 +80,9 @@ inline void store_tile_scalar(const float* tmp, float* c, int64_t ldc, float bet
 #ifdef CONVLAB_GEMM_AVX2
 
 template <int R, int NV, int Mode>
-CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b,
-                                      const int64_t* __restrict off, float* __restrict c, int64_t ldc, float beta,
-                                      int n_valid) {
+CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, const int64_t* __restrict a_off,
+                                      const float* __restrict b, const int64_t* __restrict off, float* __restrict c,
+                                      int64_t ldc, float beta, int n_valid) {
   static_assert(R * NV + NV + 1 <= 16, "tile does not fit the 16 ymm registers");
   __m256 acc[R][NV];
 #pragma GCC unroll 8
@@ -100,10 +102,13 @@ CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, con
   // kInPlaceTail: lanes of the last vector below n_valid - (NV-1)*8 are loaded
   const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(n_valid - (NV - 1) * kLane),
                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const float* ar[R];  // kIndirectA: row r of A
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) ar[r] = Mode == kIndirectA ? a + a_off[r] : a;
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     __m256 bv[NV];
-    if constexpr (Mode != kPacked) {
+    if constexpr (Mode == kInPlace || Mode == kInPlaceTail) {
       const float* bk = b + off[k];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v)
@@ -114,13 +119,14 @@ CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, con
       for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + v * kLane);
       b += NV * kLane;
     }
+    const int64_t ak = Mode == kIndirectA ? off[k] : 0;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const __m256 av = _mm256_broadcast_ss(a + r);
+      const __m256 av = Mode == kIndirectA ? _mm256_broadcast_ss(ar[r] + ak) : _mm256_broadcast_ss(a + r);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
     }
-    a += R;
+    if constexpr (Mode != kIndirectA) a += R;
   }
 
   if (n_valid == NV * kLane) {
@@ -153,25 +159,29 @@ CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, con
 
 // Scalar target: the same packed layout and the same FMA chain per element, in plain C++.
 template <int R, int NV, int Mode>
-void micro_kernel_scalar(int64_t kc, const float* __restrict a, const float* __restrict b,
-                         const int64_t* __restrict off, float* __restrict c, int64_t ldc, float beta, int n_valid) {
+void micro_kernel_scalar(int64_t kc, const float* __restrict a, const int64_t* __restrict a_off,
+                         const float* __restrict b, const int64_t* __restrict off, float* __restrict c, int64_t ldc,
+                         float beta, int n_valid) {
   constexpr int W = NV * kLane;
+  constexpr bool b_packed = Mode == kPacked || Mode == kIndirectA;
   float acc[R * W] = {};
   const int cols = Mode == kInPlaceTail ? n_valid : W;
   for (int64_t k = 0; k < kc; ++k) {
-    const float* bk = Mode != kPacked ? b + off[k] : b;
+    const float* bk = b_packed ? b : b + off[k];
     for (int r = 0; r < R; ++r) {
-      const float ar = a[r];
+      const float ar = Mode == kIndirectA ? a[a_off[r] + off[k]] : a[r];
       for (int j = 0; j < cols; ++j) acc[r * W + j] = std::fma(ar, bk[j], acc[r * W + j]);
     }
-    a += R;
-    if constexpr (Mode == kPacked) b += W;
+    if constexpr (Mode != kIndirectA) a += R;
+    if constexpr (b_packed) b += W;
   }
   store_tile_scalar<R, W>(acc, c, ldc, beta, n_valid);
 }
 
-// (kc, packed A, B, B row offsets (indirect kernels only, else null), C, ldc, beta, n_valid)
-using MicroKernel = void (*)(int64_t, const float*, const float*, const int64_t*, float*, int64_t, float, int);
+// (kc, A (packed, or the base of an indirect A), A row offsets (kIndirectA only, else null), B, row offsets (of B in
+// place, of A's k for kIndirectA, else null), C, ldc, beta, n_valid)
+using MicroKernel = void (*)(int64_t, const float*, const int64_t*, const float*, const int64_t*, float*, int64_t, float,
+                             int);
 
 // select_kernel(R, NV) -> micro_kernel<R, NV>; shapes that would spill (R*NV + NV + 1 > 16) are never
 // dispatched and stay null.
@@ -198,9 +208,11 @@ constexpr const MicroKernel* kKernelRows[kMaxR] = {
 
 // The 8-lane kernels: AVX2, or the scalar target's twins; B packed or read in place (BMode).
 inline MicroKernel select_kernel(int r, int nv, bool scalar, BMode mode) {
-  static constexpr const MicroKernel* const* rows[2][3] = {
-      {kKernelRows<false, kPacked>, kKernelRows<false, kInPlace>, kKernelRows<false, kInPlaceTail>},
-      {kKernelRows<true, kPacked>, kKernelRows<true, kInPlace>, kKernelRows<true, kInPlaceTail>}};
+  static constexpr const MicroKernel* const* rows[2][4] = {
+      {kKernelRows<false, kPacked>, kKernelRows<false, kInPlace>, kKernelRows<false, kInPlaceTail>,
+       kKernelRows<false, kIndirectA>},
+      {kKernelRows<true, kPacked>, kKernelRows<true, kInPlace>, kKernelRows<true, kInPlaceTail>,
+       kKernelRows<true, kIndirectA>}};
   return rows[scalar ? 1 : 0][mode][r - 1][nv - 1];
 }
 
@@ -218,6 +230,7 @@ constexpr int kMaxNV512 = 4;
 
 template <int R, int NV, int Mode>
 __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, const float* __restrict a,
+                                                                  const int64_t* __restrict a_off,
                                                                   const float* __restrict b,
                                                                   const int64_t* __restrict off,
                                                                   float* __restrict c, int64_t ldc, float beta,
@@ -236,10 +249,13 @@ __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, co
   }
   const int last = n_valid - (NV - 1) * kLane512;  // kInPlaceTail: valid lanes of the last vector
   const __mmask16 tail = last >= kLane512 ? __mmask16(0xFFFF) : __mmask16((1u << (last > 0 ? last : 0)) - 1u);
+  const float* ar[R];  // kIndirectA: row r of A
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) ar[r] = Mode == kIndirectA ? a + a_off[r] : a;
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     __m512 bv[NV];
-    if constexpr (Mode != kPacked) {
+    if constexpr (Mode == kInPlace || Mode == kInPlaceTail) {
       const float* bk = b + off[k];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v)
@@ -250,13 +266,14 @@ __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, co
       for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + v * kLane512);
       b += NV * kLane512;
     }
+    const int64_t ak = Mode == kIndirectA ? off[k] : 0;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r]);
+      const __m512 av = _mm512_set1_ps(Mode == kIndirectA ? ar[r][ak] : a[r]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
-    a += R;
+    if constexpr (Mode != kIndirectA) a += R;
   }
   // Full and edge tiles alike: lanes past n_valid are masked off (C beyond the tile is never touched).
   const __m512 vb = _mm512_set1_ps(beta);
@@ -290,8 +307,8 @@ constexpr const MicroKernel* kKernelRows512[kMaxR] = {kKernelRow512<1, Mode>, kK
                                                       kKernelRow512<7, Mode>, kKernelRow512<8, Mode>};
 
 inline MicroKernel select_kernel_512(int r, int nv, BMode mode) {
-  static constexpr const MicroKernel* const* rows[3] = {kKernelRows512<kPacked>, kKernelRows512<kInPlace>,
-                                                        kKernelRows512<kInPlaceTail>};
+  static constexpr const MicroKernel* const* rows[4] = {kKernelRows512<kPacked>, kKernelRows512<kInPlace>,
+                                                        kKernelRows512<kInPlaceTail>, kKernelRows512<kIndirectA>};
   return rows[mode][r - 1][nv - 1];
 }
 #endif

@@ -1,0 +1,215 @@
+// core/conv2d_short.cpp: conv2d's three GEMMs for short output rows, turned around so the pixels are the rows.
+//
+// With output rows narrower than a vector (DCGAN's discriminator: 14x14 -> 7x7 at 64 -> 128 channels) the
+// im2col + GEMM path makes the pixels its vector dimension, so every panel row is a few 7-float runs copied out
+// of the bordered input, and the input gradient writes a [K, pixels] matrix (2.2 MB per block) that col2im then
+// reads back. Here the channels are the vector dimension and the pixels are broadcast straight from where they
+// live (sgemm_indirect_a, core/gemm_indirect.cpp):
+//   forward      y^T [pixels, C_out/G]  = cols^T x W_g^T     A: the bordered input (pixel x tap offsets)
+//   weight grad  dW_g^T [K, C_out/G]   += cols x dy^T        A: the bordered input (tap x pixel offsets)
+//   input grad   dcols^T [pixels, K]    = dy^T x W_g         A: dy in place; rows added into dx as they come
+// Same bits as the im2col + GEMM path: each element is the same FMA chain over the same K blocks (the caller's
+// kc is the one sgemm picks for the untransposed problem), and the input gradient adds a pixel's taps into a
+// bordered copy of dx pixel by pixel in descending order, which for every dx element is col2im's order (taps
+// ascending: a larger tap of the same position always belongs to an earlier pixel).
+#include "core/conv2d_short.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "core/gemm.h"
+#include "core/workspace.h"
+
+namespace convlab {
+namespace {
+
+constexpr int64_t kMinRun = 16;                          // Im2colPacker::kMinInPlaceRun: longer rows stay there
+constexpr double kMaxBordered = double(int64_t(1) << 22);  // floats of a bordered block, as Im2colPacker
+
+// A zero-bordered copy [nn, C/G, H + 2pH, W + 2pW] of a block of images of group g, with the offset of every
+// cols row (tap) and every cols column (pixel) in it: cols[r][j] = p[tap[r] + pix[j]].
+struct Bordered {
+  int64_t Hp, Wp, plane, image;
+  float* p;
+  std::vector<int64_t>& tap;
+  std::vector<int64_t>& pix;
+};
+
+Bordered bordered(const ConvDims& d, int64_t nn, int slot) {
+  thread_local std::vector<int64_t> tap, pix;
+  // Planes an odd number of cache lines apart: the taps of one pixel read the same spot of every channel's plane,
+  // and at a power-of-two stride (16 x 16 floats is 1 KB) those lines would share a handful of L1 sets.
+  const int64_t Hp = d.H + 2 * d.pH, Wp = d.W + 2 * d.pW, lines = (Hp * Wp + 15) / 16;
+  const int64_t plane = (lines | 1) * 16, image = d.cin_g() * plane;
+  Bordered b{Hp, Wp, plane, image, workspace(slot, nn * image), tap, pix};
+  tap.resize(size_t(d.k_rows()));
+  for (int64_t c = 0, r = 0; c < d.cin_g(); ++c)
+    for (int64_t kh = 0; kh < d.kH; ++kh)
+      for (int64_t kw = 0; kw < d.kW; ++kw) tap[size_t(r++)] = c * plane + kh * d.dH * Wp + kw * d.dW;
+  pix.resize(size_t(nn * d.hw_out()));
+  for (int64_t i = 0, j = 0; i < nn; ++i)
+    for (int64_t oh = 0; oh < d.H_out; ++oh)
+      for (int64_t ow = 0; ow < d.W_out; ++ow) pix[size_t(j++)] = i * image + oh * d.sH * Wp + ow * d.sW;
+  return b;
+}
+
+// dst[0, n) = src[0, n) for the short rows here (7 to 15 floats): std::copy_n becomes a memmove call per row,
+// whose call costs more than the copy (3% of a DCGAN discriminator's pass in a profile).
+inline void copy_row(const float* src, int64_t n, float* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) std::memcpy(dst + i, src + i, 8 * sizeof(float));
+  if (i + 4 <= n) std::memcpy(dst + i, src + i, 4 * sizeof(float)), i += 4;
+  if (i + 2 <= n) std::memcpy(dst + i, src + i, 2 * sizeof(float)), i += 2;
+  if (i < n) dst[i] = src[i];
+}
+
+// b <- the images' channels of group g from t [N, C_in, H, W] (images n0..), borders zero.
+void fill_bordered(const Bordered& b, const float* t, const ConvDims& d, int64_t n0, int64_t nn, int64_t g) {
+  for (int64_t i = 0; i < nn; ++i)
+    for (int64_t c = 0; c < d.cin_g(); ++c) {
+      float* dst = b.p + i * b.image + c * b.plane;
+      const float* src = t + ((n0 + i) * d.C_in + g * d.cin_g() + c) * d.H * d.W;
+      // zero the border only: pH rows above, pH rows below and the padding past them, pW columns either side
+      std::fill(dst, dst + d.pH * b.Wp, 0.f);
+      std::fill(dst + (d.pH + d.H) * b.Wp, dst + b.plane, 0.f);
+      for (int64_t h = 0; h < d.H; ++h) {
+        float* row = dst + (d.pH + h) * b.Wp;
+        for (int64_t q = 0; q < d.pW; ++q) row[q] = row[d.pW + d.W + q] = 0.f;
+        copy_row(src + h * d.W, d.W, row + d.pW);
+      }
+    }
+}
+
+// t's images' channels of group g <- b's interiors (the inverse of fill_bordered).
+void store_bordered(const Bordered& b, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, float* t) {
+  for (int64_t i = 0; i < nn; ++i)
+    for (int64_t c = 0; c < d.cin_g(); ++c) {
+      const float* src = b.p + i * b.image + c * b.plane;
+      float* dst = t + ((n0 + i) * d.C_in + g * d.cin_g() + c) * d.H * d.W;
+      for (int64_t h = 0; h < d.H; ++h) copy_row(src + (d.pH + h) * b.Wp + d.pW, d.W, dst + h * d.W);
+    }
+}
+
+}  // namespace
+
+namespace {
+std::atomic<bool> g_enabled{true};
+}  // namespace
+
+void set_short_rows_gemm(bool on) { g_enabled = on; }
+
+bool short_rows_apply(const ConvDims& d, int64_t nn) {
+  if (!g_enabled) return false;
+  const bool one_by_one = d.kH == 1 && d.kW == 1 && d.sH == 1 && d.sW == 1 && d.pH == 0 && d.pW == 0;
+  return !one_by_one && d.W_out < kMinRun &&
+         double(nn) * double(d.cin_g()) * (double(d.H + 2 * d.pH) * double(d.W + 2 * d.pW) + 32) <= kMaxBordered;
+}
+
+// The forward's and the weight gradient's vectors run along the output channels: at least one whole vector. The
+// forward also transposes its [pixels, C_out/G] result into y, which pays only when K is at least C_out/G
+// (measured: DCGAN's first layer, K = 16 and 64 channels, ran its forward 0.52 -> 0.93 ms turned around).
+bool short_rows_forward_applies(const ConvDims& d, int64_t nn) {
+  return short_rows_apply(d, nn) && d.cout_g() >= 16 && d.k_rows() >= d.cout_g();
+}
+bool short_rows_dw_applies(const ConvDims& d, int64_t nn) { return short_rows_apply(d, nn) && d.cout_g() >= 16; }
+
+bool short_rows_dx_applies(const ConvDims& d, int64_t nn) {
+  // Vectors along the taps; one K block (C_out/G terms): each dcols element is complete when it reaches the sink.
+  return short_rows_apply(d, nn) && d.k_rows() >= 16 &&
+         gemm_k_block(d.k_rows(), nn * d.hw_out(), d.cout_g()) >= d.cout_g();
+}
+
+void short_rows_forward(const float* x, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
+                        float* y, bool accumulate) {
+  const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), L = nn * HWo;
+  const Bordered b = bordered(d, nn, 3);
+  fill_bordered(b, x, d, n0, nn, g);
+  float* yt = workspace(2, L * Mg);  // y^T [L, Mg] of the block
+  // The untransposed path writes one image straight into y (so accumulates in the chain), several into a block
+  // added to y afterwards: start from y's values in the first case for the same sums.
+  const bool in_chain = accumulate && nn == 1;
+  if (in_chain)
+    for (int64_t m = 0; m < Mg; ++m)
+      for (int64_t p = 0; p < HWo; ++p) yt[p * Mg + m] = y[(n0 * d.C_out + g * Mg + m) * HWo + p];
+  sgemm_indirect_a(L, Mg, K, b.p, b.pix.data(), b.tap.data(), true, w + g * Mg * K, K, gemm_k_block(Mg, L, K),
+                   in_chain ? 1.f : 0.f, yt, Mg);
+  for (int64_t i = 0; i < nn; ++i)
+    for (int64_t m = 0; m < Mg; ++m) {
+      float* dst = y + ((n0 + i) * d.C_out + g * Mg + m) * HWo;
+      const float* src = yt + i * HWo * Mg + m;
+      if (accumulate && !in_chain)
+        for (int64_t p = 0; p < HWo; ++p) dst[p] += src[p * Mg];
+      else
+        for (int64_t p = 0; p < HWo; ++p) dst[p] = src[p * Mg];
+    }
+}
+
+void short_rows_weight_grad(const float* x, const float* dyg, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
+                            float beta, float* dwt) {
+  const int64_t K = d.k_rows(), Mg = d.cout_g(), L = nn * d.hw_out();
+  const Bordered b = bordered(d, nn, 3);
+  fill_bordered(b, x, d, n0, nn, g);
+  sgemm_indirect_a(K, Mg, L, b.p, b.tap.data(), b.pix.data(), true, dyg, L, gemm_k_block(Mg, K, L), beta, dwt, Mg);
+}
+
+namespace {
+// Adds taps [k0, k0 + n) of one pixel's dcols^T row (src[0, n)) into the bordered dx at base. With dilation 1
+// along W the kW taps of a kernel row are consecutive floats there too: a run of kW adds (KW > 0: known, a vector
+// add), the runs of a channel dH * Wp apart and the channels a plane apart. Else tap by tap through the table.
+template <int KW>
+void add_taps(float* base, const float* src, int64_t k0, int64_t n, const Bordered& b, const ConvDims& d) {
+  if constexpr (KW > 0) {  // k0 and n are whole channels here (sgemm_indirect_a_rows' group)
+    const int64_t row = d.dH * b.Wp, T = d.kH * KW;
+    for (int64_t c = k0 / T; c < (k0 + n) / T; ++c) {
+      float* dst = base + c * b.plane;
+      for (int64_t kh = 0; kh < d.kH; ++kh, dst += row, src += KW)
+        for (int q = 0; q < KW; ++q) dst[q] += src[q];
+    }
+  } else {
+    const int64_t* tap = b.tap.data() + k0;
+    for (int64_t k = 0; k < n; ++k) base[tap[k]] += src[k];
+  }
+}
+
+// Adds the dcols^T rows of a tile into the bordered dx, last pixel first (see the file comment).
+struct AddIntoBordered : RowSink {
+  const Bordered& b;
+  const ConvDims& d;
+  int kw;  // kW when it is a run the vector adds know (dilation 1 along W), else 0
+  AddIntoBordered(const Bordered& bb, const ConvDims& dd) : b(bb), d(dd), kw(dd.dW == 1 ? int(dd.kW) : 0) {}
+  void rows(int64_t i0, int rows, int64_t k0, int64_t n, const float* t, int64_t ldt) const override {
+    const int64_t T = d.kH * d.kW;
+    const int run = k0 % T == 0 && n % T == 0 ? kw : 0;
+    for (int r = rows - 1; r >= 0; --r) {
+      float* base = b.p + b.pix[size_t(i0 + r)];
+      const float* src = t + r * ldt;
+      switch (run) {
+        case 3: add_taps<3>(base, src, k0, n, b, d); break;
+        case 4: add_taps<4>(base, src, k0, n, b, d); break;
+        default: add_taps<0>(base, src, k0, n, b, d); break;
+      }
+    }
+  }
+};
+}  // namespace
+
+void short_rows_input_grad(const float* dy, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
+                           float* dx) {
+  const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), L = nn * HWo;
+  const Bordered b = bordered(d, nn, 3);
+  fill_bordered(b, dx, d, n0, nn, g);
+  // A = dy^T read in place: row j = (image i, pixel p) at dy[n0 + i, g*Mg + m, p] for m = 0..Mg-1.
+  thread_local std::vector<int64_t> rows_off, m_off;
+  rows_off.resize(size_t(L));
+  for (int64_t i = 0; i < nn; ++i)
+    for (int64_t p = 0; p < HWo; ++p) rows_off[size_t(i * HWo + p)] = i * d.C_out * HWo + p;
+  m_off.resize(size_t(Mg));
+  for (int64_t m = 0; m < Mg; ++m) m_off[size_t(m)] = m * HWo;
+  sgemm_indirect_a_rows(L, K, Mg, dy + (n0 * d.C_out + g * Mg) * HWo, rows_off.data(), m_off.data(), false,
+                        w + g * Mg * K, K, d.kH * d.kW, AddIntoBordered(b, d));
+  store_bordered(b, d, n0, nn, g, dx);
+}
+
+}  // namespace convlab

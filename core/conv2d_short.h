@@ -1,0 +1,30 @@
+// core/conv2d_short.h: conv2d's GEMMs for output rows shorter than a vector, with the pixels as the GEMM's rows
+// (core/conv2d_short.cpp; internal to core/conv2d.cpp). Each function is one job of conv2d.cpp's loops: images
+// n0..n0+nn-1 (a block, side by side) of group g, single-threaded, with the bits of the im2col + GEMM path.
+#pragma once
+#include <cstdint>
+
+#include "core/conv.h"
+
+namespace convlab {
+
+// The turned-around GEMMs apply: output rows shorter than 16, not a 1x1 stride-1 conv, and a bordered block of
+// nn images small enough to copy; each pass adds its own conditions (where it measured faster).
+bool short_rows_apply(const ConvDims& d, int64_t nn);
+// Tests only: off, every conv takes the im2col + GEMM path (the reference these paths are compared with).
+void set_short_rows_gemm(bool on);
+bool short_rows_forward_applies(const ConvDims& d, int64_t nn);
+bool short_rows_dw_applies(const ConvDims& d, int64_t nn);
+bool short_rows_dx_applies(const ConvDims& d, int64_t nn);
+
+// y[n0.., group g] = conv (no bias); accumulate: y += conv.
+void short_rows_forward(const float* x, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
+                        float* y, bool accumulate);
+// dwt [K, C_out/G] (the transpose of group g's dW) = beta * dwt + cols(x) x dyg^T, dyg [C_out/G, nn*HWo].
+void short_rows_weight_grad(const float* x, const float* dyg, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
+                            float beta, float* dwt);
+// dx[n0.., group g] += col2im(W_g^T dy), dy [N, C_out, HWo] read in place.
+void short_rows_input_grad(const float* dy, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
+                           float* dx);
+
+}  // namespace convlab

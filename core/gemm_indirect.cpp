@@ -1,0 +1,108 @@
+// core/gemm_indirect.cpp: the GEMM with A read in place (micro-kernel mode kIndirectA, core/gemm_kernel.h).
+//
+// Used where a conv's GEMM is turned around so that the pixels are its rows (core/conv2d_short.cpp): with output
+// rows shorter than a vector (DCGAN's 7x7 maps) the pixels are a poor vector dimension, because every panel row
+// of the im2col matrix is a few 7-float runs to copy, while the channels (64, 128) fill whole vectors. A's
+// elements are then broadcast straight from the bordered input through two offset tables, and only B (weights or
+// dy, small) is packed.
+//
+// Loop nest (one call, one thread): for pc (K chunks of kc, the caller's), for jc (N blocks of nc): pack B block;
+// for jr (nr-wide panels) x ir (mr-high row tiles): micro-kernel. The tile is the packed GEMM's for this M x N on
+// the target; every C element is one FMA chain over its K block, then C = acc + beta * C, as in core/gemm.cpp.
+#include <algorithm>
+
+#include "core/cpu.h"
+#include "core/gemm.h"
+#include "core/gemm_internal.h"
+
+namespace convlab {
+namespace gemm_detail {
+namespace {
+
+thread_local PackBuffer tl_pack_ind, tl_rows;
+
+Tile indirect_tile(int64_t M, int64_t N) {
+#ifdef CONVLAB_GEMM_AVX512
+  if (active_isa() == Isa::avx512) return cheapest_tile(kTiles512, M, N);
+#endif
+  return cheapest_tile(kTiles, M, N);
+}
+
+}  // namespace
+}  // namespace gemm_detail
+
+int64_t gemm_k_block(int64_t M, int64_t N, int64_t K) { return gemm_detail::k_block(M, N, K); }
+
+void sgemm_indirect_a(int64_t M, int64_t N, int64_t K, const float* a, const int64_t* a_off, const int64_t* k_off,
+                      bool trans_b, const float* B, int64_t ldb, int64_t kc, float beta, float* C, int64_t ldc) {
+  using namespace gemm_detail;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return scale_c(M, N, beta, C, ldc);
+  kc = std::clamp<int64_t>(kc, 1, K);
+  const Tile tile = indirect_tile(M, N);
+  const int mr = tile.mr, nr = tile.nr();
+  const bool simd = active_isa() != Isa::scalar;
+  const int64_t nc_max = std::max<int64_t>(nr, kBBlockFloats / kc / nr * nr);
+  const int64_t nc = round_up(ceil_div(N, ceil_div(N, nc_max)), nr);
+  float* pb = tl_pack_ind.get(nc * kc, nc * kc);
+  for (int64_t p0 = 0; p0 < K; p0 += kc) {
+    const int64_t kcur = std::min(kc, K - p0);
+    const float beta_p = p0 == 0 ? beta : 1.f;  // later K chunks accumulate onto the first
+    for (int64_t j0 = 0; j0 < N; j0 += nc) {
+      const int64_t ncur = std::min(nc, N - j0);
+      pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, tile.lane, kcur, pb, simd);
+      const MicroKernel full = select_for(tile, mr, tile.nv, kIndirectA);
+      // Row tiles outside: the A rows a tile broadcasts (scattered lines of the bordered input) are fetched once
+      // for all panels of the packed B block, which stays in L2.
+      for (int64_t i = 0; i < M; i += mr) {
+        const int rows = static_cast<int>(std::min<int64_t>(mr, M - i));
+        for (int64_t j = 0; j < ncur; j += nr) {
+          const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
+          const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
+          const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, kIndirectA);
+          kern(kcur, a, a_off + i, pb + j * kcur, k_off + p0, C + i * ldc + j0 + j, ldc, beta_p, n_valid);
+        }
+      }
+    }
+  }
+}
+
+void sgemm_indirect_a_rows(int64_t M, int64_t N, int64_t K, const float* a, const int64_t* a_off,
+                           const int64_t* k_off, bool trans_b, const float* B, int64_t ldb, int64_t group,
+                           const RowSink& sink) {
+  using namespace gemm_detail;
+  if (M <= 0 || N <= 0) return;
+  const Tile tile = indirect_tile(M, N);
+  const int mr = tile.mr, nr = tile.nr();
+  const bool simd = active_isa() != Isa::scalar;
+  const int64_t last = (M - 1) / mr * mr;  // the first row of the last row tile
+  // Panel by panel (each packed just before use, so it stays in L1/L2 while every row tile reads it) when the
+  // groups fit whole into panels; else the whole of op(B) at once.
+  const int64_t width = group > 0 && nr % group == 0 ? nr : round_up(N, nr);
+  float* t = tl_rows.get(mr * width, mr * width);
+  if (K <= 0) {  // nothing to add: tiles of zeros
+    std::fill(t, t + mr * width, 0.f);
+    for (int64_t j0 = 0; j0 < N; j0 += width)
+      for (int64_t i = last; i >= 0; i -= mr)
+        sink.rows(i, int(std::min<int64_t>(mr, M - i)), j0, std::min(width, N - j0), t, width);
+    return;
+  }
+  float* pb = tl_pack_ind.get(width * K, width * K);
+  const MicroKernel full = select_for(tile, mr, tile.nv, kIndirectA);
+  for (int64_t j0 = 0; j0 < N; j0 += width) {
+    const int64_t n = std::min(width, N - j0);
+    pack_b_block(trans_b, trans_b ? B + j0 * ldb : B + j0, ldb, n, nr, tile.lane, K, pb, simd);
+    for (int64_t i = last; i >= 0; i -= mr) {
+      const int rows = static_cast<int>(std::min<int64_t>(mr, M - i));
+      for (int64_t j = 0; j < n; j += nr) {
+        const int n_valid = static_cast<int>(std::min<int64_t>(nr, n - j));
+        const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
+        const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, kIndirectA);
+        kern(K, a, a_off + i, pb + j * K, k_off, t + j, width, 0.f, n_valid);
+      }
+      sink.rows(i, rows, j0, n, t, width);
+    }
+  }
+}
+
+}  // namespace convlab
