@@ -19,6 +19,7 @@
 #include "core/gemm.h"
 #include "core/ops.h"
 #include "core/shards.h"
+#include "core/threads.h"
 #include "core/workspace.h"
 
 namespace convlab {
@@ -290,94 +291,114 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
     return blk;
   };
 
-  if (dx && !direct && dx_as_conv(d)) {  // dx += conv(dy, flipped and transposed W), see dx_as_conv
+  const bool dx_by_conv = dx && !direct && dx_as_conv(d);
+  if (dx_by_conv) {  // dx += conv(dy, flipped and transposed W), see dx_as_conv
     float* wt = shared_workspace(1, d.C_out * K);
     flip_transpose_weight(w, d, wt);
     forward_gemm(dy, wt, nullptr, transposed_for_dx(d), dx, true);
-  } else if (dx) {  // dx[n,g] += col2im(W_g^T dy[n,g])
-    const int64_t jobs = blocks * d.G;
-    const bool whole = split_gemm_inside(jobs);  // core/conv.h
-#pragma omp parallel for schedule(static) if (jobs > 1)
-    for (int64_t j = 0; j < jobs; ++j) {
-      const int64_t n0 = ib.first(j / d.G), g = j % d.G, nn = ib.size(j / d.G), L = nn * HWo;
-      if (!whole && short_rows_dx_applies(d, nn)) {  // dy read in place, dcols added to dx as they come
-        short_rows_input_grad(dy, w, d, n0, nn, g, dx);
-        continue;
-      }
+  }
+  // Else dx[n,g] += col2im(W_g^T dy[n,g]), one job per (block, group).
+  const int64_t dx_jobs = dx && !dx_by_conv ? blocks * d.G : 0;
+  const bool dx_whole = split_gemm_inside(dx_jobs);  // core/conv.h
+  const auto dx_job = [&](int64_t j) {
+    const int64_t n0 = ib.first(j / d.G), g = j % d.G, nn = ib.size(j / d.G), L = nn * HWo;
+    if (!dx_whole && short_rows_dx_applies(d, nn))  // dy read in place, dcols added to dx as they come
+      return short_rows_input_grad(dy, w, d, n0, nn, g, dx);
+    const float* dyg = block_dy(n0, nn, g);
+    if (direct) {
+      float* dxg = dx + (n0 * d.C_in + g * Cg) * d.H * d.W;
+      job_gemm(dx_whole, true, false, K, HWo, Mg, w + g * Mg * K, K, dyg, HWo, 1.f, dxg, HWo);
+    } else {
+      float* dcols = workspace(1, K * L);
+      job_gemm(dx_whole, true, false, K, L, Mg, w + g * Mg * K, K, dyg, L, 0.f, dcols, L);
+      for (int64_t i = 0; i < nn; ++i)
+        col2im(dcols + i * HWo, d, dx + ((n0 + i) * d.C_in + g * Cg) * d.H * d.W, L);
+    }
+  };
+
+  // dW_g += sum over blocks of dy[block,g] cols[block,g]^T, over fixed chunks of blocks, one job per (chunk, group).
+  // Chunks: fixed groups of blocks (at most kWeightGradChunks), or in training the batch shards (core/shards.h:
+  // chunk c is shard c, its blocks cut inside it, the chunks folded in shard order).
+  const bool sharded = batch_shards().total > 1;
+  const int64_t chunks = sharded ? blocks / ib.per_blocks : std::min(blocks, kWeightGradChunks);
+  const int64_t wsize = d.C_out * K;
+  float* partial = dw ? shared_workspace(0, chunks * wsize) : nullptr;
+  const int64_t dw_jobs = dw ? chunks * d.G : 0;
+  const bool dw_whole = split_gemm_inside(dw_jobs);  // core/conv.h
+  // Short output rows: each group's partial is kept transposed, [K, Mg] (conv2d_short.h).
+  const bool transposed = dw && !dw_whole && short_rows_dw_applies(d, ib.nb);
+  const auto chunk_blocks = [&](int64_t c, int64_t& b0, int64_t& b1) {
+    b0 = sharded ? c * ib.per_blocks : blocks * c / chunks;
+    b1 = sharded ? (c + 1) * ib.per_blocks : blocks * (c + 1) / chunks;
+  };
+  const auto dw_job = [&](int64_t j) {
+    const int64_t c = j / d.G, g = j % d.G;
+    int64_t b0, b1;
+    chunk_blocks(c, b0, b1);
+    float* pw = partial + c * wsize + g * Mg * K;
+    for (int64_t bl = b0; bl < b1; ++bl) {
+      const int64_t n0 = ib.first(bl), nn = ib.size(bl), L = nn * HWo;
       const float* dyg = block_dy(n0, nn, g);
-      if (direct) {
-        float* dxg = dx + (n0 * d.C_in + g * Cg) * d.H * d.W;
-        job_gemm(whole, true, false, K, HWo, Mg, w + g * Mg * K, K, dyg, HWo, 1.f, dxg, HWo);
-      } else {
-        float* dcols = workspace(1, K * L);
-        job_gemm(whole, true, false, K, L, Mg, w + g * Mg * K, K, dyg, L, 0.f, dcols, L);
-        for (int64_t i = 0; i < nn; ++i)
-          col2im(dcols + i * HWo, d, dx + ((n0 + i) * d.C_in + g * Cg) * d.H * d.W, L);
+      const float beta = bl == b0 ? 0.f : 1.f;
+      if (transposed) {
+        short_rows_weight_grad(x, dyg, d, n0, nn, g, beta, pw);
+      } else if (direct) {
+        job_gemm(dw_whole, false, true, Mg, K, L, dyg, L, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L, beta, pw, K);
+      } else if (dw_whole) {
+        float* cols = workspace(0, K * L);
+        block_cols(x, d, n0, nn, g, cols);
+        job_gemm(true, false, true, Mg, K, L, dyg, L, cols, L, beta, pw, K);
+      } else {  // cols^T packed straight from x (Im2colPacker)
+        sgemm_packer(false, Mg, K, L, dyg, L, Im2colPacker(x, d, n0, nn, g, true), beta, pw, K);
       }
+    }
+  };
+
+  if (dx_jobs > 1 && dw_jobs > 1) {
+    // Both gradients' jobs dealt over the threads together by their images (costliest first to the least loaded):
+    // blocks of 11 and 9 images left one thread idle for two images in each pass under a static schedule.
+    std::vector<int64_t> cost;
+    for (int64_t j = 0; j < dx_jobs; ++j) cost.push_back(ib.size(j / d.G));
+    for (int64_t j = 0; j < dw_jobs; ++j) {
+      int64_t b0, b1, images = 0;
+      chunk_blocks(j / d.G, b0, b1);
+      for (int64_t bl = b0; bl < b1; ++bl) images += ib.size(bl);
+      cost.push_back(images);
+    }
+    run_dealt(cost, [&](int64_t j) { j < dx_jobs ? dx_job(j) : dw_job(j - dx_jobs); });
+  } else {
+#pragma omp parallel for schedule(static) if (dx_jobs > 1)
+    for (int64_t j = 0; j < dx_jobs; ++j) dx_job(j);
+#pragma omp parallel for schedule(static) if (dw_jobs > 1)
+    for (int64_t j = 0; j < dw_jobs; ++j) dw_job(j);
+  }
+  if (!dw) return;
+
+  float* sum = shared_workspace(1, wsize);  // the chunks summed in order, in the partials' layout
+  if (sharded) {
+    fold_shards(partial, wsize, sum);
+  } else {  // s = ((0 + p_0) + p_1) + ... per element, chunk by chunk over contiguous ranges (vectorises)
+    constexpr int64_t kRange = 4096;
+#pragma omp parallel for schedule(static) if (wsize > 16384)
+    for (int64_t r0 = 0; r0 < wsize; r0 += kRange) {
+      const int64_t r1 = std::min(wsize, r0 + kRange);
+      for (int64_t i = r0; i < r1; ++i) sum[i] = 0.f + partial[i];
+      for (int64_t c = 1; c < chunks; ++c)
+        for (int64_t i = r0; i < r1; ++i) sum[i] += partial[c * wsize + i];
     }
   }
-
-  if (dw) {  // dW_g += sum over blocks of dy[block,g] cols[block,g]^T, over fixed chunks of blocks
-    // Chunks: fixed groups of blocks (at most kWeightGradChunks), or in training the batch shards
-    // (core/shards.h: chunk c is shard c, its blocks cut inside it, the chunks folded in shard order).
-    const bool sharded = batch_shards().total > 1;
-    const int64_t chunks = sharded ? blocks / ib.per_blocks : std::min(blocks, kWeightGradChunks);
-    const int64_t wsize = d.C_out * K;
-    float* partial = shared_workspace(0, chunks * wsize);
-    const int64_t jobs = chunks * d.G;
-    const bool whole = split_gemm_inside(jobs);  // core/conv.h
-    // Short output rows: each group's partial is kept transposed, [K, Mg] (conv2d_short.h).
-    const bool transposed = !whole && short_rows_dw_applies(d, ib.nb);
-#pragma omp parallel for schedule(static) if (jobs > 1)
-    for (int64_t j = 0; j < jobs; ++j) {
-      const int64_t c = j / d.G, g = j % d.G;
-      const int64_t b0 = sharded ? c * ib.per_blocks : blocks * c / chunks;
-      const int64_t b1 = sharded ? (c + 1) * ib.per_blocks : blocks * (c + 1) / chunks;
-      float* pw = partial + c * wsize + g * Mg * K;
-      for (int64_t bl = b0; bl < b1; ++bl) {
-        const int64_t n0 = ib.first(bl), nn = ib.size(bl), L = nn * HWo;
-        const float* dyg = block_dy(n0, nn, g);
-        const float beta = bl == b0 ? 0.f : 1.f;
-        if (transposed) {
-          short_rows_weight_grad(x, dyg, d, n0, nn, g, beta, pw);
-        } else if (direct) {
-          job_gemm(whole, false, true, Mg, K, L, dyg, L, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L, beta, pw, K);
-        } else if (whole) {
-          float* cols = workspace(0, K * L);
-          block_cols(x, d, n0, nn, g, cols);
-          job_gemm(true, false, true, Mg, K, L, dyg, L, cols, L, beta, pw, K);
-        } else {  // cols^T packed straight from x (Im2colPacker)
-          sgemm_packer(false, Mg, K, L, dyg, L, Im2colPacker(x, d, n0, nn, g, true), beta, pw, K);
-        }
-      }
-    }
-    float* sum = shared_workspace(1, wsize);  // the chunks summed in order, in the partials' layout
-    if (sharded) {
-      fold_shards(partial, wsize, sum);
-    } else {  // s = ((0 + p_0) + p_1) + ... per element, chunk by chunk over contiguous ranges (vectorises)
-      constexpr int64_t kRange = 4096;
+  if (!transposed) {
 #pragma omp parallel for schedule(static) if (wsize > 16384)
-      for (int64_t r0 = 0; r0 < wsize; r0 += kRange) {
-        const int64_t r1 = std::min(wsize, r0 + kRange);
-        for (int64_t i = r0; i < r1; ++i) sum[i] = 0.f + partial[i];
-        for (int64_t c = 1; c < chunks; ++c)
-          for (int64_t i = r0; i < r1; ++i) sum[i] += partial[c * wsize + i];
-      }
-    }
-    if (!transposed) {
+    for (int64_t i = 0; i < wsize; ++i) dw[i] += sum[i];
+  } else {  // dw (g, m, k) += sum (g, k, m): 16 x 16 tiles of each group's transpose
+    const int64_t tiles_m = (Mg + 15) / 16, tiles_k = (K + 15) / 16, tiles = d.G * tiles_m * tiles_k;
 #pragma omp parallel for schedule(static) if (wsize > 16384)
-      for (int64_t i = 0; i < wsize; ++i) dw[i] += sum[i];
-    } else {  // dw (g, m, k) += sum (g, k, m): 16 x 16 tiles of each group's transpose
-      const int64_t tiles_m = (Mg + 15) / 16, tiles = d.G * tiles_m * ((K + 15) / 16);
-#pragma omp parallel for schedule(static) if (wsize > 16384)
-      for (int64_t t = 0; t < tiles; ++t) {
-        const int64_t g = t / (tiles_m * ((K + 15) / 16)), rest = t % (tiles_m * ((K + 15) / 16));
-        const int64_t m0 = rest % tiles_m * 16, k0 = rest / tiles_m * 16;
-        const float* src = sum + g * K * Mg;
-        float* dst = dw + g * Mg * K;
-        for (int64_t m = m0; m < std::min(Mg, m0 + 16); ++m)
-          for (int64_t k = k0; k < std::min(K, k0 + 16); ++k) dst[m * K + k] += src[k * Mg + m];
-      }
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t g = t / (tiles_m * tiles_k), m0 = t % tiles_m * 16, k0 = t / tiles_m % tiles_k * 16;
+      const float* src = sum + g * K * Mg;
+      float* dst = dw + g * Mg * K;
+      for (int64_t m = m0; m < std::min(Mg, m0 + 16); ++m)
+        for (int64_t k = k0; k < std::min(K, k0 + 16); ++k) dst[m * K + k] += src[k * Mg + m];
     }
   }
 }
