@@ -390,7 +390,9 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
   if (!transposed) {
 #pragma omp parallel for schedule(static) if (wsize > 16384)
     for (int64_t i = 0; i < wsize; ++i) dw[i] += sum[i];
-  } else {  // dw (g, m, k) += sum (g, k, m): 16 x 16 tiles of each group's transpose
+  } else {  // dw (g, m, k) += sum (g, row(k), m): 16 x 16 tiles of each group's transpose
+    std::vector<int64_t> row(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) row[size_t(k)] = short_rows_dw_row(d, k);
     const int64_t tiles_m = (Mg + 15) / 16, tiles_k = (K + 15) / 16, tiles = d.G * tiles_m * tiles_k;
 #pragma omp parallel for schedule(static) if (wsize > 16384)
     for (int64_t t = 0; t < tiles; ++t) {
@@ -398,7 +400,7 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
       const float* src = sum + g * K * Mg;
       float* dst = dw + g * Mg * K;
       for (int64_t m = m0; m < std::min(Mg, m0 + 16); ++m)
-        for (int64_t k = k0; k < std::min(K, k0 + 16); ++k) dst[m * K + k] += src[k * Mg + m];
+        for (int64_t k = k0; k < std::min(K, k0 + 16); ++k) dst[m * K + k] += src[row[size_t(k)] * Mg + m];
     }
   }
 }

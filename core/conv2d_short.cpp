@@ -121,39 +121,135 @@ bool short_rows_dx_applies(const ConvDims& d, int64_t nn) {
          gemm_k_block(d.k_rows(), nn * d.hw_out(), d.cout_g()) >= d.cout_g();
 }
 
+namespace {
+
+// [lo, hi): the kernel offsets (rows kh, or columns kw) whose input, at output position o, lies inside the image
+// (size n, padding p, stride s, dilation dl, kernel k): the others read padding.
+void inside(int64_t o, int64_t n, int64_t p, int64_t s, int64_t dl, int64_t k, int64_t& lo, int64_t& hi) {
+  lo = 0, hi = k;
+  while (lo < k && o * s - p + lo * dl < 0) ++lo;
+  while (hi > lo && o * s - p + (hi - 1) * dl >= n) --hi;
+}
+
+// The output pixels of one image grouped by the padding taps they share (a DCGAN 7x7 map: the 5x5 inside, four
+// edges, four corners): pixel p's class, and per class the taps that read inside the image (keep[k], k = (c, kh,
+// kw) in cols order). The turned-around GEMMs skip the other taps: their A is a zero of the border.
+struct PixelClasses {
+  std::vector<int64_t> of;          // [HWo]: class of each pixel
+  std::vector<uint8_t> keep;        // [classes, K]
+  std::vector<int64_t> kh_lo, kh_hi, kw_lo, kw_hi;  // per class
+  int64_t count = 0;
+};
+
+const PixelClasses& pixel_classes(const ConvDims& d) {
+  thread_local PixelClasses pc;
+  thread_local std::vector<int64_t> key;  // the dims it was made for: made again only when they change
+  const std::vector<int64_t> now{d.H, d.W, d.cin_g(), d.kH, d.kW, d.sH, d.sW, d.pH, d.pW, d.dH, d.dW};
+  if (now == key) return pc;
+  key = now;
+  pc.of.assign(size_t(d.hw_out()), 0);
+  pc.kh_lo.clear(), pc.kh_hi.clear(), pc.kw_lo.clear(), pc.kw_hi.clear();
+  pc.count = 0;
+  for (int64_t oh = 0; oh < d.H_out; ++oh)
+    for (int64_t ow = 0; ow < d.W_out; ++ow) {
+      int64_t hl, hh, wl, wh;
+      inside(oh, d.H, d.pH, d.sH, d.dH, d.kH, hl, hh);
+      inside(ow, d.W, d.pW, d.sW, d.dW, d.kW, wl, wh);
+      int64_t c = 0;
+      while (c < pc.count && !(pc.kh_lo[size_t(c)] == hl && pc.kh_hi[size_t(c)] == hh && pc.kw_lo[size_t(c)] == wl &&
+                               pc.kw_hi[size_t(c)] == wh))
+        ++c;
+      if (c == pc.count) pc.kh_lo.push_back(hl), pc.kh_hi.push_back(hh), pc.kw_lo.push_back(wl), pc.kw_hi.push_back(wh), ++pc.count;
+      pc.of[size_t(oh * d.W_out + ow)] = c;
+    }
+  const int64_t K = d.k_rows();
+  pc.keep.assign(size_t(pc.count * K), 0);
+  for (int64_t c = 0; c < pc.count; ++c)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t kh = k / d.kW % d.kH, kw = k % d.kW;
+      pc.keep[size_t(c * K + k)] = kh >= pc.kh_lo[size_t(c)] && kh < pc.kh_hi[size_t(c)] &&
+                                   kw >= pc.kw_lo[size_t(c)] && kw < pc.kw_hi[size_t(c)];
+    }
+  return pc;
+}
+
+}  // namespace
+
 void short_rows_forward(const float* x, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
                         float* y, bool accumulate) {
   const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), L = nn * HWo;
   const Bordered b = bordered(d, nn, 3);
   fill_bordered(b, x, d, n0, nn, g);
-  float* yt = workspace(2, L * Mg);  // y^T [L, Mg] of the block
+  // The block's pixels ordered by class (then image, then position): row q of the GEMM is pixel order[q], and each
+  // class is one group of rows that skips its padding taps.
+  const PixelClasses& pc = pixel_classes(d);
+  thread_local std::vector<int64_t> order, row_of, a_off;
+  thread_local std::vector<IndirectRows> groups;
+  order.clear(), groups.clear();
+  for (int64_t c = 0; c < pc.count; ++c) {
+    const int64_t m0 = int64_t(order.size());
+    for (int64_t i = 0; i < nn; ++i)
+      for (int64_t p = 0; p < HWo; ++p)
+        if (pc.of[size_t(p)] == c) order.push_back(i * HWo + p);
+    groups.push_back({m0, int64_t(order.size()) - m0, pc.keep.data() + c * K});
+  }
+  row_of.resize(size_t(L)), a_off.resize(size_t(L));
+  for (int64_t q = 0; q < L; ++q) row_of[size_t(order[size_t(q)])] = q, a_off[size_t(q)] = b.pix[size_t(order[size_t(q)])];
+  float* yt = workspace(2, L * Mg);  // y^T [L, Mg] of the block, rows in the GEMM's order
   // The untransposed path writes one image straight into y (so accumulates in the chain), several into a block
   // added to y afterwards: start from y's values in the first case for the same sums.
   const bool in_chain = accumulate && nn == 1;
   if (in_chain)
     for (int64_t m = 0; m < Mg; ++m)
-      for (int64_t p = 0; p < HWo; ++p) yt[p * Mg + m] = y[(n0 * d.C_out + g * Mg + m) * HWo + p];
-  sgemm_indirect_a(L, Mg, K, b.p, b.pix.data(), b.tap.data(), true, w + g * Mg * K, K, gemm_k_block(Mg, L, K),
-                   in_chain ? 1.f : 0.f, yt, Mg);
+      for (int64_t p = 0; p < HWo; ++p) yt[row_of[size_t(p)] * Mg + m] = y[(n0 * d.C_out + g * Mg + m) * HWo + p];
+  sgemm_indirect_a(L, Mg, K, b.p, a_off.data(), b.tap.data(), true, w + g * Mg * K, K, gemm_k_block(Mg, L, K),
+                   in_chain ? 1.f : 0.f, yt, Mg, &groups);
   for (int64_t i = 0; i < nn; ++i)
     for (int64_t m = 0; m < Mg; ++m) {
       float* dst = y + ((n0 + i) * d.C_out + g * Mg + m) * HWo;
-      const float* src = yt + i * HWo * Mg + m;
+      const int64_t* rows = row_of.data() + i * HWo;
+      const float* src = yt + m;
       if (accumulate && !in_chain)
-        for (int64_t p = 0; p < HWo; ++p) dst[p] += src[p * Mg];
+        for (int64_t p = 0; p < HWo; ++p) dst[p] += src[rows[p] * Mg];
       else
-        for (int64_t p = 0; p < HWo; ++p) dst[p] = src[p * Mg];
+        for (int64_t p = 0; p < HWo; ++p) dst[p] = src[rows[p] * Mg];
     }
+}
+
+// Tap-major rows need a few channels per tap to fill row tiles (DCGAN's first layer, one input channel, would run
+// 16 one-row groups: its dW took 1.8 -> 2.7 ms); with fewer the rows keep cols order and nothing is skipped.
+bool dw_rows_by_tap(const ConvDims& d) { return d.cin_g() >= 16; }
+
+int64_t short_rows_dw_row(const ConvDims& d, int64_t k) {
+  const int64_t T = d.kH * d.kW;
+  return dw_rows_by_tap(d) ? k % T * d.cin_g() + k / T : k;
 }
 
 void short_rows_weight_grad(const float* x, const float* dyg, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
                             float beta, float* dwt) {
-  const int64_t K = d.k_rows(), Mg = d.cout_g(), L = nn * d.hw_out();
+  const int64_t K = d.k_rows(), Mg = d.cout_g(), HWo = d.hw_out(), L = nn * HWo, T = d.kH * d.kW;
   const Bordered b = bordered(d, nn, 3);
   fill_bordered(b, x, d, n0, nn, g);
-  sgemm_indirect_a(K, Mg, L, b.p, b.tap.data(), b.pix.data(), true, dyg, L, gemm_k_block(Mg, K, L), beta, dwt, Mg);
+  // Rows tap-major (row t * Cg + c is cols row k = c * T + t): the rows of one kernel tap are one group, which skips
+  // the pixels where that tap reads padding.
+  if (!dw_rows_by_tap(d))
+    return sgemm_indirect_a(K, Mg, L, b.p, b.tap.data(), b.pix.data(), true, dyg, L, gemm_k_block(Mg, K, L), beta,
+                            dwt, Mg);
+  const PixelClasses& pc = pixel_classes(d);
+  thread_local std::vector<int64_t> a_off;
+  thread_local std::vector<uint8_t> keep;
+  thread_local std::vector<IndirectRows> groups;
+  a_off.resize(size_t(K)), keep.resize(size_t(T * L)), groups.clear();
+  for (int64_t k = 0; k < K; ++k) a_off[size_t(short_rows_dw_row(d, k))] = b.tap[size_t(k)];
+  for (int64_t t = 0; t < T; ++t) {
+    uint8_t* kt = keep.data() + t * L;
+    for (int64_t p = 0; p < HWo; ++p) kt[p] = pc.keep[size_t(pc.of[size_t(p)] * K + t)];
+    for (int64_t i = 1; i < nn; ++i) std::copy_n(kt, HWo, kt + i * HWo);
+    groups.push_back({t * d.cin_g(), d.cin_g(), kt});
+  }
+  sgemm_indirect_a(K, Mg, L, b.p, a_off.data(), b.pix.data(), true, dyg, L, gemm_k_block(Mg, K, L), beta, dwt, Mg,
+                   &groups);
 }
-
 namespace {
 // Adds taps [k0, k0 + n) of one pixel's dcols^T row (src[0, n)) into the bordered dx at base. With dilation 1
 // along W the kW taps of a kernel row are consecutive floats there too: a run of kW adds (KW > 0: known, a vector

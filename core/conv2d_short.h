@@ -20,7 +20,9 @@ bool short_rows_dx_applies(const ConvDims& d, int64_t nn);
 // y[n0.., group g] = conv (no bias); accumulate: y += conv.
 void short_rows_forward(const float* x, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
                         float* y, bool accumulate);
-// dwt [K, C_out/G] (the transpose of group g's dW) = beta * dwt + cols(x) x dyg^T, dyg [C_out/G, nn*HWo].
+// dwt [K, C_out/G] (the transpose of group g's dW, its rows in short_rows_dw_row's order) = beta * dwt +
+// cols(x) x dyg^T, dyg [C_out/G, nn*HWo].
+int64_t short_rows_dw_row(const ConvDims& d, int64_t k);  // the row of dwt holding cols row k = (c, kh, kw)
 void short_rows_weight_grad(const float* x, const float* dyg, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
                             float beta, float* dwt);
 // dx[n0.., group g] += col2im(W_g^T dy), dy [N, C_out, HWo] read in place.

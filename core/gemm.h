@@ -9,6 +9,7 @@
 // sgemm_reference() is the plain Eigen path kept beside the fast one as the oracle for tests.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace convlab {
 
@@ -55,8 +56,16 @@ void sgemm_packer(bool trans_a, int64_t M, int64_t N, int64_t K, const float* A,
 // zero-bordered input, with a pixel and a tap offset table; or dy, see core/conv2d_short.cpp). kc: the K block,
 // given by the caller so that each C element is the FMA chain of the transposed problem it stands for
 // (C^T = op(B)^T A^T through sgemm on stored operands blocks K the same way: gemm_k_block(N, M, K)).
+// groups (optional): rows [m0, m0 + rows) whose A is zero at every term k with keep[k] == 0 (a conv's pixels that
+// share their padding taps); those terms are skipped. A term a*b with a == +0 and b finite leaves the chain's
+// value unchanged (the chain starts at +0 and so never holds -0), so for finite B the bits are those of the full sum.
+struct IndirectRows {
+  int64_t m0, rows;
+  const uint8_t* keep;  // [K], or null: every term
+};
 void sgemm_indirect_a(int64_t M, int64_t N, int64_t K, const float* a, const int64_t* a_off, const int64_t* k_off,
-                      bool trans_b, const float* B, int64_t ldb, int64_t kc, float beta, float* C, int64_t ldc);
+                      bool trans_b, const float* B, int64_t ldb, int64_t kc, float beta, float* C, int64_t ldc,
+                      const std::vector<IndirectRows>* groups = nullptr);
 
 // The K block sgemm() uses for C[M,N] = A[M,K] B[K,N]: each element's FMA chain restarts from 0 every kc terms
 // and is added to C.

@@ -10,6 +10,7 @@
 // for jr (nr-wide panels) x ir (mr-high row tiles): micro-kernel. The tile is the packed GEMM's for this M x N on
 // the target; every C element is one FMA chain over its K block, then C = acc + beta * C, as in core/gemm.cpp.
 #include <algorithm>
+#include <vector>
 
 #include "core/cpu.h"
 #include "core/gemm.h"
@@ -34,7 +35,8 @@ Tile indirect_tile(int64_t M, int64_t N) {
 int64_t gemm_k_block(int64_t M, int64_t N, int64_t K) { return gemm_detail::k_block(M, N, K); }
 
 void sgemm_indirect_a(int64_t M, int64_t N, int64_t K, const float* a, const int64_t* a_off, const int64_t* k_off,
-                      bool trans_b, const float* B, int64_t ldb, int64_t kc, float beta, float* C, int64_t ldc) {
+                      bool trans_b, const float* B, int64_t ldb, int64_t kc, float beta, float* C, int64_t ldc,
+                      const std::vector<IndirectRows>* groups) {
   using namespace gemm_detail;
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return scale_c(M, N, beta, C, ldc);
@@ -45,22 +47,40 @@ void sgemm_indirect_a(int64_t M, int64_t N, int64_t K, const float* a, const int
   const int64_t nc_max = std::max<int64_t>(nr, kBBlockFloats / kc / nr * nr);
   const int64_t nc = round_up(ceil_div(N, ceil_div(N, nc_max)), nr);
   float* pb = tl_pack_ind.get(nc * kc, nc * kc);
+  const std::vector<IndirectRows> all{{0, M, nullptr}};
+  const std::vector<IndirectRows>& gs = groups ? *groups : all;
+  thread_local std::vector<int64_t> steps;  // per group and K block: (A offset, B row) of each kept term
+  thread_local std::vector<int64_t> first;  // per group: where its steps start, and how many
   for (int64_t p0 = 0; p0 < K; p0 += kc) {
     const int64_t kcur = std::min(kc, K - p0);
     const float beta_p = p0 == 0 ? beta : 1.f;  // later K chunks accumulate onto the first
+    steps.resize(size_t(2 * kcur) * gs.size()), first.resize(2 * gs.size());
+    for (size_t gi = 0; gi < gs.size(); ++gi) {
+      const uint8_t* keep = gs[gi].keep;
+      int64_t* st = steps.data() + 2 * kcur * int64_t(gi);
+      int64_t n = 0;
+      for (int64_t k = 0; k < kcur; ++k)
+        if (!keep || keep[p0 + k]) st[2 * n] = k_off[p0 + k], st[2 * n + 1] = k, ++n;
+      first[2 * gi] = 2 * kcur * int64_t(gi), first[2 * gi + 1] = n;
+    }
     for (int64_t j0 = 0; j0 < N; j0 += nc) {
       const int64_t ncur = std::min(nc, N - j0);
       pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, tile.lane, kcur, pb, simd);
       const MicroKernel full = select_for(tile, mr, tile.nv, kIndirectA);
-      // Row tiles outside: the A rows a tile broadcasts (scattered lines of the bordered input) are fetched once
-      // for all panels of the packed B block, which stays in L2.
-      for (int64_t i = 0; i < M; i += mr) {
-        const int rows = static_cast<int>(std::min<int64_t>(mr, M - i));
-        for (int64_t j = 0; j < ncur; j += nr) {
-          const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
-          const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
-          const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, kIndirectA);
-          kern(kcur, a, a_off + i, pb + j * kcur, k_off + p0, C + i * ldc + j0 + j, ldc, beta_p, n_valid);
+      for (size_t gi = 0; gi < gs.size(); ++gi) {
+        const IndirectRows& g = gs[gi];
+        const int64_t* st = steps.data() + first[2 * gi];
+        const int64_t count = first[2 * gi + 1];
+        // Row tiles outside: the A rows a tile broadcasts (scattered lines of the bordered input) are fetched once
+        // for all panels of the packed B block, which stays in L2.
+        for (int64_t i = g.m0; i < g.m0 + g.rows; i += mr) {
+          const int rows = static_cast<int>(std::min<int64_t>(mr, g.m0 + g.rows - i));
+          for (int64_t j = 0; j < ncur; j += nr) {
+            const int n_valid = static_cast<int>(std::min<int64_t>(nr, ncur - j));
+            const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
+            const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, kIndirectA);
+            kern(count, a, a_off + i, pb + j * kcur, st, C + i * ldc + j0 + j, ldc, beta_p, n_valid);
+          }
         }
       }
     }
@@ -88,6 +108,9 @@ void sgemm_indirect_a_rows(int64_t M, int64_t N, int64_t K, const float* a, cons
     return;
   }
   float* pb = tl_pack_ind.get(width * K, width * K);
+  thread_local std::vector<int64_t> steps;  // (A offset, B row) of every term
+  steps.resize(size_t(2 * K));
+  for (int64_t k = 0; k < K; ++k) steps[size_t(2 * k)] = k_off[k], steps[size_t(2 * k + 1)] = k;
   const MicroKernel full = select_for(tile, mr, tile.nv, kIndirectA);
   for (int64_t j0 = 0; j0 < N; j0 += width) {
     const int64_t n = std::min(width, N - j0);
@@ -98,7 +121,7 @@ void sgemm_indirect_a_rows(int64_t M, int64_t N, int64_t K, const float* a, cons
         const int n_valid = static_cast<int>(std::min<int64_t>(nr, n - j));
         const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
         const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, kIndirectA);
-        kern(K, a, a_off + i, pb + j * K, k_off, t + j, width, 0.f, n_valid);
+        kern(K, a, a_off + i, pb + j * K, steps.data(), t + j, width, 0.f, n_valid);
       }
       sink.rows(i, rows, j0, n, t, width);
     }

@@ -8,8 +8,9 @@
 // or read in place (an indirect convolution: row k at b + off[k], unaligned). In place, a tile whose n_valid
 // fills its NV vectors reads them whole (kInPlace); an edge tile (kInPlaceTail) loads its last vector masked,
 // so nothing past column n_valid - 1 of a row is read (the lanes past it stay zero and are never stored).
-// kIndirectA: B packed, and A read in place instead of packed (core/gemm_indirect.cpp): element (r, k) of the
-// tile's A rows is a[a_off[r] + off[k]], broadcast straight from where it lives (a conv's bordered input, dy).
+// kIndirectA: A read in place instead of packed (core/gemm_indirect.cpp), and the k steps listed: off holds pairs,
+// step k broadcasting a[a_off[r] + off[2k]] for row r (a conv's bordered input, dy) and reading row off[2k + 1] of
+// the packed B panel. The list may skip terms whose A is zero for every row of the tile (padding taps).
 //
 // AVX2/FMA: accumulators live in R*NV ymm registers. With 16 ymm registers, R*NV + NV + 1 <= 16 bounds
 // the tile: 6x16 (12 acc + 2 B + 1 broadcast) and 4x24 (12 + 3 + 1) are the two full shapes used.
@@ -114,12 +115,16 @@ CONVLAB_AVX2_TARGET void micro_kernel(int64_t kc, const float* __restrict a, con
       for (int v = 0; v < NV; ++v)
         bv[v] = Mode == kInPlaceTail && v == NV - 1 ? _mm256_maskload_ps(bk + v * kLane, tail)
                                                      : _mm256_loadu_ps(bk + v * kLane);
+    } else if constexpr (Mode == kIndirectA) {
+      const float* bk = b + off[2 * k + 1] * (NV * kLane);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(bk + v * kLane);
     } else {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + v * kLane);
       b += NV * kLane;
     }
-    const int64_t ak = Mode == kIndirectA ? off[k] : 0;
+    const int64_t ak = Mode == kIndirectA ? off[2 * k] : 0;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 av = Mode == kIndirectA ? _mm256_broadcast_ss(ar[r] + ak) : _mm256_broadcast_ss(a + r);
@@ -167,13 +172,13 @@ void micro_kernel_scalar(int64_t kc, const float* __restrict a, const int64_t* _
   float acc[R * W] = {};
   const int cols = Mode == kInPlaceTail ? n_valid : W;
   for (int64_t k = 0; k < kc; ++k) {
-    const float* bk = b_packed ? b : b + off[k];
+    const float* bk = Mode == kIndirectA ? b + off[2 * k + 1] * W : b_packed ? b : b + off[k];
     for (int r = 0; r < R; ++r) {
-      const float ar = Mode == kIndirectA ? a[a_off[r] + off[k]] : a[r];
+      const float ar = Mode == kIndirectA ? a[a_off[r] + off[2 * k]] : a[r];
       for (int j = 0; j < cols; ++j) acc[r * W + j] = std::fma(ar, bk[j], acc[r * W + j]);
     }
     if constexpr (Mode != kIndirectA) a += R;
-    if constexpr (b_packed) b += W;
+    if constexpr (Mode == kPacked) b += W;
   }
   store_tile_scalar<R, W>(acc, c, ldc, beta, n_valid);
 }
@@ -261,12 +266,16 @@ __attribute__((target("avx512f,fma,avx2"))) void micro_kernel_512(int64_t kc, co
       for (int v = 0; v < NV; ++v)
         bv[v] = Mode == kInPlaceTail && v == NV - 1 ? _mm512_maskz_loadu_ps(tail, bk + v * kLane512)
                                                      : _mm512_loadu_ps(bk + v * kLane512);
+    } else if constexpr (Mode == kIndirectA) {
+      const float* bk = b + off[2 * k + 1] * (NV * kLane512);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(bk + v * kLane512);
     } else {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + v * kLane512);
       b += NV * kLane512;
     }
-    const int64_t ak = Mode == kIndirectA ? off[k] : 0;
+    const int64_t ak = Mode == kIndirectA ? off[2 * k] : 0;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 av = _mm512_set1_ps(Mode == kIndirectA ? ar[r][ak] : a[r]);
