@@ -176,15 +176,44 @@ void forward_gemm(const float* x, const float* w, const float* b, const ConvDims
   const int64_t jobs = ib.count * d.G;
   const bool whole = split_gemm_inside(jobs);  // core/conv.h
   const bool direct = cols_are_input(d);
+  const auto add_bias = [&](int64_t n0, int64_t nn, int64_t g) {
+    for (int64_t i = 0; i < nn; ++i)
+      for (int64_t m = 0; m < Mg; ++m) {
+        const float bv = b[g * Mg + m];
+        float* row = y + ((n0 + i) * d.C_out + g * Mg + m) * HWo;
+        for (int64_t p = 0; p < HWo; ++p) row[p] += bv;
+      }
+  };
+  if (!whole && short_rows_forward_applies(d, ib.nb)) {
+    // Short output rows: pixels as the GEMM's rows (conv2d_short.h). A block's images are independent rows there,
+    // so each block is cut in two halves dealt to the threads by their images: the blocks of 11 and 9 images of a
+    // DCGAN discriminator left a thread idle for two images under a static schedule. Each half keeps its block's
+    // K blocking and accumulation, so the bits are the block's.
+    struct Half {
+      int64_t block, g, i0, count;
+    };
+    std::vector<Half> halves;
+    std::vector<int64_t> cost;
+    for (int64_t j = 0; j < jobs; ++j) {
+      const int64_t nn = ib.size(j / d.G), h = (nn + 1) / 2;
+      halves.push_back({j / d.G, j % d.G, 0, h}), cost.push_back(h);
+      if (h < nn) halves.push_back({j / d.G, j % d.G, h, nn - h}), cost.push_back(nn - h);
+    }
+    run_dealt(cost, [&](int64_t k) {
+      const Half& hf = halves[size_t(k)];
+      const int64_t n0 = ib.first(hf.block) + hf.i0;
+      short_rows_forward(x, w, d, n0, hf.count, hf.g, y, accumulate, ib.size(hf.block));
+      if (b) add_bias(n0, hf.count, hf.g);
+    });
+    return;
+  }
 #pragma omp parallel for schedule(static) if (jobs > 1)
   for (int64_t j = 0; j < jobs; ++j) {
     const int64_t n0 = ib.first(j / d.G), g = j % d.G, nn = ib.size(j / d.G), L = nn * HWo;
     // nn == 1: straight into y; else into a block matrix scattered (added) to the images afterwards.
     float* yg = nn == 1 ? y + (n0 * d.C_out + g * Mg) * HWo : workspace(2, Mg * L);
     const float beta = accumulate && nn == 1 ? 1.f : 0.f;
-    if (!whole && short_rows_forward_applies(d, nn)) {  // short output rows: pixels as the GEMM's rows (conv2d_short.h)
-      short_rows_forward(x, w, d, n0, nn, g, y, accumulate);
-    } else if (direct) {  // x itself is the cols matrix (nb = 1)
+    if (direct) {  // x itself is the cols matrix (nb = 1)
       job_gemm(whole, false, false, Mg, L, K, w + g * Mg * K, K, x + (n0 * d.C_in + g * Cg) * d.H * d.W, L,
                beta, yg, L);
     } else if (whole) {  // one job: the GEMM itself is split over the threads, from stored columns
@@ -194,15 +223,8 @@ void forward_gemm(const float* x, const float* w, const float* b, const ConvDims
     } else {  // the columns are packed straight from x, block by block (Im2colPacker)
       sgemm_packer(false, Mg, L, K, w + g * Mg * K, K, Im2colPacker(x, d, n0, nn, g), beta, yg, L);
     }
-    if (nn > 1 && (whole || !short_rows_forward_applies(d, nn))) scatter_block(yg, d, n0, nn, g, y, accumulate);
-    if (b) {
-      for (int64_t i = 0; i < nn; ++i)
-        for (int64_t m = 0; m < Mg; ++m) {
-          const float bv = b[g * Mg + m];
-          float* row = y + ((n0 + i) * d.C_out + g * Mg + m) * HWo;
-          for (int64_t p = 0; p < HWo; ++p) row[p] += bv;
-        }
-    }
+    if (nn > 1) scatter_block(yg, d, n0, nn, g, y, accumulate);
+    if (b) add_bias(n0, nn, g);
   }
 }
 

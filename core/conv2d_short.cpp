@@ -176,7 +176,7 @@ const PixelClasses& pixel_classes(const ConvDims& d) {
 }  // namespace
 
 void short_rows_forward(const float* x, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
-                        float* y, bool accumulate) {
+                        float* y, bool accumulate, int64_t block) {
   const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), L = nn * HWo;
   const Bordered b = bordered(d, nn, 3);
   fill_bordered(b, x, d, n0, nn, g);
@@ -198,12 +198,12 @@ void short_rows_forward(const float* x, const float* w, const ConvDims& d, int64
   float* yt = workspace(2, L * Mg);  // y^T [L, Mg] of the block, rows in the GEMM's order
   // The untransposed path writes one image straight into y (so accumulates in the chain), several into a block
   // added to y afterwards: start from y's values in the first case for the same sums.
-  const bool in_chain = accumulate && nn == 1;
+  const bool in_chain = accumulate && block == 1;
   if (in_chain)
     for (int64_t m = 0; m < Mg; ++m)
       for (int64_t p = 0; p < HWo; ++p) yt[row_of[size_t(p)] * Mg + m] = y[(n0 * d.C_out + g * Mg + m) * HWo + p];
-  sgemm_indirect_a(L, Mg, K, b.p, a_off.data(), b.tap.data(), true, w + g * Mg * K, K, gemm_k_block(Mg, L, K),
-                   in_chain ? 1.f : 0.f, yt, Mg, &groups);
+  sgemm_indirect_a(L, Mg, K, b.p, a_off.data(), b.tap.data(), true, w + g * Mg * K, K,
+                   gemm_k_block(Mg, block * HWo, K), in_chain ? 1.f : 0.f, yt, Mg, &groups);
   for (int64_t i = 0; i < nn; ++i)
     for (int64_t m = 0; m < Mg; ++m) {
       float* dst = y + ((n0 + i) * d.C_out + g * Mg + m) * HWo;

@@ -17,9 +17,10 @@ bool short_rows_forward_applies(const ConvDims& d, int64_t nn);
 bool short_rows_dw_applies(const ConvDims& d, int64_t nn);
 bool short_rows_dx_applies(const ConvDims& d, int64_t nn);
 
-// y[n0.., group g] = conv (no bias); accumulate: y += conv.
+// y[n0.., group g] = conv (no bias); accumulate: y += conv. The nn images may be part of a block of `block`
+// images (the im2col path's GEMM, whose K blocking and accumulation they reproduce).
 void short_rows_forward(const float* x, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
-                        float* y, bool accumulate);
+                        float* y, bool accumulate, int64_t block);
 // dwt [K, C_out/G] (the transpose of group g's dW, its rows in short_rows_dw_row's order) = beta * dwt +
 // cols(x) x dyg^T, dyg [C_out/G, nn*HWo].
 int64_t short_rows_dw_row(const ConvDims& d, int64_t k);  // the row of dwt holding cols row k = (c, kh, kw)

@@ -339,6 +339,7 @@ void Tensor::backward(const Tensor& grad_output, bool keep_graph) const {
   const int64_t n = numel();
   if (grad_output.defined()) {
     const float* go = grad_output.data();
+#pragma omp parallel for schedule(static) if (n >= kParallelElems)
     for (int64_t i = 0; i < n; ++i) g[i] += go[i];
   } else {
     g[0] += 1.f;
