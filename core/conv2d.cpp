@@ -322,10 +322,13 @@ void conv2d_backward(const float* x, const float* w, const float* dy, const Conv
   // Else dx[n,g] += col2im(W_g^T dy[n,g]), one job per (block, group).
   const int64_t dx_jobs = dx && !dx_by_conv ? blocks * d.G : 0;
   const bool dx_whole = split_gemm_inside(dx_jobs);  // core/conv.h
+  // Short output rows: dy read in place, dcols added to dx as they come, from W tap-major (conv2d_short.h).
+  const bool dx_short = dx_jobs > 0 && !dx_whole && short_rows_dx_applies(d, ib.nb);
+  float* wtap = dx_short ? shared_workspace(2, d.C_out * K) : nullptr;
+  if (dx_short) short_rows_tap_major(w, d, wtap);
   const auto dx_job = [&](int64_t j) {
     const int64_t n0 = ib.first(j / d.G), g = j % d.G, nn = ib.size(j / d.G), L = nn * HWo;
-    if (!dx_whole && short_rows_dx_applies(d, nn))  // dy read in place, dcols added to dx as they come
-      return short_rows_input_grad(dy, w, d, n0, nn, g, dx);
+    if (dx_short) return short_rows_input_grad(dy, wtap, d, n0, nn, g, dx);
     const float* dyg = block_dy(n0, nn, g);
     if (direct) {
       float* dxg = dx + (n0 * d.C_in + g * Cg) * d.H * d.W;

@@ -82,15 +82,6 @@ void fill_bordered(const Bordered& b, const float* t, const ConvDims& d, int64_t
     }
 }
 
-// t's images' channels of group g <- b's interiors (the inverse of fill_bordered).
-void store_bordered(const Bordered& b, const ConvDims& d, int64_t n0, int64_t nn, int64_t g, float* t) {
-  for (int64_t i = 0; i < nn; ++i)
-    for (int64_t c = 0; c < d.cin_g(); ++c) {
-      const float* src = b.p + i * b.image + c * b.plane;
-      float* dst = t + ((n0 + i) * d.C_in + g * d.cin_g() + c) * d.H * d.W;
-      for (int64_t h = 0; h < d.H; ++h) copy_row(src + (d.pH + h) * b.Wp + d.pW, d.W, dst + h * d.W);
-    }
-}
 
 }  // namespace
 
@@ -116,8 +107,9 @@ bool short_rows_forward_applies(const ConvDims& d, int64_t nn) {
 bool short_rows_dw_applies(const ConvDims& d, int64_t nn) { return short_rows_apply(d, nn) && d.cout_g() >= 16; }
 
 bool short_rows_dx_applies(const ConvDims& d, int64_t nn) {
-  // Vectors along the taps; one K block (C_out/G terms): each dcols element is complete when it reaches the sink.
-  return short_rows_apply(d, nn) && d.k_rows() >= 16 &&
+  // Vectors along the input channels of a tap; one K block (C_out/G terms): each dcols element is complete when it
+  // reaches the sink.
+  return short_rows_apply(d, nn) && d.cin_g() >= 16 &&
          gemm_k_block(d.k_rows(), nn * d.hw_out(), d.cout_g()) >= d.cout_g();
 }
 
@@ -251,61 +243,88 @@ void short_rows_weight_grad(const float* x, const float* dyg, const ConvDims& d,
                    &groups);
 }
 namespace {
-// Adds taps [k0, k0 + n) of one pixel's dcols^T row (src[0, n)) into the bordered dx at base. With dilation 1
-// along W the kW taps of a kernel row are consecutive floats there too: a run of kW adds (KW > 0: known, a vector
-// add), the runs of a channel dH * Wp apart and the channels a plane apart. Else tap by tap through the table.
-template <int KW>
-void add_taps(float* base, const float* src, int64_t k0, int64_t n, const Bordered& b, const ConvDims& d) {
-  if constexpr (KW > 0) {  // k0 and n are whole channels here (sgemm_indirect_a_rows' group)
-    const int64_t row = d.dH * b.Wp, T = d.kH * KW;
-    for (int64_t c = k0 / T; c < (k0 + n) / T; ++c) {
-      float* dst = base + c * b.plane;
-      for (int64_t kh = 0; kh < d.kH; ++kh, dst += row, src += KW)
-        for (int q = 0; q < KW; ++q) dst[q] += src[q];
-    }
-  } else {
-    const int64_t* tap = b.tap.data() + k0;
-    for (int64_t k = 0; k < n; ++k) base[tap[k]] += src[k];
-  }
-}
 
-// Adds the dcols^T rows of a tile into the bordered dx, last pixel first (see the file comment).
-struct AddIntoBordered : RowSink {
-  const Bordered& b;
-  const ConvDims& d;
-  int kw;  // kW when it is a run the vector adds know (dilation 1 along W), else 0
-  AddIntoBordered(const Bordered& bb, const ConvDims& dd) : b(bb), d(dd), kw(dd.dW == 1 ? int(dd.kW) : 0) {}
-  void rows(int64_t i0, int rows, int64_t k0, int64_t n, const float* t, int64_t ldt) const override {
-    const int64_t T = d.kH * d.kW;
-    const int run = k0 % T == 0 && n % T == 0 ? kw : 0;
-    for (int r = rows - 1; r >= 0; --r) {
-      float* base = b.p + b.pix[size_t(i0 + r)];
+// Adds a tile of dcols^T into the channels-last dx scratch: row r of the tile is pixel order[i0 + r], its columns
+// [j0, j0 + n) are channels j0 % Cg .. of kernel tap t = j0 / Cg (sgemm_indirect_a_rows cuts panels inside a tap),
+// and the pixel's tap t lands at position pos[pixel] + tap[t] of the scratch, inside the image (the row groups only
+// want the taps that do). Each tap's panels come one after the other, taps ascending: every dx element gets its
+// contributions in col2im's order, taps ascending.
+struct AddIntoDx : RowSink {
+  float* scratch;            // [nn, H, W, Cg]
+  const int64_t* order;      // GEMM row -> pixel of the block
+  const int64_t* pos;        // pixel -> its output position's offset in the scratch (top-left tap, may be outside)
+  const int64_t* tap;        // kernel tap -> offset from there
+  int64_t Cg;
+  AddIntoDx(float* s, const int64_t* o, const int64_t* p, const int64_t* t, int64_t c)
+      : scratch(s), order(o), pos(p), tap(t), Cg(c) {}
+  void rows(int64_t i0, int rows, int64_t j0, int64_t n, const float* t, int64_t ldt) const override {
+    const int64_t off = tap[j0 / Cg] + j0 % Cg;
+    for (int r = 0; r < rows; ++r) {
+      float* dst = scratch + (pos[order[i0 + r]] + off);  // inside the image: the group wants this tap
       const float* src = t + r * ldt;
-      switch (run) {
-        case 3: add_taps<3>(base, src, k0, n, b, d); break;
-        case 4: add_taps<4>(base, src, k0, n, b, d); break;
-        default: add_taps<0>(base, src, k0, n, b, d); break;
-      }
+      for (int64_t c = 0; c < n; ++c) dst[c] += src[c];
     }
   }
 };
+
 }  // namespace
 
-void short_rows_input_grad(const float* dy, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
+void short_rows_input_grad(const float* dy, const float* wtap, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
                            float* dx) {
-  const int64_t K = d.k_rows(), HWo = d.hw_out(), Mg = d.cout_g(), L = nn * HWo;
-  const Bordered b = bordered(d, nn, 3);
-  fill_bordered(b, dx, d, n0, nn, g);
-  // A = dy^T read in place: row j = (image i, pixel p) at dy[n0 + i, g*Mg + m, p] for m = 0..Mg-1.
-  thread_local std::vector<int64_t> rows_off, m_off;
-  rows_off.resize(size_t(L));
+  const int64_t HWo = d.hw_out(), Mg = d.cout_g(), Cg = d.cin_g(), L = nn * HWo, T = d.kH * d.kW, HW = d.H * d.W;
+  const PixelClasses& pc = pixel_classes(d);
+  // GEMM rows: the block's pixels by class (the taps they reach inside the image), then image, then position.
+  thread_local std::vector<int64_t> order, rows_off, m_off, pos, tap;
+  thread_local std::vector<uint8_t> wanted;
+  thread_local std::vector<IndirectRows> groups;
+  order.clear(), groups.clear();
+  wanted.resize(size_t(pc.count * T));
+  for (int64_t c = 0; c < pc.count; ++c) {
+    const int64_t m0 = int64_t(order.size());
+    for (int64_t i = 0; i < nn; ++i)
+      for (int64_t p = 0; p < HWo; ++p)
+        if (pc.of[size_t(p)] == c) order.push_back(i * HWo + p);
+    for (int64_t t = 0; t < T; ++t) wanted[size_t(c * T + t)] = pc.keep[size_t(c * d.k_rows() + t)];
+    groups.push_back({m0, int64_t(order.size()) - m0, wanted.data() + c * T});
+  }
+  // A = dy^T read in place: row q is pixel order[q] = (image i, position p), at dy[n0 + i, g*Mg + m, p].
+  rows_off.resize(size_t(L)), pos.resize(size_t(L));
+  for (int64_t q = 0; q < L; ++q) {
+    const int64_t j = order[size_t(q)], i = j / HWo, p = j % HWo;
+    rows_off[size_t(q)] = i * d.C_out * HWo + p;
+  }
   for (int64_t i = 0; i < nn; ++i)
-    for (int64_t p = 0; p < HWo; ++p) rows_off[size_t(i * HWo + p)] = i * d.C_out * HWo + p;
+    for (int64_t oh = 0; oh < d.H_out; ++oh)
+      for (int64_t ow = 0; ow < d.W_out; ++ow)
+        pos[size_t(i * HWo + oh * d.W_out + ow)] = ((i * d.H + oh * d.sH - d.pH) * d.W + ow * d.sW - d.pW) * Cg;
+  tap.resize(size_t(T));
+  for (int64_t t = 0; t < T; ++t) tap[size_t(t)] = (t / d.kW * d.dH * d.W + t % d.kW * d.dW) * Cg;
   m_off.resize(size_t(Mg));
   for (int64_t m = 0; m < Mg; ++m) m_off[size_t(m)] = m * HWo;
-  sgemm_indirect_a_rows(L, K, Mg, dy + (n0 * d.C_out + g * Mg) * HWo, rows_off.data(), m_off.data(), false,
-                        w + g * Mg * K, K, d.kH * d.kW, AddIntoBordered(b, d));
-  store_bordered(b, d, n0, nn, g, dx);
+  // dx of the block, channels last, starting from its values (gradients accumulate)
+  float* scratch = workspace(3, nn * HW * Cg);
+  for (int64_t i = 0; i < nn; ++i)
+    for (int64_t c = 0; c < Cg; ++c) {
+      const float* src = dx + ((n0 + i) * d.C_in + g * Cg + c) * HW;
+      float* dst = scratch + i * HW * Cg + c;
+      for (int64_t q = 0; q < HW; ++q) dst[q * Cg] = src[q];
+    }
+  sgemm_indirect_a_rows(L, T * Cg, Mg, dy + (n0 * d.C_out + g * Mg) * HWo, rows_off.data(), m_off.data(), false,
+                        wtap + g * Mg * T * Cg, T * Cg, Cg, &groups,
+                        AddIntoDx(scratch, order.data(), pos.data(), tap.data(), Cg));
+  for (int64_t i = 0; i < nn; ++i)
+    for (int64_t c = 0; c < Cg; ++c) {
+      const float* src = scratch + i * HW * Cg + c;
+      float* dst = dx + ((n0 + i) * d.C_in + g * Cg + c) * HW;
+      for (int64_t q = 0; q < HW; ++q) dst[q] = src[q * Cg];
+    }
+}
+
+void short_rows_tap_major(const float* w, const ConvDims& d, float* wtap) {
+  const int64_t T = d.kH * d.kW, Cg = d.cin_g();
+  for (int64_t m = 0; m < d.C_out; ++m)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t t = 0; t < T; ++t) wtap[(m * T + t) * Cg + c] = w[(m * Cg + c) * T + t];
 }
 
 }  // namespace convlab

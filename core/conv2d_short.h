@@ -26,8 +26,10 @@ void short_rows_forward(const float* x, const float* w, const ConvDims& d, int64
 int64_t short_rows_dw_row(const ConvDims& d, int64_t k);  // the row of dwt holding cols row k = (c, kh, kw)
 void short_rows_weight_grad(const float* x, const float* dyg, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
                             float beta, float* dwt);
-// dx[n0.., group g] += col2im(W_g^T dy), dy [N, C_out, HWo] read in place.
-void short_rows_input_grad(const float* dy, const float* w, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
+// dx[n0.., group g] += col2im(W_g^T dy), dy [N, C_out, HWo] read in place, wtap: W tap-major (short_rows_tap_major).
+void short_rows_input_grad(const float* dy, const float* wtap, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
                            float* dx);
+// wtap [C_out, kH*kW, C_in/G] <- w [C_out, C_in/G, kH, kW]
+void short_rows_tap_major(const float* w, const ConvDims& d, float* wtap);
 
 }  // namespace convlab

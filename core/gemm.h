@@ -73,18 +73,16 @@ int64_t gemm_k_block(int64_t M, int64_t N, int64_t K);
 
 // A x op(B) (A read in place as above, one K block: every element one FMA chain over all K, from 0), computed a
 // tile at a time and handed to sink.rows(i0, rows, j0, n, t, ldt) instead of stored: t[r * ldt + q] is element
-// (i0 + r, j0 + q). Within a column panel the row tiles come in descending order (the last rows first). When
-// `group` divides the panel width, panels are cut so that columns [g * group, (g + 1) * group) share one (a conv's
-// taps of one input channel) and the panels come one after the other; else each row tile comes with all N
-// columns at once. A sink that adds rows into an image in that order reproduces col2im's order of additions
-// for every element (core/conv2d_short.cpp).
+// (i0 + r, j0 + q). The columns come in groups of `group` (a conv's input channels of one kernel tap), group after
+// group, cut into panels inside a group; row_groups (optional) say which groups each range of rows wants
+// (keep[column group]), and only those tiles are computed.
 struct RowSink {
   virtual ~RowSink() = default;
   virtual void rows(int64_t i0, int rows, int64_t j0, int64_t n, const float* t, int64_t ldt) const = 0;
 };
 void sgemm_indirect_a_rows(int64_t M, int64_t N, int64_t K, const float* a, const int64_t* a_off,
                            const int64_t* k_off, bool trans_b, const float* B, int64_t ldb, int64_t group,
-                           const RowSink& sink);
+                           const std::vector<IndirectRows>* row_groups, const RowSink& sink);
 
 void sgemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,

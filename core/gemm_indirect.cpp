@@ -89,41 +89,38 @@ void sgemm_indirect_a(int64_t M, int64_t N, int64_t K, const float* a, const int
 
 void sgemm_indirect_a_rows(int64_t M, int64_t N, int64_t K, const float* a, const int64_t* a_off,
                            const int64_t* k_off, bool trans_b, const float* B, int64_t ldb, int64_t group,
-                           const RowSink& sink) {
+                           const std::vector<IndirectRows>* row_groups, const RowSink& sink) {
   using namespace gemm_detail;
   if (M <= 0 || N <= 0) return;
-  const Tile tile = indirect_tile(M, N);
+  const Tile tile = indirect_tile(M, std::min(N, group));
   const int mr = tile.mr, nr = tile.nr();
   const bool simd = active_isa() != Isa::scalar;
-  const int64_t last = (M - 1) / mr * mr;  // the first row of the last row tile
-  // Panel by panel (each packed just before use, so it stays in L1/L2 while every row tile reads it) when the
-  // groups fit whole into panels; else the whole of op(B) at once.
-  const int64_t width = group > 0 && nr % group == 0 ? nr : round_up(N, nr);
-  float* t = tl_rows.get(mr * width, mr * width);
-  if (K <= 0) {  // nothing to add: tiles of zeros
-    std::fill(t, t + mr * width, 0.f);
-    for (int64_t j0 = 0; j0 < N; j0 += width)
-      for (int64_t i = last; i >= 0; i -= mr)
-        sink.rows(i, int(std::min<int64_t>(mr, M - i)), j0, std::min(width, N - j0), t, width);
-    return;
-  }
-  float* pb = tl_pack_ind.get(width * K, width * K);
+  group = std::clamp<int64_t>(group, 1, N);
+  const std::vector<IndirectRows> all{{0, M, nullptr}};
+  const std::vector<IndirectRows>& rgs = row_groups ? *row_groups : all;
+  float* t = tl_rows.get(mr * nr, mr * nr);
+  float* pb = tl_pack_ind.get(nr * std::max<int64_t>(K, 1), nr * std::max<int64_t>(K, 1));
   thread_local std::vector<int64_t> steps;  // (A offset, B row) of every term
   steps.resize(size_t(2 * K));
   for (int64_t k = 0; k < K; ++k) steps[size_t(2 * k)] = k_off[k], steps[size_t(2 * k + 1)] = k;
-  const MicroKernel full = select_for(tile, mr, tile.nv, kIndirectA);
-  for (int64_t j0 = 0; j0 < N; j0 += width) {
-    const int64_t n = std::min(width, N - j0);
-    pack_b_block(trans_b, trans_b ? B + j0 * ldb : B + j0, ldb, n, nr, tile.lane, K, pb, simd);
-    for (int64_t i = last; i >= 0; i -= mr) {
-      const int rows = static_cast<int>(std::min<int64_t>(mr, M - i));
-      for (int64_t j = 0; j < n; j += nr) {
-        const int n_valid = static_cast<int>(std::min<int64_t>(nr, n - j));
-        const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
-        const MicroKernel kern = (rows == mr && nv == tile.nv) ? full : select_for(tile, rows, nv, kIndirectA);
-        kern(K, a, a_off + i, pb + j * K, steps.data(), t + j, width, 0.f, n_valid);
+  for (int64_t g0 = 0; g0 < N; g0 += group) {
+    const int64_t gcols = std::min(group, N - g0);
+    for (int64_t j0 = g0; j0 < g0 + gcols; j0 += nr) {  // one panel, packed just before every row tile reads it
+      const int n_valid = static_cast<int>(std::min<int64_t>(nr, g0 + gcols - j0));
+      const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
+      if (K > 0) pack_b_block(trans_b, trans_b ? B + j0 * ldb : B + j0, ldb, n_valid, nr, tile.lane, K, pb, simd);
+      for (const IndirectRows& rg : rgs) {
+        if (rg.keep && !rg.keep[g0 / group]) continue;
+        for (int64_t i = rg.m0; i < rg.m0 + rg.rows; i += mr) {
+          const int rows = static_cast<int>(std::min<int64_t>(mr, rg.m0 + rg.rows - i));
+          if (K > 0) {
+            select_for(tile, rows, nv, kIndirectA)(K, a, a_off + i, pb, steps.data(), t, nr, 0.f, n_valid);
+          } else {
+            for (int r = 0; r < rows; ++r) std::fill(t + r * nr, t + r * nr + n_valid, 0.f);
+          }
+          sink.rows(i, rows, j0, n_valid, t, nr);
+        }
       }
-      sink.rows(i, rows, j0, n, t, width);
     }
   }
 }

@@ -62,6 +62,12 @@ TEST(Conv2dShort, BitIdenticalToTheIm2colGemmPath) {
       {"dx_as_conv", {12, 16, 8, 8}, 32, 3, 1, 1, 1, 1},     // stride-1 dx: a forward conv accumulating into dx
       {"one_image_blocks", {2, 16, 64, 12}, 16, 3, 1, 1, 1, 1},  // 768 pixels: one image per block (nn = 1)
       {"k5_s3", {12, 10, 17, 17}, 48, 5, 3, 2, 1, 1},
+      // input gradients through the tap-major path (16+ input channels per group, not a stride-1 "same" conv)
+      {"dx_20_channels", {13, 20, 13, 19}, 24, 3, 2, 1, 1, 1},  // a tap's 20 channels: a vector and a masked tail
+      {"dx_groups_dilated", {12, 32, 11, 11}, 32, 3, 2, 2, 2, 2},
+      {"dx_k5_s3", {12, 16, 17, 17}, 32, 5, 3, 2, 1, 1},
+      {"dx_wide_padding", {12, 16, 5, 6}, 16, 3, 2, 3, 1, 1},  // taps of whole rows in padding
+      {"dx_stride1_padding3", {12, 16, 6, 6}, 16, 3, 1, 3, 1, 1},  // stride 1, padding too wide for dx as a conv
   };
   const Isa saved = active_isa();
   for (Isa isa : available_isas()) {
@@ -93,7 +99,10 @@ TEST(Conv2dShort, CasesTakeTheTurnedAroundPaths) {
                                   "conv2d");
   EXPECT_FALSE(short_rows_forward_applies(d1, 3));  // K = 16 < 64 channels
   EXPECT_TRUE(short_rows_dw_applies(d1, 3));
-  EXPECT_TRUE(short_rows_dx_applies(d1, 3));
+  EXPECT_FALSE(short_rows_dx_applies(d1, 3));  // one input channel: col2im
+  const ConvDims d20 = conv2d_dims({13, 20, 13, 19}, {24, 20, 3, 3}, nullptr, Conv2dArgs{{2, 2}, {1, 1}, {1, 1}, 1},
+                                   "conv2d");
+  EXPECT_TRUE(short_rows_dx_applies(d20, 5));
   const ConvDims seg = conv2d_dims({1, 32, 64, 64}, {32, 32, 3, 3}, nullptr, Conv2dArgs{{1, 1}, {1, 1}, {1, 1}, 1},
                                    "conv2d");
   EXPECT_FALSE(short_rows_apply(seg, 1));  // 64-column rows stay on the in-place path
