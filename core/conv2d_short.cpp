@@ -107,9 +107,9 @@ bool short_rows_forward_applies(const ConvDims& d, int64_t nn) {
 bool short_rows_dw_applies(const ConvDims& d, int64_t nn) { return short_rows_apply(d, nn) && d.cout_g() >= 16; }
 
 bool short_rows_dx_applies(const ConvDims& d, int64_t nn) {
-  // Vectors along the input channels of a tap; one K block (C_out/G terms): each dcols element is complete when it
-  // reaches the sink.
-  return short_rows_apply(d, nn) && d.cin_g() >= 16 &&
+  // Vectors along the input channels of a tap; K (C_out/G terms) of at least 16 (a 1-channel head's K = 1 GEMM is
+  // all stores) and one K block: each dcols element is complete when it reaches the sink.
+  return short_rows_apply(d, nn) && d.cin_g() >= 16 && d.cout_g() >= 16 &&
          gemm_k_block(d.k_rows(), nn * d.hw_out(), d.cout_g()) >= d.cout_g();
 }
 
