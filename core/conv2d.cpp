@@ -5,10 +5,13 @@
 // Backward:  dcols = W_g^T dy[n,g], dx[n,g] += col2im(dcols) (stride 1: dx += conv of dy with the flipped,
 //   transposed kernel instead, see dx_as_conv);   dW_g += sum_n dy[n,g] cols^T;
 //   db[c] += sum over n and pixels of dy[n,c].
+// Output rows shorter than 16 columns (DCGAN's 7x7 and 14x14 maps) turn the three GEMMs around, pixels as rows and
+// channels as vectors, with the same bits (core/conv2d_short.h).
 // Parallelism: (image block, g) jobs across OpenMP threads (a block is one image, or several side by side
 // when the output is small: images_per_block), single-threaded GEMM inside; with one job the GEMM
 // itself is split (sgemm_parallel). dW is reduced over fixed batch chunks then summed in chunk order, so
-// 1 and 2 threads give bit-identical gradients.
+// 1 and 2 threads give bit-identical gradients. The input- and weight-gradient jobs share one parallel region,
+// dealt to the threads by their images (run_dealt, core/threads.h); which thread runs a job never changes a bit.
 #include <omp.h>
 
 #include <algorithm>

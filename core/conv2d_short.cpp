@@ -5,13 +5,17 @@
 // of the bordered input, and the input gradient writes a [K, pixels] matrix (2.2 MB per block) that col2im then
 // reads back. Here the channels are the vector dimension and the pixels are broadcast straight from where they
 // live (sgemm_indirect_a, core/gemm_indirect.cpp):
-//   forward      y^T [pixels, C_out/G]  = cols^T x W_g^T     A: the bordered input (pixel x tap offsets)
-//   weight grad  dW_g^T [K, C_out/G]   += cols x dy^T        A: the bordered input (tap x pixel offsets)
-//   input grad   dcols^T [pixels, K]    = dy^T x W_g         A: dy in place; rows added into dx as they come
-// Same bits as the im2col + GEMM path: each element is the same FMA chain over the same K blocks (the caller's
-// kc is the one sgemm picks for the untransposed problem), and the input gradient adds a pixel's taps into a
-// bordered copy of dx pixel by pixel in descending order, which for every dx element is col2im's order (taps
-// ascending: a larger tap of the same position always belongs to an earlier pixel).
+//   forward      y^T [pixels, C_out/G]      = cols^T x W_g^T       A: the bordered input (pixel x tap offsets)
+//   weight grad  dW_g^T [K, C_out/G]       += cols x dy^T          A: the bordered input (tap x pixel offsets)
+//   input grad   dcols^T [pixels, taps x C] = dy^T x W_g (tap-major) A: dy in place; added into dx tap by tap
+// Same bits as the im2col + GEMM path:
+//  - each element is the same FMA chain over the same K blocks (the caller's kc is the one sgemm picks for the
+//    untransposed problem);
+//  - the taps that read padding are skipped (pixels grouped by the padding taps they share): such a term is
+//    +0 * b, which leaves a chain that starts at +0 unchanged when b is finite (with an inf or NaN weight or
+//    gradient the im2col path would turn 0 * inf into NaN; this one does not);
+//  - the input gradient adds its columns into a channels-last copy of dx one kernel tap after the other, which for
+//    every dx element is col2im's order (taps ascending within the element's channel).
 #include "core/conv2d_short.h"
 
 #include <algorithm>

@@ -12,6 +12,7 @@
 #include "core/conv.h"
 #include "core/conv2d_short.h"
 #include "core/cpu.h"
+#include "core/threads.h"
 #include "tests/testing.h"
 
 namespace convlab {
@@ -86,6 +87,27 @@ TEST(Conv2dShort, BitIdenticalToTheIm2colGemmPath) {
   }
   set_short_rows_gemm(true);
   set_isa(saved);
+}
+
+// One and two threads (and three: an odd deal of the blocks' halves and the gradient jobs) give the same bits.
+TEST(Conv2dShort, BitIdenticalAtAnyThreadCount) {
+  const std::vector<ShortCase> cases = {{"dcgan_d2", {23, 64, 14, 14}, 128, 4, 2, 1, 1, 1},
+                                        {"dx_groups_dilated", {12, 32, 11, 11}, 32, 3, 2, 2, 2, 2}};
+  const int saved = num_threads();
+  for (const ShortCase& c : cases) {
+    set_num_threads(1);
+    const Result ref = run(c);
+    for (int t : {2, 3}) {
+      set_num_threads(t);
+      const Result got = run(c);
+      const std::string where = c.name + " at " + std::to_string(t) + " threads";
+      EXPECT_EQ(differing(ref.y, got.y), 0u) << where << ": output";
+      EXPECT_EQ(differing(ref.dx, got.dx), 0u) << where << ": input gradient";
+      EXPECT_EQ(differing(ref.dw, got.dw), 0u) << where << ": weight gradient";
+      EXPECT_EQ(differing(ref.db, got.db), 0u) << where << ": bias gradient";
+    }
+  }
+  set_num_threads(saved);
 }
 
 // The cases above do take the turned-around paths (so the comparison is not of one path with itself).
