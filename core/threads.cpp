@@ -27,7 +27,11 @@ void set_num_threads(int n) {
 
 void run_dealt(const std::vector<int64_t>& cost, const std::function<void(int64_t)>& job) {
   const int64_t n = static_cast<int64_t>(cost.size());
-#pragma omp parallel if (n > 1)
+  if (n <= 1 || omp_get_max_threads() == 1) {  // one thread: the jobs in their order (as a plain loop would)
+    for (int64_t j = 0; j < n; ++j) job(j);
+    return;
+  }
+#pragma omp parallel
   {
     const int T = omp_get_num_threads(), me = omp_get_thread_num();
     std::vector<int64_t> order(static_cast<size_t>(n)), load(static_cast<size_t>(T), 0);
