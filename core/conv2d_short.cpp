@@ -110,8 +110,9 @@ bool short_rows_apply(const ConvDims& d, int64_t nn) {
 bool short_rows_forward_applies(const ConvDims& d, int64_t nn) {
   return short_rows_apply(d, nn) && d.cout_g() >= 16 && d.k_rows() >= d.cout_g();
 }
-// The weight gradient also wants 16+ input channels per group (its rows go tap-major, see dw_rows_by_tap; DCGAN's
-// first layer, one input channel, measured 4-7% slower turned around).
+// The weight gradient also wants 16+ input channels per group: its rows go tap-major, a group of rows per kernel
+// tap (DCGAN's first layer, one input channel, ran 16 one-row groups: 1.8 -> 2.7 ms; in cols order it was still
+// 4-7% slower than the packer path).
 bool short_rows_dw_applies(const ConvDims& d, int64_t nn) {
   return short_rows_apply(d, nn) && d.cout_g() >= 16 && d.cin_g() >= 16;
 }
@@ -218,13 +219,9 @@ void short_rows_forward(const float* x, const float* w, const ConvDims& d, int64
     }
 }
 
-// Tap-major rows need a few channels per tap to fill row tiles (DCGAN's first layer, one input channel, would run
-// 16 one-row groups: its dW took 1.8 -> 2.7 ms); with fewer the rows keep cols order and nothing is skipped.
-bool dw_rows_by_tap(const ConvDims& d) { return d.cin_g() >= 16; }
-
 int64_t short_rows_dw_row(const ConvDims& d, int64_t k) {
   const int64_t T = d.kH * d.kW;
-  return dw_rows_by_tap(d) ? k % T * d.cin_g() + k / T : k;
+  return k % T * d.cin_g() + k / T;
 }
 
 void short_rows_weight_grad(const float* x, const float* dyg, const ConvDims& d, int64_t n0, int64_t nn, int64_t g,
@@ -234,9 +231,6 @@ void short_rows_weight_grad(const float* x, const float* dyg, const ConvDims& d,
   fill_bordered(b, x, d, n0, nn, g);
   // Rows tap-major (row t * Cg + c is cols row k = c * T + t): the rows of one kernel tap are one group, which skips
   // the pixels where that tap reads padding.
-  if (!dw_rows_by_tap(d))
-    return sgemm_indirect_a(K, Mg, L, b.p, b.tap.data(), b.pix.data(), true, dyg, L, gemm_k_block(Mg, K, L), beta,
-                            dwt, Mg);
   const PixelClasses& pc = pixel_classes(d);
   thread_local std::vector<int64_t> a_off;
   thread_local std::vector<uint8_t> keep;

@@ -55,7 +55,7 @@ size_t differing(const std::vector<float>& a, const std::vector<float>& b) {
 TEST(Conv2dShort, BitIdenticalToTheIm2colGemmPath) {
   const std::vector<ShortCase> cases = {
       {"dcgan_d2", {12, 64, 14, 14}, 128, 4, 2, 1, 1, 1},    // two blocks of 11 and 1 image
-      {"dcgan_d1", {12, 1, 28, 28}, 64, 4, 2, 1, 1, 1},      // K = 16: forward stays, gradients turn around
+      {"dcgan_d1", {12, 1, 28, 28}, 64, 4, 2, 1, 1, 1},      // one input channel: every pass stays on im2col
       {"odd_stride2", {13, 7, 13, 19}, 20, 3, 2, 1, 1, 1},   // 20 channels: a vector and a masked tail
       {"dilated", {12, 8, 11, 11}, 16, 3, 1, 2, 2, 1},       // stride 1, dilation 2: dx by col2im (C_in < 16)
       {"wide_padding", {12, 3, 5, 6}, 24, 3, 2, 3, 1, 1},    // padding wider than the kernel
@@ -120,8 +120,8 @@ TEST(Conv2dShort, CasesTakeTheTurnedAroundPaths) {
   const ConvDims d1 = conv2d_dims({12, 1, 28, 28}, {64, 1, 4, 4}, nullptr, Conv2dArgs{{2, 2}, {1, 1}, {1, 1}, 1},
                                   "conv2d");
   EXPECT_FALSE(short_rows_forward_applies(d1, 3));  // K = 16 < 64 channels
-  EXPECT_TRUE(short_rows_dw_applies(d1, 3));
-  EXPECT_FALSE(short_rows_dx_applies(d1, 3));  // one input channel: col2im
+  EXPECT_FALSE(short_rows_dw_applies(d1, 3));       // one input channel: the packer path
+  EXPECT_FALSE(short_rows_dx_applies(d1, 3));       // and col2im
   const ConvDims d20 = conv2d_dims({13, 20, 13, 19}, {24, 20, 3, 3}, nullptr, Conv2dArgs{{2, 2}, {1, 1}, {1, 1}, 1},
                                    "conv2d");
   EXPECT_TRUE(short_rows_dx_applies(d20, 5));
