@@ -34,8 +34,9 @@ namespace {
 constexpr int64_t kMinRun = 16;                          // Im2colPacker::kMinInPlaceRun: longer rows stay there
 constexpr double kMaxBordered = double(int64_t(1) << 22);  // floats of a bordered block, as Im2colPacker
 
-// A zero-bordered copy [nn, C/G, H + 2pH, W + 2pW] of a block of images of group g, with the offset of every
-// cols row (tap) and every cols column (pixel) in it: cols[r][j] = p[tap[r] + pix[j]].
+// A zero-bordered copy [nn, C/G, plane] of a block of images of group g (each plane (H + 2pH) x (W + 2pW) floats,
+// then zeros up to an odd number of cache lines), with the offset of every cols row (tap) and every cols column
+// (pixel) in it: cols[r][j] = p[tap[r] + pix[j]].
 struct Bordered {
   int64_t Hp, Wp, plane, image;
   float* p;
@@ -61,8 +62,8 @@ Bordered bordered(const ConvDims& d, int64_t nn, int slot) {
   return b;
 }
 
-// dst[0, n) = src[0, n) for the short rows here (7 to 15 floats): std::copy_n becomes a memmove call per row,
-// whose call costs more than the copy (3% of a DCGAN discriminator's pass in a profile).
+// dst[0, n) = src[0, n) for the input rows here (a few to a few dozen floats): std::copy_n becomes a memmove call
+// per row, whose call costs more than the copy (3% of a DCGAN discriminator's pass in a profile).
 inline void copy_row(const float* src, int64_t n, float* dst) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) std::memcpy(dst + i, src + i, 8 * sizeof(float));
@@ -88,11 +89,8 @@ void fill_bordered(const Bordered& b, const float* t, const ConvDims& d, int64_t
     }
 }
 
+std::atomic<bool> g_enabled{true};  // set_short_rows_gemm
 
-}  // namespace
-
-namespace {
-std::atomic<bool> g_enabled{true};
 }  // namespace
 
 void set_short_rows_gemm(bool on) { g_enabled = on; }
