@@ -79,6 +79,9 @@ class Im2colPacker : public BPacker {
   const InPlace* in_place() const override { return in_place_.base ? &in_place_ : nullptr; }
   bool bordered() const { return padded_ != nullptr; }
   static constexpr int64_t kMinInPlaceRun = 16;
+  // The bordered copy of a block is used up to this many floats (16 MB per thread); past it (paddings far wider than
+  // the image) the rows are walked with their bounds instead.
+  static constexpr double kMaxBorderedFloats = double(int64_t(1) << 22);
 
  private:
   void pack_bordered(int64_t k0, int64_t kc, int64_t j0, int64_t n, int nr, int lane, float* dst) const;

@@ -19,6 +19,7 @@
 #include "core/conv2d_short.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <vector>
@@ -31,14 +32,12 @@
 namespace convlab {
 namespace {
 
-constexpr int64_t kMinRun = 16;                          // Im2colPacker::kMinInPlaceRun: longer rows stay there
-constexpr double kMaxBordered = double(int64_t(1) << 22);  // floats of a bordered block, as Im2colPacker
 
 // A zero-bordered copy [nn, C/G, plane] of a block of images of group g (each plane (H + 2pH) x (W + 2pW) floats,
 // then zeros up to an odd number of cache lines), with the offset of every cols row (tap) and every cols column
 // (pixel) in it: cols[r][j] = p[tap[r] + pix[j]].
 struct Bordered {
-  int64_t Hp, Wp, plane, image;
+  int64_t Wp, plane, image;
   float* p;
   std::vector<int64_t>& tap;
   std::vector<int64_t>& pix;
@@ -50,7 +49,7 @@ Bordered bordered(const ConvDims& d, int64_t nn, int slot) {
   // and at a power-of-two stride (16 x 16 floats is 1 KB) those lines would share a handful of L1 sets.
   const int64_t Hp = d.H + 2 * d.pH, Wp = d.W + 2 * d.pW, lines = (Hp * Wp + 15) / 16;
   const int64_t plane = (lines | 1) * 16, image = d.cin_g() * plane;
-  Bordered b{Hp, Wp, plane, image, workspace(slot, nn * image), tap, pix};
+  Bordered b{Wp, plane, image, workspace(slot, nn * image), tap, pix};
   tap.resize(size_t(d.k_rows()));
   for (int64_t c = 0, r = 0; c < d.cin_g(); ++c)
     for (int64_t kh = 0; kh < d.kH; ++kh)
@@ -98,8 +97,9 @@ void set_short_rows_gemm(bool on) { g_enabled = on; }
 bool short_rows_apply(const ConvDims& d, int64_t nn) {
   if (!g_enabled) return false;
   const bool one_by_one = d.kH == 1 && d.kW == 1 && d.sH == 1 && d.sW == 1 && d.pH == 0 && d.pW == 0;
-  return !one_by_one && d.W_out < kMinRun &&
-         double(nn) * double(d.cin_g()) * (double(d.H + 2 * d.pH) * double(d.W + 2 * d.pW) + 32) <= kMaxBordered;
+  return !one_by_one && d.W_out < Im2colPacker::kMinInPlaceRun &&  // longer rows: read in place there
+        
+         double(nn) * double(d.cin_g()) * (double(d.H + 2 * d.pH) * double(d.W + 2 * d.pW) + 32) <= Im2colPacker::kMaxBorderedFloats;
 }
 
 // The forward's and the weight gradient's vectors run along the output channels: at least one whole vector. The
@@ -144,8 +144,8 @@ struct PixelClasses {
 
 const PixelClasses& pixel_classes(const ConvDims& d) {
   thread_local PixelClasses pc;
-  thread_local std::vector<int64_t> key;  // the dims it was made for: made again only when they change
-  const std::vector<int64_t> now{d.H, d.W, d.cin_g(), d.kH, d.kW, d.sH, d.sW, d.pH, d.pW, d.dH, d.dW};
+  thread_local std::array<int64_t, 11> key{};  // the dims it was made for: made again only when they change
+  const std::array<int64_t, 11> now{d.H, d.W, d.cin_g(), d.kH, d.kW, d.sH, d.sW, d.pH, d.pW, d.dH, d.dW};
   if (now == key) return pc;
   key = now;
   pc.of.assign(size_t(d.hw_out()), 0);

@@ -47,15 +47,16 @@ void sgemm_indirect_a(int64_t M, int64_t N, int64_t K, const float* a, const int
   const int64_t nc_max = std::max<int64_t>(nr, kBBlockFloats / kc / nr * nr);
   const int64_t nc = round_up(ceil_div(N, ceil_div(N, nc_max)), nr);
   float* pb = tl_pack_ind.get(nc * kc, nc * kc);
-  const std::vector<IndirectRows> all{{0, M, nullptr}};
-  const std::vector<IndirectRows>& gs = groups ? *groups : all;
+  const IndirectRows all{0, M, nullptr};  // no groups: every row, every term
+  const IndirectRows* gs = groups ? groups->data() : &all;
+  const size_t ngroups = groups ? groups->size() : 1;
   thread_local std::vector<int64_t> steps;  // per group and K block: (A offset, B row) of each kept term
   thread_local std::vector<int64_t> first;  // per group: where its steps start, and how many
   for (int64_t p0 = 0; p0 < K; p0 += kc) {
     const int64_t kcur = std::min(kc, K - p0);
     const float beta_p = p0 == 0 ? beta : 1.f;  // later K chunks accumulate onto the first
-    steps.resize(size_t(2 * kcur) * gs.size()), first.resize(2 * gs.size());
-    for (size_t gi = 0; gi < gs.size(); ++gi) {
+    steps.resize(size_t(2 * kcur) * ngroups), first.resize(2 * ngroups);
+    for (size_t gi = 0; gi < ngroups; ++gi) {
       const uint8_t* keep = gs[gi].keep;
       int64_t* st = steps.data() + 2 * kcur * int64_t(gi);
       int64_t n = 0;
@@ -67,7 +68,7 @@ void sgemm_indirect_a(int64_t M, int64_t N, int64_t K, const float* a, const int
       const int64_t ncur = std::min(nc, N - j0);
       pack_b_block(trans_b, trans_b ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, ncur, nr, tile.lane, kcur, pb, simd);
       const MicroKernel full = select_for(tile, mr, tile.nv, kIndirectA);
-      for (size_t gi = 0; gi < gs.size(); ++gi) {
+      for (size_t gi = 0; gi < ngroups; ++gi) {
         const IndirectRows& g = gs[gi];
         const int64_t* st = steps.data() + first[2 * gi];
         const int64_t count = first[2 * gi + 1];
@@ -96,8 +97,9 @@ void sgemm_indirect_a_rows(int64_t M, int64_t N, int64_t K, const float* a, cons
   const int mr = tile.mr, nr = tile.nr();
   const bool simd = active_isa() != Isa::scalar;
   group = std::clamp<int64_t>(group, 1, N);
-  const std::vector<IndirectRows> all{{0, M, nullptr}};
-  const std::vector<IndirectRows>& rgs = row_groups ? *row_groups : all;
+  const IndirectRows all{0, M, nullptr};  // no row groups: every row wants every column group
+  const IndirectRows* rgs = row_groups ? row_groups->data() : &all;
+  const size_t nrgs = row_groups ? row_groups->size() : 1;
   float* t = tl_rows.get(mr * nr, mr * nr);
   float* pb = tl_pack_ind.get(nr * std::max<int64_t>(K, 1), nr * std::max<int64_t>(K, 1));
   thread_local std::vector<int64_t> steps;  // (A offset, B row) of every term
@@ -109,7 +111,8 @@ void sgemm_indirect_a_rows(int64_t M, int64_t N, int64_t K, const float* a, cons
       const int n_valid = static_cast<int>(std::min<int64_t>(nr, g0 + gcols - j0));
       const int nv = static_cast<int>(ceil_div(n_valid, tile.lane));
       if (K > 0) pack_b_block(trans_b, trans_b ? B + j0 * ldb : B + j0, ldb, n_valid, nr, tile.lane, K, pb, simd);
-      for (const IndirectRows& rg : rgs) {
+      for (size_t ri = 0; ri < nrgs; ++ri) {
+        const IndirectRows& rg = rgs[ri];
         if (rg.keep && !rg.keep[g0 / group]) continue;
         for (int64_t i = rg.m0; i < rg.m0 + rg.rows; i += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, rg.m0 + rg.rows - i));

@@ -165,9 +165,6 @@ void col2im(const float* cols, const ConvDims& d, float* x, int64_t ldc) {
 }
 
 namespace {
-// The bordered copy of a block's input is used up to this many floats (16 MB per thread); past it (paddings
-// far wider than the image) the rows are walked with their bounds instead.
-constexpr double kMaxBorderedFloats = double(int64_t(1) << 22);
 constexpr int64_t kRunSlack = 8;  // copy_runs reads whole ymm vectors past a run
 }  // namespace
 
